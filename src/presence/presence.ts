@@ -1,0 +1,79 @@
+/**
+ * Presence: who holds which pseudonym, how to reach them, and the registry of
+ * pending private-link handshakes. The session code talks only to this
+ * interface; `MemoryPresence` (one process) and `RedisPresence` (a cluster)
+ * implement it and pass the same contract suite (tests/presence_contract.ts).
+ *
+ * Every method is async so a networked store fits. A store that cannot answer
+ * (its backend is down) rejects with `PresenceUnavailable`; it never hangs
+ * longer than its own timeout.
+ */
+
+import type { HandshakeKey } from "../protocol/frames.ts";
+
+/**
+ * The local sink of one logged-in user: the store pushes frames addressed to
+ * that user here (SPM, SMA, TCPAsk, TCPAccept, TCPAbort). `deliver` must not
+ * block, and must not keep or mutate `frame` beyond queueing it: the same
+ * bytes may be handed to many inboxes.
+ */
+export interface Inbox {
+  deliver(frame: Uint8Array): void;
+}
+
+/** Where the parked end of a private link waits: a node and a token on it. */
+export interface LinkEndpoint {
+  node: string;
+  token: string;
+}
+
+export type ReserveResult = "ok" | "taken";
+
+export class PresenceUnavailable extends Error {
+  override name = "PresenceUnavailable";
+}
+
+export interface Presence {
+  /** This node's id; a LinkEndpoint whose `node` equals it is local. */
+  readonly nodeId: string;
+
+  /** Binds `pseudo` to `inbox` everywhere, atomically; "taken" if anyone holds it. */
+  reserve(pseudo: string, inbox: Inbox): Promise<ReserveResult>;
+  /** Releases `pseudo` if it is still bound to `inbox`. */
+  release(pseudo: string, inbox: Inbox): Promise<void>;
+
+  /** Delivers `frame` to the user, wherever connected. False: nobody received it. */
+  send(to: string, frame: Uint8Array): Promise<boolean>;
+  /** Delivers `frame` once to every connected user except `except`. */
+  broadcast(frame: Uint8Array, except: string): Promise<void>;
+
+  /** Registers a pending handshake; false if that (A, B, password) is already pending. */
+  openHandshake(key: HandshakeKey, ttlMs: number): Promise<boolean>;
+  /** Drops a pending handshake (asked or accepted); false if none was pending. */
+  cancelHandshake(key: HandshakeKey): Promise<boolean>;
+  /** Records B's parked private end; false unless the handshake is pending and not yet accepted. */
+  acceptHandshake(key: HandshakeKey, endpoint: LinkEndpoint): Promise<boolean>;
+  /** Consumes an accepted handshake and returns B's endpoint; null if none is waiting. */
+  claimHandshake(key: HandshakeKey): Promise<LinkEndpoint | null>;
+  /** Drops every pending handshake between A and B, returning their keys. */
+  cancelPair(a: string, b: string): Promise<HandshakeKey[]>;
+  /**
+   * Counts one failed attempt to join a link between A and B (a wrong
+   * password, or a step out of order) and returns how many fell within the
+   * last `windowMs`. Shared by every node, so guesses spread over nodes add up.
+   */
+  strike(a: string, b: string, windowMs: number): Promise<number>;
+
+  /** Releases everything this node holds and stops. */
+  close(): Promise<void>;
+}
+
+/** A stable map key for a handshake; length prefixes keep ("ab","c") apart from ("a","bc"). */
+export function handshakeId(k: HandshakeKey): string {
+  return `${k.a.length}:${k.a}${k.b.length}:${k.b}${k.password}`;
+}
+
+/** A stable map key for the ordered pair (A, B). */
+export function pairId(a: string, b: string): string {
+  return `${a.length}:${a}${b}`;
+}

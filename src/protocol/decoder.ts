@@ -1,0 +1,234 @@
+import { type Frame, Op } from "./frames.ts";
+import { MAX_WIRE_STRING } from "./encoder.ts";
+
+/** Why a byte stream is not ChatOS. Returned as a value, never thrown. */
+export type ProtocolError =
+  | { kind: "unknown-opcode"; opcode: number }
+  | { kind: "negative-length"; length: number }
+  | { kind: "string-too-long"; length: number; limit: number }
+  | { kind: "invalid-utf8" };
+
+export function describeProtocolError(e: ProtocolError): string {
+  switch (e.kind) {
+    case "unknown-opcode":
+      return `unknown opcode ${e.opcode}`;
+    case "negative-length":
+      return `negative string length ${e.length}`;
+    case "string-too-long":
+      return `string length ${e.length} over the limit ${e.limit}`;
+    case "invalid-utf8":
+      return "string is not valid UTF-8";
+  }
+}
+
+/**
+ * One decoded frame. `raw` is the frame's exact bytes; it may be a view into
+ * the caller's read buffer, so copy it (`raw.slice()`) before keeping it past
+ * the next read.
+ */
+export interface Decoded {
+  ok: true;
+  frame: Frame;
+  raw: Uint8Array;
+}
+export interface Malformed {
+  ok: false;
+  error: ProtocolError;
+}
+export type DecodeStep = Decoded | Malformed | null;
+
+const utf8 = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
+
+/** Number of STRING fields and whether a SHORT password follows, by opcode. */
+const LAYOUT: ReadonlyArray<readonly [strings: number, password: boolean] | undefined> = [
+  undefined,
+  [1, false], // CR
+  [3, false], // SPM
+  [2, false], // SMA
+  [2, true], // TCPAsk
+  [2, true], // TCPAccept
+  [2, true], // TCPAbort
+  [2, true], // TCPConnect
+];
+
+const NEED_MORE = -1;
+
+/**
+ * Measures the frame starting at `off`: its total length, NEED_MORE if the
+ * bytes end first, or a ProtocolError. `at(i)` reads byte i of the logical
+ * stream, so the same code measures a frame split across two buffers.
+ */
+function measure(
+  at: (i: number) => number,
+  off: number,
+  end: number,
+  maxString: number,
+): number | ProtocolError {
+  if (off >= end) return NEED_MORE;
+  const opcode = at(off);
+  if (opcode === Op.ERROR) return end - off >= 2 ? 2 : NEED_MORE;
+  const layout = LAYOUT[opcode];
+  if (!layout) return { kind: "unknown-opcode", opcode: (opcode << 24) >> 24 };
+  let p = off + 1;
+  for (let i = 0; i < layout[0]; i++) {
+    if (end - p < 2) return NEED_MORE;
+    const len = ((at(p) << 24) >> 16) | at(p + 1); // signed 16-bit
+    if (len < 0) return { kind: "negative-length", length: len };
+    if (len > maxString) return { kind: "string-too-long", length: len, limit: maxString };
+    p += 2 + len;
+    if (p > end) return NEED_MORE;
+  }
+  if (layout[1]) {
+    p += 2;
+    if (p > end) return NEED_MORE;
+  }
+  return p - off;
+}
+
+/** Parses a frame already known (by `measure`) to be complete in `buf[off, off+len)`. */
+function parse(buf: Uint8Array, off: number): Frame | ProtocolError {
+  const opcode = buf[off];
+  if (opcode === Op.ERROR) return { op: Op.ERROR, code: (buf[off + 1] << 24) >> 24 };
+  const [count, hasPassword] = LAYOUT[opcode]!;
+  const strings: string[] = [];
+  let p = off + 1;
+  for (let i = 0; i < count; i++) {
+    const len = (buf[p] << 8) | buf[p + 1];
+    try {
+      strings.push(utf8.decode(buf.subarray(p + 2, p + 2 + len)));
+    } catch {
+      return { kind: "invalid-utf8" };
+    }
+    p += 2 + len;
+  }
+  switch (opcode) {
+    case Op.CR:
+      return { op: Op.CR, pseudo: strings[0] };
+    case Op.SPM:
+      return { op: Op.SPM, sender: strings[0], recipient: strings[1], message: strings[2] };
+    case Op.SMA:
+      return { op: Op.SMA, sender: strings[0], message: strings[1] };
+  }
+  void hasPassword;
+  const password = ((buf[p] << 24) >> 16) | buf[p + 1];
+  return {
+    op: opcode as 4 | 5 | 6 | 7,
+    sender: strings[0],
+    recipient: strings[1],
+    password,
+  };
+}
+
+function isError(x: Frame | ProtocolError): x is ProtocolError {
+  return "kind" in x;
+}
+
+/**
+ * Incremental ChatOS decoder. Feed it chunks of any size with `push`, then
+ * call `next` until it returns null (needs more bytes). Frames that lie
+ * wholly inside a pushed chunk are parsed in place, without copying; only a
+ * frame split across chunks is assembled into its own buffer. After a
+ * Malformed step the stream is unrecoverable and the decoder stays failed.
+ */
+export class FrameDecoder {
+  #maxString: number;
+  /** Bytes of an incomplete frame carried over from earlier chunks. */
+  #carry: Uint8Array = new Uint8Array(0);
+  #chunk: Uint8Array = new Uint8Array(0);
+  #off = 0;
+  #failed: Malformed | null = null;
+
+  constructor(maxString = MAX_WIRE_STRING) {
+    this.#maxString = Math.min(maxString, MAX_WIRE_STRING);
+  }
+
+  /** Hands the decoder a chunk. It is only read until the next `push`. */
+  push(chunk: Uint8Array): void {
+    if (this.#off < this.#chunk.length) {
+      // Unconsumed bytes of the previous chunk become carry (only happens
+      // when the caller pushes before draining `next`).
+      this.#carry = concat(this.#carry, this.#chunk.subarray(this.#off));
+    }
+    this.#chunk = chunk;
+    this.#off = 0;
+  }
+
+  next(): DecodeStep {
+    if (this.#failed) return this.#failed;
+    if (this.#carry.length > 0) return this.#nextAcross();
+    const buf = this.#chunk;
+    const off = this.#off;
+    const len = measure((i) => buf[i], off, buf.length, this.#maxString);
+    if (typeof len !== "number") return this.#fail(len);
+    if (len === NEED_MORE) {
+      if (off < buf.length) this.#carry = buf.slice(off);
+      this.#off = buf.length;
+      return null;
+    }
+    const parsed = parse(buf, off);
+    if (isError(parsed)) return this.#fail(parsed);
+    this.#off = off + len;
+    return { ok: true, frame: parsed, raw: buf.subarray(off, off + len) };
+  }
+
+  /** A frame that starts in the carry and may end in the current chunk. */
+  #nextAcross(): DecodeStep {
+    const carry = this.#carry;
+    const chunk = this.#chunk;
+    const off = this.#off;
+    const cl = carry.length;
+    const end = cl + chunk.length - off;
+    const len = measure(
+      (i) => (i < cl ? carry[i] : chunk[off + i - cl]),
+      0,
+      end,
+      this.#maxString,
+    );
+    if (typeof len !== "number") return this.#fail(len);
+    if (len === NEED_MORE) {
+      this.#carry = concat(carry, chunk.subarray(off));
+      this.#off = chunk.length;
+      return null;
+    }
+    const frameBytes = new Uint8Array(len);
+    frameBytes.set(carry);
+    frameBytes.set(chunk.subarray(off, off + len - cl), cl);
+    const parsed = parse(frameBytes, 0);
+    if (isError(parsed)) return this.#fail(parsed);
+    this.#carry = new Uint8Array(0);
+    this.#off = off + len - cl;
+    return { ok: true, frame: parsed, raw: frameBytes };
+  }
+
+  #fail(error: ProtocolError): Malformed {
+    this.#failed = { ok: false, error };
+    return this.#failed;
+  }
+
+  /**
+   * Takes every byte pushed but not yet decoded, and empties the decoder.
+   * A private link's first frame is ChatOS; what follows it is opaque and is
+   * handed over with this.
+   */
+  takeRemainder(): Uint8Array {
+    const rest = concat(this.#carry, this.#chunk.subarray(this.#off));
+    this.#carry = new Uint8Array(0);
+    this.#chunk = new Uint8Array(0);
+    this.#off = 0;
+    return rest;
+  }
+
+  /** Bytes held over from earlier chunks (an incomplete frame). */
+  get buffered(): number {
+    return this.#carry.length;
+  }
+}
+
+function concat(a: Uint8Array, b: Uint8Array): Uint8Array {
+  if (a.length === 0) return b.slice();
+  if (b.length === 0) return a;
+  const out = new Uint8Array(a.length + b.length);
+  out.set(a);
+  out.set(b, a.length);
+  return out;
+}

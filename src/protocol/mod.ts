@@ -1,0 +1,3 @@
+export * from "./frames.ts";
+export * from "./encoder.ts";
+export * from "./decoder.ts";

@@ -1,0 +1,217 @@
+/**
+ * The presence contract, written once and run against every store.
+ * `makeCluster(n)` returns n stores that share one backend, as n server nodes
+ * would; a store that cannot share (memory) supports only n = 1 and the
+ * multi-node cases are skipped for it.
+ */
+import assert from "node:assert/strict";
+import type { Inbox, Presence } from "../src/presence/presence.ts";
+import type { HandshakeKey } from "../src/protocol/frames.ts";
+
+export interface ContractTarget {
+  name: string;
+  maxNodes: number;
+  makeCluster(n: number): Promise<Presence[]>;
+  /** Stops the shared backend, if any (called once after the suite). */
+  teardown?: () => Promise<void>;
+}
+
+export class RecordingInbox implements Inbox {
+  frames: Uint8Array[] = [];
+  #waiters: Array<() => void> = [];
+  deliver(frame: Uint8Array): void {
+    this.frames.push(frame);
+    for (const w of this.#waiters.splice(0)) w();
+  }
+  /** Resolves once at least `n` frames have arrived (cross-node delivery is asynchronous). */
+  async waitFor(n: number, ms = 2000): Promise<void> {
+    const deadline = Date.now() + ms;
+    while (this.frames.length < n) {
+      const left = deadline - Date.now();
+      if (left <= 0) throw new Error(`expected ${n} frames, got ${this.frames.length}`);
+      await new Promise<void>((resolve) => {
+        const t = setTimeout(resolve, left);
+        this.#waiters.push(() => {
+          clearTimeout(t);
+          resolve();
+        });
+      });
+    }
+  }
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const bytes = (...xs: number[]) => Uint8Array.from(xs);
+let unique = 0;
+const name = (base: string) => `${base}${++unique}_${Math.random().toString(36).slice(2, 6)}`;
+const key = (a: string, b: string, password = 42): HandshakeKey => ({ a, b, password });
+
+export function presenceContract(target: ContractTarget): void {
+  const test = (
+    title: string,
+    nodes: number,
+    fn: (stores: Presence[]) => Promise<void>,
+  ) =>
+    Deno.test({
+      name: `presence contract [${target.name}]: ${title}`,
+      ignore: nodes > target.maxNodes,
+      sanitizeOps: false,
+      sanitizeResources: false,
+      async fn() {
+        const stores = await target.makeCluster(nodes);
+        try {
+          await fn(stores);
+        } finally {
+          for (const s of stores) await s.close();
+        }
+      },
+    });
+
+  test("a pseudo is reserved once; release frees it", 1, async ([p]) => {
+    const alice = name("alice");
+    const i1 = new RecordingInbox(), i2 = new RecordingInbox();
+    assert.equal(await p.reserve(alice, i1), "ok");
+    assert.equal(await p.reserve(alice, i2), "taken");
+    await p.release(alice, i2); // not the holder: no effect
+    assert.equal(await p.reserve(alice, i2), "taken");
+    await p.release(alice, i1);
+    assert.equal(await p.reserve(alice, i2), "ok");
+  });
+
+  test("send reaches the holder only, and reports a missing user", 1, async ([p]) => {
+    const a = name("a"), b = name("b");
+    const ia = new RecordingInbox(), ib = new RecordingInbox();
+    await p.reserve(a, ia);
+    await p.reserve(b, ib);
+    assert.equal(await p.send(b, bytes(2, 9)), true);
+    await ib.waitFor(1);
+    assert.deepEqual(ib.frames, [bytes(2, 9)]);
+    assert.equal(ia.frames.length, 0);
+    assert.equal(await p.send(name("ghost"), bytes(2)), false);
+    await p.release(b, ib);
+    assert.equal(await p.send(b, bytes(2)), false);
+  });
+
+  test("broadcast reaches everyone once except the sender", 1, async ([p]) => {
+    const names = [name("u"), name("u"), name("u")];
+    const inboxes = names.map(() => new RecordingInbox());
+    for (let i = 0; i < 3; i++) await p.reserve(names[i], inboxes[i]);
+    await p.broadcast(bytes(3, 1), names[0]);
+    await inboxes[1].waitFor(1);
+    await inboxes[2].waitFor(1);
+    await sleep(50);
+    assert.equal(inboxes[0].frames.length, 0);
+    assert.equal(inboxes[1].frames.length, 1);
+    assert.equal(inboxes[2].frames.length, 1);
+  });
+
+  test("handshake lifecycle: open, accept, claim", 1, async ([p]) => {
+    const k = key(name("a"), name("b"), -7);
+    assert.equal(await p.claimHandshake(k), null, "nothing to claim before open");
+    assert.equal(await p.acceptHandshake(k, { node: p.nodeId, token: "t" }), false);
+    assert.equal(await p.openHandshake(k, 10_000), true);
+    assert.equal(await p.openHandshake(k, 10_000), false, "same triple is in protocol");
+    assert.equal(await p.openHandshake({ ...k, password: 8 }, 10_000), true, "other password");
+    assert.equal(await p.claimHandshake(k), null, "not accepted yet");
+    assert.equal(await p.acceptHandshake(k, { node: p.nodeId, token: "t1" }), true);
+    assert.equal(await p.acceptHandshake(k, { node: p.nodeId, token: "t2" }), false, "once");
+    assert.deepEqual(await p.claimHandshake(k), { node: p.nodeId, token: "t1" });
+    assert.equal(await p.claimHandshake(k), null, "claimed once");
+    assert.equal(await p.cancelHandshake(k), false, "gone after claim");
+  });
+
+  test("cancel drops a pending handshake once", 1, async ([p]) => {
+    const k = key(name("a"), name("b"));
+    assert.equal(await p.cancelHandshake(k), false);
+    await p.openHandshake(k, 10_000);
+    assert.equal(await p.cancelHandshake(k), true);
+    assert.equal(await p.cancelHandshake(k), false);
+    assert.equal(await p.openHandshake(k, 10_000), true, "can be asked again");
+  });
+
+  test("a handshake expires after its ttl", 1, async ([p]) => {
+    const k = key(name("a"), name("b"));
+    await p.openHandshake(k, 150);
+    await sleep(400);
+    assert.equal(await p.acceptHandshake(k, { node: p.nodeId, token: "t" }), false);
+    assert.equal(await p.openHandshake(k, 10_000), true);
+  });
+
+  test("cancelPair drops every password of the pair and no other pair", 1, async ([p]) => {
+    const a = name("a"), b = name("b"), c = name("c");
+    await p.openHandshake(key(a, b, 1), 10_000);
+    await p.openHandshake(key(a, b, 2), 10_000);
+    await p.openHandshake(key(b, a, 3), 10_000);
+    await p.openHandshake(key(a, c, 4), 10_000);
+    const dropped = (await p.cancelPair(a, b)).map((k) => k.password).sort();
+    assert.deepEqual(dropped, [1, 2]);
+    assert.equal(await p.cancelHandshake(key(b, a, 3)), true);
+    assert.equal(await p.cancelHandshake(key(a, c, 4)), true);
+  });
+
+  test("strikes count per ordered pair within the window", 1, async ([p]) => {
+    const a = name("a"), b = name("b");
+    assert.equal(await p.strike(a, b, 10_000), 1);
+    assert.equal(await p.strike(a, b, 10_000), 2);
+    assert.equal(await p.strike(b, a, 10_000), 1);
+    assert.equal(await p.strike(a, b, 10_000), 3);
+  });
+
+  test("pseudos with separators and unicode stay distinct", 1, async ([p]) => {
+    const i1 = new RecordingInbox(), i2 = new RecordingInbox();
+    const u = name("é:ü");
+    assert.equal(await p.reserve(u + ":x", i1), "ok");
+    assert.equal(await p.reserve(u, i2), "ok");
+    assert.equal(await p.send(u, bytes(1)), true);
+    await i2.waitFor(1);
+    assert.equal(i1.frames.length, 0);
+    const k1 = key("ab", "c"), k2 = key("a", "bc");
+    assert.equal(await p.openHandshake(k1, 10_000), true);
+    assert.equal(await p.openHandshake(k2, 10_000), true);
+  });
+
+  test("close releases this node's pseudos", 2, async ([p, q]) => {
+    const a = name("a");
+    assert.equal(await p.reserve(a, new RecordingInbox()), "ok");
+    assert.equal(await q.reserve(a, new RecordingInbox()), "taken");
+    await p.close();
+    assert.equal(await q.reserve(a, new RecordingInbox()), "ok");
+  });
+
+  test("across nodes: reservations are exclusive", 3, async (stores) => {
+    const a = name("race");
+    const results = await Promise.all(
+      Array.from({ length: 30 }, (_, i) => stores[i % 3].reserve(a, new RecordingInbox())),
+    );
+    assert.equal(results.filter((r) => r === "ok").length, 1);
+    assert.equal(results.filter((r) => r === "taken").length, 29);
+  });
+
+  test("across nodes: send, ordering, broadcast once each", 3, async ([p, q, r]) => {
+    const a = name("a"), b = name("b"), c = name("c");
+    const ia = new RecordingInbox(), ib = new RecordingInbox(), ic = new RecordingInbox();
+    await p.reserve(a, ia);
+    await q.reserve(b, ib);
+    await r.reserve(c, ic);
+    for (let i = 0; i < 200; i++) assert.equal(await p.send(b, bytes(2, i & 0xff, i >> 8)), true);
+    await ib.waitFor(200);
+    assert.deepEqual(ib.frames.map((f) => f[1] | (f[2] << 8)), [...Array(200).keys()]);
+    await q.broadcast(bytes(3, 7), b);
+    await ia.waitFor(1);
+    await ic.waitFor(1);
+    await sleep(100);
+    assert.equal(ia.frames.length, 1);
+    assert.equal(ic.frames.length, 1);
+    assert.equal(ib.frames.length, 200, "not the sender");
+  });
+
+  test("across nodes: handshakes and strikes are shared", 2, async ([p, q]) => {
+    const k = key(name("a"), name("b"), 1234);
+    assert.equal(await p.openHandshake(k, 10_000), true);
+    assert.equal(await q.openHandshake(k, 10_000), false);
+    assert.equal(await q.acceptHandshake(k, { node: q.nodeId, token: "tq" }), true);
+    assert.deepEqual(await p.claimHandshake(k), { node: q.nodeId, token: "tq" });
+    assert.equal(await p.strike(k.a, k.b, 10_000), 1);
+    assert.equal(await q.strike(k.a, k.b, 10_000), 2);
+  });
+}
