@@ -108,14 +108,14 @@ export function presenceContract(target: ContractTarget): void {
   test("handshake lifecycle: open, accept, claim", 1, async ([p]) => {
     const k = key(name("a"), name("b"), -7);
     assert.equal(await p.claimHandshake(k), null, "nothing to claim before open");
-    assert.equal(await p.acceptHandshake(k, { node: p.nodeId, token: "t" }), false);
+    assert.equal(await p.acceptHandshake(k, { node: p.nodeId, token: "t", bridge: "" }), false);
     assert.equal(await p.openHandshake(k, 10_000), true);
     assert.equal(await p.openHandshake(k, 10_000), false, "same triple is in protocol");
     assert.equal(await p.openHandshake({ ...k, password: 8 }, 10_000), true, "other password");
     assert.equal(await p.claimHandshake(k), null, "not accepted yet");
-    assert.equal(await p.acceptHandshake(k, { node: p.nodeId, token: "t1" }), true);
-    assert.equal(await p.acceptHandshake(k, { node: p.nodeId, token: "t2" }), false, "once");
-    assert.deepEqual(await p.claimHandshake(k), { node: p.nodeId, token: "t1" });
+    assert.equal(await p.acceptHandshake(k, { node: p.nodeId, token: "t1", bridge: "" }), true);
+    assert.equal(await p.acceptHandshake(k, { node: p.nodeId, token: "t2", bridge: "" }), false, "once");
+    assert.deepEqual(await p.claimHandshake(k), { node: p.nodeId, token: "t1", bridge: "" });
     assert.equal(await p.claimHandshake(k), null, "claimed once");
     assert.equal(await p.cancelHandshake(k), false, "gone after claim");
   });
@@ -133,7 +133,7 @@ export function presenceContract(target: ContractTarget): void {
     const k = key(name("a"), name("b"));
     await p.openHandshake(k, 150);
     await sleep(400);
-    assert.equal(await p.acceptHandshake(k, { node: p.nodeId, token: "t" }), false);
+    assert.equal(await p.acceptHandshake(k, { node: p.nodeId, token: "t", bridge: "" }), false);
     assert.equal(await p.openHandshake(k, 10_000), true);
   });
 
@@ -209,8 +209,8 @@ export function presenceContract(target: ContractTarget): void {
     const k = key(name("a"), name("b"), 1234);
     assert.equal(await p.openHandshake(k, 10_000), true);
     assert.equal(await q.openHandshake(k, 10_000), false);
-    assert.equal(await q.acceptHandshake(k, { node: q.nodeId, token: "tq" }), true);
-    assert.deepEqual(await p.claimHandshake(k), { node: q.nodeId, token: "tq" });
+    assert.equal(await q.acceptHandshake(k, { node: q.nodeId, token: "tq", bridge: "127.0.0.1:9" }), true);
+    assert.deepEqual(await p.claimHandshake(k), { node: q.nodeId, token: "tq", bridge: "127.0.0.1:9" });
     assert.equal(await p.strike(k.a, k.b, 10_000), 1);
     assert.equal(await q.strike(k.a, k.b, 10_000), 2);
   });

@@ -21,10 +21,15 @@ export interface Inbox {
   deliver(frame: Uint8Array): void;
 }
 
-/** Where the parked end of a private link waits: a node and a token on it. */
+/**
+ * Where the parked end of a private link waits: a node, a token naming the
+ * end on that node, and the node's bridge address ("host:port") that other
+ * nodes dial to join it ("" when the store is single-node).
+ */
 export interface LinkEndpoint {
   node: string;
   token: string;
+  bridge: string;
 }
 
 export type ReserveResult = "ok" | "taken";
