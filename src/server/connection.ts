@@ -1,0 +1,126 @@
+/**
+ * One client connection from accept to close. The first frame decides the
+ * role: TCPAccept or TCPConnect make it a private-link end (handed to the
+ * link broker with whatever bytes followed); anything else makes it a chat
+ * session. Frames are decoded in place from one reusable read buffer.
+ */
+import { describeProtocolError, FrameDecoder, Op } from "../protocol/mod.ts";
+import type { ServerContext } from "./context.ts";
+import { OutboundQueue } from "./outbound.ts";
+import { ChatSession } from "./session.ts";
+import { clearTimer, unrefTimeout } from "./timers.ts";
+
+/** Small while idle (RSS per idle session); grown once for a client that fills it. */
+const SMALL_READ = 2048;
+const LARGE_READ = 32 * 1024;
+
+export function remoteAddress(conn: Deno.Conn): string {
+  const a = conn.remoteAddr as Deno.NetAddr;
+  return a.hostname ?? "unknown";
+}
+
+export async function serveConnection(
+  conn: Deno.TcpConn,
+  ctx: ServerContext,
+  onClose: () => void,
+): Promise<void> {
+  const address = remoteAddress(conn);
+  const log = ctx.log;
+  let closeReason = "client closed";
+  let closed = false;
+  const close = (reason: string) => {
+    if (closed) return;
+    closed = true;
+    closeReason = reason;
+    try {
+      conn.close();
+    } catch { /* already closed */ }
+  };
+  const out = new OutboundQueue(conn, ctx.config.maxQueuedBytes, () => {
+    ctx.metrics.slowConsumerDrops++;
+    log.warn("slow reader dropped", { address, pseudo: session?.pseudo, queued: out.pending });
+    close("slow reader: outbound queue over limit");
+  }, (e) => close(`write failed: ${e}`));
+  ctx.outbound.add(out);
+  let session: ChatSession | null = null;
+  let handedOver = false;
+
+  const loginTimer = unrefTimeout(() => {
+    if (session?.pseudo == null && !handedOver) {
+      ctx.metrics.loginTimeouts++;
+      log.info("login timeout", { address });
+      close("no login before the timeout");
+    }
+  }, ctx.config.loginTimeoutMs);
+
+  const decoder = new FrameDecoder(ctx.config.maxStringBytes);
+  let buf = new Uint8Array(SMALL_READ);
+  try {
+    reading: while (true) {
+      let n: number | null;
+      try {
+        n = await conn.read(buf);
+      } catch (e) {
+        if (!closed) closeReason = `read failed: ${(e as Error).name}`;
+        break;
+      }
+      if (n === null) break;
+      decoder.push(buf.subarray(0, n));
+      for (let step = decoder.next(); step !== null; step = decoder.next()) {
+        if (!step.ok) {
+          ctx.metrics.malformedFrames++;
+          const reason = describeProtocolError(step.error);
+          log.warn("malformed frame, closing", { address, pseudo: session?.pseudo, reason });
+          close(`malformed frame: ${reason}`);
+          break reading;
+        }
+        const { frame, raw } = step;
+        if (session === null) {
+          if (frame.op === Op.TCPAccept || frame.op === Op.TCPConnect) {
+            ctx.metrics.framesIn[frame.op]++;
+            handedOver = true;
+            clearTimer(loginTimer);
+            const rest = decoder.takeRemainder();
+            if (frame.op === Op.TCPAccept) {
+              await ctx.links.openAccept(conn, frame, raw, rest, address);
+            } else {
+              await ctx.links.openConnect(conn, frame, rest, address);
+            }
+            return; // the link broker owns the socket now
+          }
+          session = new ChatSession(ctx, out, address, () => close("session error"));
+        }
+        session.post({ kind: "frame", frame, raw });
+      }
+      // The frames just posted may still refer to `buf`: wait for the actor
+      // before reading over it. This is also the session's backpressure.
+      if (session?.mailbox.busy) await session.mailbox.idle();
+      if (n === buf.length && buf.length < LARGE_READ) buf = new Uint8Array(LARGE_READ);
+    }
+  } catch (e) {
+    log.error("connection handler failed", { address, error: String(e) });
+    closeReason = "internal error";
+  } finally {
+    clearTimer(loginTimer);
+    ctx.outbound.delete(out);
+    if (!handedOver) {
+      session?.post({ kind: "closed" });
+      if (session) await session.mailbox.idle();
+      // Let what was queued (e.g. the last ERROR) reach a client that closed only its sending side.
+      if (!closed) await out.drained();
+      out.close();
+      close(closeReason);
+      log.debug("connection closed", { address, pseudo: session?.pseudo, reason: closeReason });
+    }
+    onClose();
+  }
+}
+
+/** Answer for a connection over the limit: nothing in ChatOS fits, so close with a log line. */
+export function rejectConnection(conn: Deno.Conn, ctx: ServerContext, reason: string): void {
+  ctx.metrics.connectionsRejected++;
+  ctx.log.warn("connection rejected", { address: remoteAddress(conn), reason });
+  try {
+    conn.close();
+  } catch { /* already closed */ }
+}

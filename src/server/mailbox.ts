@@ -1,0 +1,64 @@
+/**
+ * A FIFO mailbox drained by one handler at a time: the actor model in one
+ * page. A message posted to an idle mailbox is handled at once, synchronously,
+ * so fan-out to idle users costs no scheduling; a handler that returns a
+ * promise holds the mailbox until it settles, and messages posted meanwhile
+ * wait their turn in order.
+ */
+export class Mailbox<M> {
+  #items: M[] = [];
+  #head = 0;
+  #running = false;
+  #idle: Array<() => void> = [];
+  #handle: (m: M) => void | Promise<void>;
+  #onError: (e: unknown) => void;
+
+  constructor(handle: (m: M) => void | Promise<void>, onError: (e: unknown) => void) {
+    this.#handle = handle;
+    this.#onError = onError;
+  }
+
+  get depth(): number {
+    return this.#items.length - this.#head;
+  }
+
+  get busy(): boolean {
+    return this.#running;
+  }
+
+  post(m: M): void {
+    this.#items.push(m);
+    if (!this.#running) void this.#run();
+  }
+
+  /** Resolves when the mailbox is empty and nothing is being handled. */
+  idle(): Promise<void> {
+    if (!this.#running) return Promise.resolve();
+    return new Promise((resolve) => this.#idle.push(resolve));
+  }
+
+  async #run(): Promise<void> {
+    this.#running = true;
+    try {
+      while (this.#head < this.#items.length) {
+        const m = this.#items[this.#head];
+        this.#items[this.#head++] = undefined as M;
+        if (this.#head > 1024 && this.#head * 2 > this.#items.length) {
+          this.#items = this.#items.slice(this.#head);
+          this.#head = 0;
+        }
+        try {
+          const p = this.#handle(m);
+          if (p) await p;
+        } catch (e) {
+          this.#onError(e);
+        }
+      }
+    } finally {
+      this.#items = [];
+      this.#head = 0;
+      this.#running = false;
+      for (const resolve of this.#idle.splice(0)) resolve();
+    }
+  }
+}

@@ -1,0 +1,50 @@
+/** `deno task serve`: parse the configuration, start a node, stop it on SIGINT/SIGTERM. */
+import { ConfigError, helpText, parseConfig } from "./config.ts";
+import { Logger } from "./log.ts";
+import { startServer } from "./server.ts";
+
+async function main(): Promise<number> {
+  let parsed;
+  try {
+    parsed = parseConfig(Deno.args);
+  } catch (e) {
+    if (e instanceof ConfigError) {
+      console.error(`chatos: ${e.message}\n(see --help)`);
+      return 2;
+    }
+    throw e;
+  }
+  if (parsed.help) {
+    console.log(helpText());
+    return 0;
+  }
+  const config = parsed.config;
+  if (!config.nodeId) config.nodeId = crypto.randomUUID().slice(0, 8);
+  const log = new Logger(config.logLevel, { node: config.nodeId });
+  let server;
+  try {
+    server = await startServer(config, { logger: log });
+  } catch (e) {
+    log.error("could not start", { error: String(e) });
+    return 1;
+  }
+  const stopped = Promise.withResolvers<number>();
+  let signals = 0;
+  const onSignal = (sig: Deno.Signal) => () => {
+    signals++;
+    if (signals > 1) {
+      log.warn("second signal: exiting at once", { signal: sig });
+      Deno.exit(1);
+    }
+    log.info("shutting down", { signal: sig, drainMs: config.drainTimeoutMs });
+    server.close(config.drainTimeoutMs).then(() => stopped.resolve(0), (e) => {
+      log.error("shutdown failed", { error: String(e) });
+      stopped.resolve(1);
+    });
+  };
+  Deno.addSignalListener("SIGINT", onSignal("SIGINT"));
+  Deno.addSignalListener("SIGTERM", onSignal("SIGTERM"));
+  return await stopped.promise;
+}
+
+Deno.exit(await main());

@@ -1,0 +1,85 @@
+/**
+ * Counters and gauges of one server, rendered in Prometheus text format by
+ * the admin endpoint. Plain fields and arrays: incrementing one is a single
+ * add on the hot path.
+ */
+import { opName } from "../protocol/frames.ts";
+
+export class Metrics {
+  connectionsOpened = 0;
+  connectionsRejected = 0;
+  /** Indexed by opcode (1..8); index 0 counts nothing. */
+  framesIn: number[] = new Array(9).fill(0);
+  framesOut: number[] = new Array(9).fill(0);
+  /** Indexed by ERROR code. */
+  errorsSent: number[] = new Array(16).fill(0);
+  malformedFrames = 0;
+  slowConsumerDrops = 0;
+  loginTimeouts = 0;
+  linksOpened = 0;
+  linkBytes = 0;
+  hijackStrikes = 0;
+
+  /** Gauges read at scrape time. */
+  gauges: Record<string, () => number> = {};
+
+  countOut(frame: Uint8Array): void {
+    const op = frame[0];
+    if (op > 0 && op < 9) this.framesOut[op]++;
+    if (op === 8) this.errorsSent[frame[1] & 15]++;
+  }
+
+  render(extra: Record<string, number> = {}): string {
+    const lines: string[] = [];
+    const counter = (name: string, help: string, samples: Array<[string, number]>) => {
+      lines.push(`# HELP chatos_${name} ${help}`, `# TYPE chatos_${name} counter`);
+      for (const [labels, v] of samples) lines.push(`chatos_${name}${labels} ${v}`);
+    };
+    const gauge = (name: string, help: string, v: number) => {
+      lines.push(
+        `# HELP chatos_${name} ${help}`,
+        `# TYPE chatos_${name} gauge`,
+        `chatos_${name} ${v}`,
+      );
+    };
+    counter("connections_opened_total", "TCP connections accepted", [["", this.connectionsOpened]]);
+    counter("connections_rejected_total", "connections closed at once (over the limit)", [[
+      "",
+      this.connectionsRejected,
+    ]]);
+    const byOp = (arr: number[]) =>
+      arr.flatMap((v, op) => (op === 0 ? [] : [[`{op="${opName[op]}"}`, v] as [string, number]]));
+    counter("frames_in_total", "frames received by opcode", byOp(this.framesIn));
+    counter("frames_out_total", "frames queued to clients by opcode", byOp(this.framesOut));
+    counter(
+      "errors_sent_total",
+      "ERROR frames sent by code",
+      this.errorsSent.flatMap((v, code) =>
+        (v === 0 && code > 9) || code === 0 ? [] : [[`{code="${code}"}`, v] as [string, number]]
+      ),
+    );
+    counter("malformed_frames_total", "connections closed for a malformed frame", [[
+      "",
+      this.malformedFrames,
+    ]]);
+    counter("slow_consumer_drops_total", "connections dropped for not reading", [[
+      "",
+      this.slowConsumerDrops,
+    ]]);
+    counter("login_timeouts_total", "connections closed for not logging in", [[
+      "",
+      this.loginTimeouts,
+    ]]);
+    counter("links_opened_total", "private links paired", [["", this.linksOpened]]);
+    counter("link_bytes_total", "bytes copied over private links", [["", this.linkBytes]]);
+    counter("link_strikes_total", "failed attempts to join a private link", [[
+      "",
+      this.hijackStrikes,
+    ]]);
+    for (const [name, read] of Object.entries(this.gauges)) {
+      gauge(name, name.replaceAll("_", " "), read());
+    }
+    for (const [name, v] of Object.entries(extra)) gauge(name, name.replaceAll("_", " "), v);
+    return lines.join("\n") + "\n";
+  }
+}

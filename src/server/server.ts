@@ -1,0 +1,208 @@
+/**
+ * A ChatOS node: the client listener, the bridge listener (cluster mode), the
+ * presence store, and orderly shutdown. `startServer` is what `deno task
+ * serve` runs and what the tests start in-process.
+ */
+import { MemoryPresence } from "../presence/memory.ts";
+import type { Presence } from "../presence/presence.ts";
+import { defaultConfig, type ServerConfig } from "./config.ts";
+import type { ServerContext } from "./context.ts";
+import { rejectConnection, serveConnection } from "./connection.ts";
+import { Handshakes } from "./handshakes.ts";
+import { LinkBroker } from "./links.ts";
+import { readGreeting } from "./bridge.ts";
+import { writeAll } from "./link_end.ts";
+import { Logger, type LogLevel, silentLogger } from "./log.ts";
+import { Metrics } from "./metrics.ts";
+
+export interface RunningServer {
+  readonly hostname: string;
+  readonly port: number;
+  /** The node-to-node bridge port (cluster mode), else -1. */
+  readonly bridgePort: number;
+  readonly context: ServerContext;
+  /** Open client connections, chat and link ends alike. */
+  readonly connections: number;
+  /** Stops accepting, waits up to `drainMs` for queued output, releases presence, closes everything. */
+  close(drainMs?: number): Promise<void>;
+}
+
+export interface ServerDeps {
+  /** A store to use instead of the one the config names (tests). */
+  presence?: Presence;
+  logger?: Logger;
+}
+
+async function makePresence(config: ServerConfig, log: Logger, bridge: string): Promise<Presence> {
+  if (config.presence === "memory") return new MemoryPresence({ nodeId: config.nodeId || "local" });
+  // Loaded only in cluster mode, so a single node never needs the Redis client.
+  const { createRedisPresence } = await import("../presence/redis.ts");
+  return await createRedisPresence({
+    url: config.redisUrl,
+    nodeId: config.nodeId,
+    bridge,
+    clientAddress: `${config.advertiseHost || Deno.hostname()}:${config.port}`,
+    log: (level: LogLevel, msg: string, fields?: Record<string, unknown>) =>
+      log.log(level, msg, fields),
+  });
+}
+
+export async function startServer(
+  partial: Partial<ServerConfig> = {},
+  deps: ServerDeps = {},
+): Promise<RunningServer> {
+  const config: ServerConfig = { ...defaultConfig(), ...partial };
+  if (!config.nodeId) config.nodeId = crypto.randomUUID().slice(0, 8);
+  const log = deps.logger ??
+    (partial.logLevel ? new Logger(config.logLevel, { node: config.nodeId }) : silentLogger);
+  const metrics = new Metrics();
+
+  const listener = Deno.listen({ hostname: config.host, port: config.port, transport: "tcp" });
+  let bridgeListener: Deno.TcpListener | null = null;
+  let bridgeAddress = "";
+  if (config.presence === "redis") {
+    bridgeListener = Deno.listen({ hostname: config.bridgeHost, port: config.bridgePort });
+    const advertise = config.advertiseHost || Deno.hostname();
+    bridgeAddress = `${advertise}:${bridgeListener.addr.port}`;
+  }
+
+  let presence: Presence;
+  try {
+    presence = deps.presence ?? await makePresence(config, log, bridgeAddress);
+  } catch (e) {
+    listener.close();
+    bridgeListener?.close();
+    throw e;
+  }
+
+  // The context and the broker refer to each other; the broker reads it lazily.
+  const links = new LinkBroker(() => ctx);
+  links.bridgeAddress = bridgeAddress;
+  links.secret = config.clusterSecret;
+  const handshakes = new Handshakes(presence, config, log, metrics);
+  handshakes.dropParked = (k) => links.dropParked(k);
+  const ctx: ServerContext = {
+    config,
+    presence,
+    log,
+    metrics,
+    handshakes,
+    links,
+    sessions: 0,
+    draining: false,
+    outbound: new Set(),
+  };
+  metrics.gauges.connections = () => open.size;
+  metrics.gauges.sessions = () => ctx.sessions;
+  metrics.gauges.links_pending = () => links.parkedCount;
+  metrics.gauges.link_ends_active = () => links.activeEnds;
+
+  const open = new Set<Deno.Conn>();
+  const handlers = new Set<Promise<void>>();
+
+  const acceptLoop = (async () => {
+    for await (const conn of listener) {
+      metrics.connectionsOpened++;
+      if (open.size >= config.maxConnections) {
+        rejectConnection(conn, ctx, `over --max-connections ${config.maxConnections}`);
+        continue;
+      }
+      try {
+        conn.setNoDelay(true);
+      } catch { /* closed already */ }
+      open.add(conn);
+      const h = serveConnection(conn, ctx, () => open.delete(conn));
+      handlers.add(h);
+      void h.finally(() => handlers.delete(h));
+    }
+  })().catch((e) => {
+    if (!ctx.draining) log.error("accept loop failed", { error: String(e) });
+  });
+
+  const bridgeLoop = bridgeListener && (async () => {
+    for await (const conn of bridgeListener) {
+      void serveBridge(conn, ctx, links).catch((e) =>
+        log.warn("bridge connection failed", { error: String(e) })
+      );
+    }
+  })().catch(() => {});
+
+  const addr = listener.addr as Deno.NetAddr;
+  log.info("listening", {
+    host: addr.hostname,
+    port: addr.port,
+    presence: config.presence,
+    bridge: bridgeAddress || undefined,
+  });
+
+  let closing: Promise<void> | null = null;
+  return {
+    hostname: addr.hostname,
+    port: addr.port,
+    bridgePort: bridgeListener ? bridgeListener.addr.port : -1,
+    context: ctx,
+    get connections() {
+      return open.size;
+    },
+    close(drainMs = 0) {
+      closing ??= (async () => {
+        ctx.draining = true;
+        try {
+          listener.close();
+        } catch { /* closed */ }
+        try {
+          bridgeListener?.close();
+        } catch { /* closed */ }
+        await acceptLoop;
+        await bridgeLoop;
+        if (drainMs > 0) await drainOutput(ctx, drainMs);
+        links.closeAll();
+        for (const c of open) {
+          try {
+            c.close();
+          } catch { /* closed */ }
+        }
+        await Promise.allSettled([...handlers]);
+        await presence.close().catch((e) =>
+          log.warn("presence close failed", { error: String(e) })
+        );
+        log.info("stopped");
+      })();
+      return closing;
+    },
+  };
+}
+
+/** Waits until every connection's queued output is written, or `ms` passes (graceful drain). */
+async function drainOutput(ctx: ServerContext, ms: number): Promise<void> {
+  let timer: number | undefined;
+  const deadline = new Promise<void>((resolve) => {
+    timer = setTimeout(resolve, ms) as unknown as number;
+  });
+  const all = Promise.all([...ctx.outbound].map((q) => q.drained()));
+  await Promise.race([all, deadline]);
+  clearTimeout(timer);
+  const left = [...ctx.outbound].reduce((n, q) => n + q.pending, 0);
+  if (left > 0) ctx.log.warn("drain deadline passed with output queued", { bytes: left });
+}
+
+async function serveBridge(conn: Deno.Conn, ctx: ServerContext, links: LinkBroker): Promise<void> {
+  const greeting = await readGreeting(conn, ctx.config.clusterSecret).catch(() => null);
+  if (!greeting) {
+    ctx.log.warn("bridge greeting refused", {
+      address: (conn.remoteAddr as Deno.NetAddr).hostname,
+    });
+    try {
+      conn.close();
+    } catch { /* closed */ }
+    return;
+  }
+  const parked = links.takeForBridge(greeting.token);
+  if (!parked) {
+    await writeAll(conn, Uint8Array.of(0)).catch(() => {});
+    conn.close();
+    return;
+  }
+  await writeAll(conn, Uint8Array.of(1));
+  await links.joinBridge(parked, conn, greeting.initial);
+}

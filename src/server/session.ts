@@ -1,0 +1,285 @@
+/**
+ * A chat session: the actor that owns one user's state. Frames from the
+ * user's socket and frames addressed to the user (from presence) are both
+ * messages in its mailbox, handled one at a time and in order.
+ */
+import {
+  type AnyTcpFrame,
+  encodeError,
+  ErrorCode,
+  type Frame,
+  type HandshakeKey,
+  handshakeKeyOf,
+  Op,
+} from "../protocol/mod.ts";
+import { handshakeId, type Inbox, PresenceUnavailable } from "../presence/presence.ts";
+import { abortFrame } from "./handshakes.ts";
+import type { ServerContext } from "./context.ts";
+import { Mailbox } from "./mailbox.ts";
+import { clearTimer, type TimerId, unrefTimeout } from "./timers.ts";
+import type { OutboundQueue } from "./outbound.ts";
+
+export type SessionMessage =
+  /** A frame from this user's socket; `raw` is valid only while it is handled. */
+  | { kind: "frame"; frame: Frame; raw: Uint8Array }
+  /** A frame for this user from anyone (already encoded, shared: never mutate). */
+  | { kind: "deliver"; bytes: Uint8Array }
+  /** A handshake this user asked for has outlived its ttl. */
+  | { kind: "expire"; key: HandshakeKey }
+  /** The socket is gone: release everything. */
+  | { kind: "closed" };
+
+/** Valid pseudonyms: 1 to 32 letters, digits, `_`, `-` or `.` (any script). */
+const PSEUDO = /^[\p{L}\p{N}_.-]{1,32}$/u;
+export function validPseudo(p: string): boolean {
+  return PSEUDO.test(p);
+}
+
+interface Asked {
+  key: HandshakeKey;
+  timer: TimerId;
+  /** B has answered (TCPAccept or TCPAbort reached A): no longer counts toward the limit. */
+  answered: boolean;
+}
+
+export class ChatSession implements Inbox {
+  #ctx: ServerContext;
+  #out: OutboundQueue;
+  #mailbox: Mailbox<SessionMessage>;
+  #pseudo: string | null = null;
+  #closed = false;
+  /** Handshakes this user started (as A), by id. */
+  #asked = new Map<string, Asked>();
+  /** Handshakes offered to this user (as B), by id. */
+  #invited = new Map<string, HandshakeKey>();
+  readonly address: string;
+
+  constructor(ctx: ServerContext, out: OutboundQueue, address: string, onFatal: () => void) {
+    this.#ctx = ctx;
+    this.#out = out;
+    this.address = address;
+    this.#mailbox = new Mailbox((m) => this.#handle(m), (e) => {
+      ctx.log.error("session failed", { pseudo: this.#pseudo, error: String(e) });
+      onFatal();
+    });
+  }
+
+  get pseudo(): string | null {
+    return this.#pseudo;
+  }
+
+  get mailbox(): Mailbox<SessionMessage> {
+    return this.#mailbox;
+  }
+
+  /** Inbox: presence hands frames for this user here. */
+  deliver(bytes: Uint8Array): void {
+    this.#mailbox.post({ kind: "deliver", bytes });
+  }
+
+  post(m: SessionMessage): void {
+    this.#mailbox.post(m);
+  }
+
+  #send(bytes: Uint8Array): void {
+    this.#ctx.metrics.countOut(bytes);
+    this.#out.push(bytes);
+  }
+
+  #error(code: number): void {
+    this.#send(encodeError(code));
+  }
+
+  #handle(m: SessionMessage): void | Promise<void> {
+    switch (m.kind) {
+      case "deliver":
+        return this.#onDelivery(m.bytes);
+      case "frame":
+        if (this.#closed) return;
+        this.#ctx.metrics.framesIn[m.frame.op]++;
+        return this.#onFrame(m.frame, m.raw);
+      case "expire":
+        this.#asked.delete(handshakeId(m.key));
+        return void this.#ctx.handshakes.abort(m.key, "expired");
+      case "closed":
+        return this.#onClosed();
+    }
+  }
+
+  #onDelivery(bytes: Uint8Array): void {
+    if (this.#closed) return;
+    const op = bytes[0];
+    if (op === Op.TCPAsk || op === Op.TCPAbort || op === Op.TCPAccept) {
+      this.#track(op, bytes);
+    }
+    this.#send(bytes);
+  }
+
+  /** Keeps the handshakes this user is part of, so a disconnect can abort them. */
+  #track(op: number, bytes: Uint8Array): void {
+    const key = decodeTcpKey(bytes);
+    const id = handshakeId(key);
+    if (op === Op.TCPAsk && key.b === this.#pseudo) this.#invited.set(id, key);
+    if (op === Op.TCPAbort) {
+      this.#invited.delete(id);
+      const asked = this.#asked.get(id);
+      if (asked) {
+        clearTimer(asked.timer);
+        this.#asked.delete(id);
+      }
+      this.#ctx.handshakes.dropParked(key);
+    }
+    if (op === Op.TCPAccept) {
+      const asked = this.#asked.get(id);
+      if (asked) asked.answered = true;
+    }
+  }
+
+  #onFrame(frame: Frame, raw: Uint8Array): void | Promise<void> {
+    if (frame.op === Op.CR) return this.#onCR(frame.pseudo);
+    if (frame.op === Op.ERROR) return; // clients have nothing to report to the server
+    const me = this.#pseudo;
+    if (me === null) return this.#error(ErrorCode.NotConnected);
+    switch (frame.op) {
+      case Op.SPM:
+        if (frame.sender !== me) return this.#error(ErrorCode.InvalidPseudonym);
+        return this.#onSPM(frame.recipient, raw.slice());
+      case Op.SMA:
+        if (frame.sender !== me) return this.#error(ErrorCode.InvalidPseudonym);
+        return this.#onSMA(me, raw.slice());
+      case Op.TCPAsk:
+        return this.#onAsk(frame, raw.slice());
+      case Op.TCPAbort:
+        return this.#onAbort(frame);
+      case Op.TCPAccept:
+      case Op.TCPConnect:
+        // These open a private end and belong on a new connection.
+        return this.#error(ErrorCode.TcpNotInProtocol);
+    }
+  }
+
+  async #onCR(pseudo: string): Promise<void> {
+    if (this.#pseudo !== null) return; // RFC: a second CR is ignored
+    if (!validPseudo(pseudo)) return this.#error(ErrorCode.InvalidPseudonym);
+    if (this.#ctx.draining) return this.#error(ErrorCode.ServiceUnavailable);
+    let result;
+    try {
+      result = await this.#ctx.presence.reserve(pseudo, this);
+    } catch (e) {
+      return this.#unavailable("CR", e);
+    }
+    if (result === "taken") return this.#error(ErrorCode.PseudoUnavailable);
+    if (this.#closed) {
+      // The socket went away while we waited: give the pseudo straight back.
+      await this.#ctx.presence.release(pseudo, this).catch(() => {});
+      return;
+    }
+    this.#pseudo = pseudo;
+    this.#ctx.sessions++;
+    this.#ctx.log.info("login", { pseudo, address: this.address });
+    this.#error(ErrorCode.OK);
+  }
+
+  #unavailable(what: string, e: unknown): void {
+    if (!(e instanceof PresenceUnavailable)) throw e;
+    this.#ctx.log.warn("presence unavailable", { op: what, error: e.message });
+    this.#error(ErrorCode.ServiceUnavailable);
+  }
+
+  async #onSPM(to: string, bytes: Uint8Array): Promise<void> {
+    try {
+      const ok = await this.#ctx.presence.send(to, bytes);
+      this.#error(ok ? ErrorCode.OK : ErrorCode.UnreachableUser);
+    } catch (e) {
+      this.#unavailable("SPM", e);
+    }
+  }
+
+  async #onSMA(me: string, bytes: Uint8Array): Promise<void> {
+    try {
+      await this.#ctx.presence.broadcast(bytes, me);
+      this.#error(ErrorCode.OK);
+    } catch (e) {
+      this.#unavailable("SMA", e);
+    }
+  }
+
+  async #onAsk(frame: AnyTcpFrame, bytes: Uint8Array): Promise<void> {
+    const refuse = (code: number) => {
+      this.#error(code);
+      this.#send(abortFrame(key));
+    };
+    const key = handshakeKeyOf(frame);
+    if (key.a !== this.#pseudo) return refuse(ErrorCode.InvalidPseudonym);
+    const id = handshakeId(key);
+    let unanswered = 0;
+    for (const a of this.#asked.values()) if (!a.answered) unanswered++;
+    if (this.#asked.has(id) || unanswered >= this.#ctx.config.maxPendingAsks) {
+      return refuse(ErrorCode.TcpInProtocol);
+    }
+    const presence = this.#ctx.presence;
+    try {
+      if (!await presence.openHandshake(key, this.#ctx.config.handshakeTtlMs)) {
+        return refuse(ErrorCode.TcpInProtocol);
+      }
+      // Registered before B hears of it, so B's answer always finds it.
+      if (!await presence.send(key.b, bytes)) {
+        await presence.cancelHandshake(key);
+        return refuse(ErrorCode.UnreachableUser);
+      }
+    } catch (e) {
+      this.#unavailable("TCPAsk", e);
+      return void this.#send(abortFrame(key));
+    }
+    if (this.#closed) return void this.#ctx.handshakes.abort(key, "initiator left");
+    const timer = unrefTimeout(
+      () => this.#mailbox.post({ kind: "expire", key }),
+      this.#ctx.config.handshakeTtlMs,
+    );
+    this.#asked.set(id, { key, timer, answered: false });
+    this.#error(ErrorCode.OK);
+  }
+
+  async #onAbort(frame: AnyTcpFrame): Promise<void> {
+    const key = handshakeKeyOf(frame);
+    // B declines; A may also withdraw its own request.
+    if (key.b !== this.#pseudo && key.a !== this.#pseudo) {
+      return this.#error(ErrorCode.InvalidPseudonym);
+    }
+    if (!await this.#ctx.handshakes.abort(key, "declined")) {
+      this.#error(ErrorCode.TcpNotInProtocol);
+    }
+  }
+
+  async #onClosed(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    const pseudo = this.#pseudo;
+    if (pseudo === null) return;
+    this.#ctx.sessions--;
+    for (const a of this.#asked.values()) clearTimer(a.timer);
+    const keys = [...this.#asked.values()].map((a) => a.key).concat([...this.#invited.values()]);
+    this.#asked.clear();
+    this.#invited.clear();
+    try {
+      await this.#ctx.presence.release(pseudo, this);
+    } catch (e) {
+      this.#ctx.log.warn("could not release pseudo", { pseudo, error: String(e) });
+    }
+    for (const k of keys) await this.#ctx.handshakes.abort(k, `${pseudo} left`);
+    this.#ctx.log.info("logout", { pseudo });
+  }
+}
+
+/** The (A, B, password) of a TCP frame's bytes, which are known to be well formed. */
+function decodeTcpKey(bytes: Uint8Array): HandshakeKey {
+  const utf8 = new TextDecoder();
+  const la = (bytes[1] << 8) | bytes[2];
+  const a = utf8.decode(bytes.subarray(3, 3 + la));
+  const p = 3 + la;
+  const lb = (bytes[p] << 8) | bytes[p + 1];
+  const b = utf8.decode(bytes.subarray(p + 2, p + 2 + lb));
+  const q = p + 2 + lb;
+  const password = ((bytes[q] << 24) >> 16) | bytes[q + 1];
+  return { a, b, password };
+}

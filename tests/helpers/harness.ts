@@ -1,0 +1,57 @@
+/** Starts an in-process server on a free loopback port and logs clients in. */
+import { ChatClient } from "../../src/client/client.ts";
+import type { ServerConfig } from "../../src/server/config.ts";
+import { type RunningServer, startServer } from "../../src/server/server.ts";
+
+export interface Harness {
+  server: RunningServer;
+  port: number;
+  /** A connected client (not logged in). Closed by the harness. */
+  connect(): Promise<ChatClient>;
+  /** A connected client logged in as `pseudo` (asserts ERROR 1). */
+  login(pseudo: string): Promise<ChatClient>;
+}
+
+export async function withServer(
+  config: Partial<ServerConfig>,
+  fn: (h: Harness) => Promise<void>,
+): Promise<void> {
+  const server = await startServer({ host: "127.0.0.1", port: 0, ...config });
+  const clients: ChatClient[] = [];
+  const h: Harness = {
+    server,
+    port: server.port,
+    async connect() {
+      const c = await ChatClient.connect({ port: server.port });
+      clients.push(c);
+      return c;
+    },
+    async login(pseudo) {
+      const c = await h.connect();
+      const code = await c.login(pseudo);
+      if (code !== 1) throw new Error(`login ${pseudo}: ERROR ${code}`);
+      return c;
+    },
+  };
+  try {
+    await fn(h);
+  } finally {
+    for (const c of clients) c.close();
+    await server.close();
+  }
+}
+
+export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+
+/** Polls `cond` until true or `ms` passes. */
+export async function eventually(
+  cond: () => boolean | Promise<boolean>,
+  ms = 3000,
+  what = "condition",
+) {
+  const deadline = Date.now() + ms;
+  while (!(await cond())) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await sleep(20);
+  }
+}
