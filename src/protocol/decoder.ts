@@ -24,7 +24,8 @@ export function describeProtocolError(e: ProtocolError): string {
 /**
  * One decoded frame. `raw` is the frame's exact bytes; it may be a view into
  * the caller's read buffer, so copy it (`raw.slice()`) before keeping it past
- * the next read.
+ * the next read. (A frame the decoder assembled from several chunks gets its
+ * own buffer; one lying wholly inside a chunk is a view of that chunk.)
  */
 export interface Decoded {
   ok: true;
@@ -123,6 +124,8 @@ function isError(x: Frame | ProtocolError): x is ProtocolError {
   return "kind" in x;
 }
 
+const EMPTY = new Uint8Array(0);
+
 /**
  * Incremental ChatOS decoder. Feed it chunks of any size with `push`, then
  * call `next` until it returns null (needs more bytes). Frames that lie
@@ -132,9 +135,17 @@ function isError(x: Frame | ProtocolError): x is ProtocolError {
  */
 export class FrameDecoder {
   #maxString: number;
-  /** Bytes of an incomplete frame carried over from earlier chunks. */
-  #carry: Uint8Array = new Uint8Array(0);
-  #chunk: Uint8Array = new Uint8Array(0);
+  /**
+   * Bytes of an incomplete frame carried over from earlier chunks live in
+   * `#store[#cs, #ce)`. The store grows by doubling, so a frame that arrives
+   * in many tiny chunks costs linear, not quadratic, copying. Nothing handed
+   * to the caller aliases a store the decoder keeps using (`takeRemainder`
+   * may return a view of it, but drops the store at the same time).
+   */
+  #store: Uint8Array = EMPTY;
+  #cs = 0;
+  #ce = 0;
+  #chunk: Uint8Array = EMPTY;
   #off = 0;
   #failed: Malformed | null = null;
 
@@ -147,7 +158,7 @@ export class FrameDecoder {
     if (this.#off < this.#chunk.length) {
       // Unconsumed bytes of the previous chunk become carry (only happens
       // when the caller pushes before draining `next`).
-      this.#carry = concat(this.#carry, this.#chunk.subarray(this.#off));
+      this.#carryAppend(this.#chunk.subarray(this.#off));
     }
     this.#chunk = chunk;
     this.#off = 0;
@@ -155,13 +166,13 @@ export class FrameDecoder {
 
   next(): DecodeStep {
     if (this.#failed) return this.#failed;
-    if (this.#carry.length > 0) return this.#nextAcross();
+    if (this.#ce > this.#cs) return this.#nextAcross();
     const buf = this.#chunk;
     const off = this.#off;
     const len = measure((i) => buf[i], off, buf.length, this.#maxString);
     if (typeof len !== "number") return this.#fail(len);
     if (len === NEED_MORE) {
-      if (off < buf.length) this.#carry = buf.slice(off);
+      if (off < buf.length) this.#carryAppend(buf.subarray(off));
       this.#off = buf.length;
       return null;
     }
@@ -173,31 +184,67 @@ export class FrameDecoder {
 
   /** A frame that starts in the carry and may end in the current chunk. */
   #nextAcross(): DecodeStep {
-    const carry = this.#carry;
+    const store = this.#store;
+    const cs = this.#cs;
     const chunk = this.#chunk;
     const off = this.#off;
-    const cl = carry.length;
+    const cl = this.#ce - cs;
     const end = cl + chunk.length - off;
     const len = measure(
-      (i) => (i < cl ? carry[i] : chunk[off + i - cl]),
+      (i) => (i < cl ? store[cs + i] : chunk[off + i - cl]),
       0,
       end,
       this.#maxString,
     );
     if (typeof len !== "number") return this.#fail(len);
     if (len === NEED_MORE) {
-      this.#carry = concat(carry, chunk.subarray(off));
+      this.#carryAppend(chunk.subarray(off));
       this.#off = chunk.length;
       return null;
     }
+    if (len <= cl) {
+      // The frame lies wholly inside the carry: `push` was called again
+      // before `next` drained the previous chunk, so the carry can hold
+      // several frames. Take this one and leave the rest carried.
+      const frameBytes = store.slice(cs, cs + len);
+      const parsed = parse(frameBytes, 0);
+      if (isError(parsed)) return this.#fail(parsed);
+      this.#cs = cs + len;
+      if (this.#cs === this.#ce) this.#carryClear();
+      return { ok: true, frame: parsed, raw: frameBytes };
+    }
     const frameBytes = new Uint8Array(len);
-    frameBytes.set(carry);
+    frameBytes.set(store.subarray(cs, cs + cl));
     frameBytes.set(chunk.subarray(off, off + len - cl), cl);
     const parsed = parse(frameBytes, 0);
     if (isError(parsed)) return this.#fail(parsed);
-    this.#carry = new Uint8Array(0);
+    this.#carryClear();
     this.#off = off + len - cl;
     return { ok: true, frame: parsed, raw: frameBytes };
+  }
+
+  #carryAppend(bytes: Uint8Array): void {
+    const held = this.#ce - this.#cs;
+    const need = held + bytes.length;
+    if (this.#ce + bytes.length > this.#store.length) {
+      if (need <= this.#store.length) {
+        this.#store.copyWithin(0, this.#cs, this.#ce);
+      } else {
+        const grown = new Uint8Array(Math.max(need, 2 * this.#store.length, 64));
+        grown.set(this.#store.subarray(this.#cs, this.#ce));
+        this.#store = grown;
+      }
+      this.#cs = 0;
+      this.#ce = held;
+    }
+    this.#store.set(bytes, this.#ce);
+    this.#ce += bytes.length;
+  }
+
+  /** Empties the carry and lets its storage go (idle connections stay small). */
+  #carryClear(): void {
+    this.#store = EMPTY;
+    this.#cs = this.#ce = 0;
   }
 
   #fail(error: ProtocolError): Malformed {
@@ -208,19 +255,22 @@ export class FrameDecoder {
   /**
    * Takes every byte pushed but not yet decoded, and empties the decoder.
    * A private link's first frame is ChatOS; what follows it is opaque and is
-   * handed over with this.
+   * handed over with this. The returned bytes are the caller's own (a copy).
    */
   takeRemainder(): Uint8Array {
-    const rest = concat(this.#carry, this.#chunk.subarray(this.#off));
-    this.#carry = new Uint8Array(0);
-    this.#chunk = new Uint8Array(0);
+    const rest = concat(
+      this.#store.subarray(this.#cs, this.#ce),
+      this.#chunk.subarray(this.#off),
+    );
+    this.#carryClear();
+    this.#chunk = EMPTY;
     this.#off = 0;
     return rest;
   }
 
   /** Bytes held over from earlier chunks (an incomplete frame). */
   get buffered(): number {
-    return this.#carry.length;
+    return this.#ce - this.#cs;
   }
 }
 
