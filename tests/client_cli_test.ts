@@ -21,7 +21,7 @@ class Cli {
 
   constructor(name: string, args: string[], cwd: string) {
     this.name = name;
-    this.#proc = new Deno.Command(Deno.execPath(), {
+    const proc = new Deno.Command(Deno.execPath(), {
       args: ["run", "--allow-net", "--allow-read", "--allow-write", CLI, ...args],
       cwd,
       stdin: "piped",
@@ -29,11 +29,12 @@ class Cli {
       stderr: "piped",
       env: { NO_COLOR: "1" },
     }).spawn();
-    this.#stdin = this.#proc.stdin.getWriter();
+    this.#proc = proc;
+    this.#stdin = proc.stdin.getWriter();
     this.#stdout = (async () => {
       const decoder = new TextDecoder();
       let buf = "";
-      for await (const chunk of this.#proc.stdout) {
+      for await (const chunk of proc.stdout) {
         buf += decoder.decode(chunk, { stream: true });
         const parts = buf.split("\n");
         buf = parts.pop()!;
@@ -43,7 +44,7 @@ class Cli {
       if (buf) this.#lines.push(buf);
       this.#wake?.();
     })();
-    this.stderr = new Response(this.#proc.stderr).text();
+    this.stderr = new Response(proc.stderr).text();
   }
 
   async type(line: string): Promise<void> {
@@ -193,7 +194,7 @@ Deno.test("cli: /bob file with y fetches it byte-identical; n declines", async (
     await alice.type("/bob photo.jpg");
     await bob.waitFor(/^alice asks for a private connection/);
     await bob.type("n");
-    await alice.waitFor(/^bob declined the private connection$/);
+    await alice.waitFor(/^bob declined the private connection/);
     await bob.waitFor(/^declined alice's private connection$/);
 
     assert.equal((await alice.end()).code, 0);

@@ -439,7 +439,7 @@ export class ChatCli {
       this.#out(
         ask.accepted
           ? `private connection with ${f.recipient} aborted`
-          : `${f.recipient} declined the private connection`,
+          : `${f.recipient} declined the private connection (or the request expired)`,
       );
       return;
     }

@@ -233,54 +233,63 @@ export async function serveFile(
   try {
     const head = await readHead(link, opts.headTimeoutMs ?? DEFAULT_HEAD_TIMEOUT_MS);
     if (head === null) return { status: 0, target: "", bytes: 0 };
-    const parts = head.lines[0].split(" ");
-    const [method, target, version] = parts;
-    if (parts.length !== 3 || !/^HTTP\/\d\.\d$/.test(version ?? "")) {
-      await link.write(errorResponse(400, "Bad Request"));
-      return { status: 400, target: target ?? "", bytes: 0 };
-    }
-    if (method !== "GET" && method !== "HEAD") {
-      await link.write(errorResponse(405, "Method Not Allowed"));
-      return { status: 405, target, bytes: 0 };
-    }
-    const found = await resolveShared(shareDir, target);
-    if (!found.ok) {
-      await link.write(errorResponse(found.status, found.reason));
-      return { status: found.status, target, bytes: 0 };
-    }
-    let file: Deno.FsFile;
-    try {
-      file = await Deno.open(found.file, { read: true });
-    } catch {
-      await link.write(errorResponse(404, "Not Found"));
-      return { status: 404, target, bytes: 0 };
-    }
-    let sent = 0;
-    try {
-      // The size from the open file, so the header matches what is read.
-      const size = (await file.stat()).size;
-      await link.write(encoder.encode(
-        `HTTP/1.0 200 OK\r\nContent-Type: ${contentTypeFor(found.file)}\r\n` +
-          `Content-Length: ${size}\r\n\r\n`,
-      ));
-      if (method === "GET") {
-        const buf = new Uint8Array(CHUNK);
-        while (sent < size) {
-          const n = await file.read(buf.subarray(0, Math.min(CHUNK, size - sent)));
-          if (n === null) throw new Error(`${found.file} shrank while being sent`);
-          // write() resolves once the socket took the bytes: `buf` can be reused.
-          await link.write(buf.subarray(0, n));
-          sent += n;
-        }
-      }
-    } finally {
-      file.close();
-    }
+    const result = await respond(link, head.lines[0], shareDir);
     await linger(link, opts.lingerMs ?? 10_000);
-    return { status: 200, target, bytes: sent, file: found.file };
+    return result;
   } finally {
     link.close();
   }
+}
+
+async function respond(
+  link: LinkStream,
+  requestLine: string,
+  shareDir: string,
+): Promise<ServeResult> {
+  const parts = requestLine.split(" ");
+  const [method, target, version] = parts;
+  if (parts.length !== 3 || !/^HTTP\/\d\.\d$/.test(version ?? "")) {
+    await link.write(errorResponse(400, "Bad Request"));
+    return { status: 400, target: target ?? "", bytes: 0 };
+  }
+  if (method !== "GET" && method !== "HEAD") {
+    await link.write(errorResponse(405, "Method Not Allowed"));
+    return { status: 405, target, bytes: 0 };
+  }
+  const found = await resolveShared(shareDir, target);
+  if (!found.ok) {
+    await link.write(errorResponse(found.status, found.reason));
+    return { status: found.status, target, bytes: 0 };
+  }
+  let file: Deno.FsFile;
+  try {
+    file = await Deno.open(found.file, { read: true });
+  } catch {
+    await link.write(errorResponse(404, "Not Found"));
+    return { status: 404, target, bytes: 0 };
+  }
+  let sent = 0;
+  try {
+    // The size from the open file, so the header matches what is read.
+    const size = (await file.stat()).size;
+    await link.write(encoder.encode(
+      `HTTP/1.0 200 OK\r\nContent-Type: ${contentTypeFor(found.file)}\r\n` +
+        `Content-Length: ${size}\r\n\r\n`,
+    ));
+    if (method === "GET") {
+      const buf = new Uint8Array(CHUNK);
+      while (sent < size) {
+        const n = await file.read(buf.subarray(0, Math.min(CHUNK, size - sent)));
+        if (n === null) throw new Error(`${found.file} shrank while being sent`);
+        // write() resolves once the socket took the bytes: `buf` can be reused.
+        await link.write(buf.subarray(0, n));
+        sent += n;
+      }
+    }
+  } finally {
+    file.close();
+  }
+  return { status: 200, target, bytes: sent, file: found.file };
 }
 
 /**
