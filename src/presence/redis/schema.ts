@@ -1,0 +1,50 @@
+/**
+ * The Redis key and channel schema shared by RedisPresence and the ops tool.
+ * docs/REDIS.md describes it for operators; keep the two in step.
+ */
+import { handshakeId, pairId } from "../presence.ts";
+import type { HandshakeKey } from "../../protocol/frames.ts";
+
+export const PREFIX = "chatos:";
+
+/** A node id is used inside key names, so it may not contain ':' (or anything exotic). */
+export const NODE_ID_PATTERN = /^[A-Za-z0-9_.\-]{1,64}$/;
+
+export const keys = {
+  /** SET of the ids of nodes that have (or had) a lease; pruned lazily. */
+  nodes: `${PREFIX}nodes`,
+  /** HASH {instance, bridge, client, started, heartbeat, users} with PEXPIRE = lease. */
+  lease: (nodeId: string) => `${PREFIX}node:${nodeId}`,
+  /** SET of the pseudos reserved by that node. */
+  nodeUsers: (nodeId: string) => `${PREFIX}node:${nodeId}:users`,
+  /** STRING: the id of the node holding the pseudo. */
+  user: (pseudo: string) => `${PREFIX}user:${pseudo}`,
+  /** HASH {a, b, password, state, node, token, bridge} with PEXPIRE = handshake ttl. */
+  handshake: (k: HandshakeKey) => `${PREFIX}hs:${handshakeId(k)}`,
+  /** Every handshake key of the pair (a, b) is this prefix followed by the password. */
+  handshakePrefix: (a: string, b: string) => `${PREFIX}hs:${a.length}:${a}${b.length}:${b}`,
+  /** SET of the passwords with a pending handshake for (a, b). */
+  pairIndex: (a: string, b: string) => `${PREFIX}hsp:${pairId(a, b)}`,
+  /** ZSET of failed-join timestamps for (a, b), expiring with the window. */
+  strikes: (a: string, b: string) => `${PREFIX}strike:${pairId(a, b)}`,
+} as const;
+
+export const channels = {
+  /** Frames for users on that node: [u16 len][pseudo][frame]; len 0 is a liveness ping. */
+  to: (nodeId: string) => `${PREFIX}to:${nodeId}`,
+  /** Broadcasts: [u16 len][origin node id][u16 len][except pseudo][frame]. */
+  all: `${PREFIX}all`,
+} as const;
+
+// Match patterns used with SCAN by the ops tool.
+export const patterns = {
+  leases: `${PREFIX}node:*`,
+  users: `${PREFIX}user:*`,
+  handshakes: `${PREFIX}hs:*`,
+} as const;
+
+/** Whether a key matched by `patterns.leases` is a lease (and not a `:users` set). */
+export function leaseKeyNodeId(key: string): string | null {
+  const id = key.slice(`${PREFIX}node:`.length);
+  return NODE_ID_PATTERN.test(id) ? id : null;
+}
