@@ -114,7 +114,11 @@ export function presenceContract(target: ContractTarget): void {
     assert.equal(await p.openHandshake({ ...k, password: 8 }, 10_000), true, "other password");
     assert.equal(await p.claimHandshake(k), null, "not accepted yet");
     assert.equal(await p.acceptHandshake(k, { node: p.nodeId, token: "t1", bridge: "" }), true);
-    assert.equal(await p.acceptHandshake(k, { node: p.nodeId, token: "t2", bridge: "" }), false, "once");
+    assert.equal(
+      await p.acceptHandshake(k, { node: p.nodeId, token: "t2", bridge: "" }),
+      false,
+      "once",
+    );
     assert.deepEqual(await p.claimHandshake(k), { node: p.nodeId, token: "t1", bridge: "" });
     assert.equal(await p.claimHandshake(k), null, "claimed once");
     assert.equal(await p.cancelHandshake(k), false, "gone after claim");
@@ -205,13 +209,53 @@ export function presenceContract(target: ContractTarget): void {
     assert.equal(ib.frames.length, 200, "not the sender");
   });
 
+  test("across nodes: sends follow a pseudo that moves to another node", 2, async ([p, q]) => {
+    const a = name("mover"), b = name("b");
+    const ip = new RecordingInbox(), iq = new RecordingInbox(), ib = new RecordingInbox();
+    await q.reserve(b, ib);
+    assert.equal(await p.reserve(a, ip), "ok");
+    assert.equal(await q.send(a, bytes(2, 1)), true);
+    await ip.waitFor(1);
+    await p.release(a, ip);
+    assert.equal(await q.send(a, bytes(2, 2)), false, "released: unreachable");
+    assert.equal(await q.reserve(a, iq), "ok");
+    assert.equal(await p.send(a, bytes(2, 3)), true);
+    await iq.waitFor(1); // two senders: no order between them
+    assert.equal(await q.send(a, bytes(2, 4)), true, "now local to q");
+    await iq.waitFor(2);
+    assert.deepEqual(iq.frames, [bytes(2, 3), bytes(2, 4)]);
+    assert.deepEqual(ip.frames, [bytes(2, 1)]);
+    await p.broadcast(bytes(3, 9), b);
+    await iq.waitFor(3);
+    await sleep(50);
+    assert.equal(ip.frames.length, 1, "released inbox gets no broadcast");
+    assert.equal(ib.frames.length, 0, "except");
+  });
+
   test("across nodes: handshakes and strikes are shared", 2, async ([p, q]) => {
     const k = key(name("a"), name("b"), 1234);
     assert.equal(await p.openHandshake(k, 10_000), true);
     assert.equal(await q.openHandshake(k, 10_000), false);
-    assert.equal(await q.acceptHandshake(k, { node: q.nodeId, token: "tq", bridge: "127.0.0.1:9" }), true);
-    assert.deepEqual(await p.claimHandshake(k), { node: q.nodeId, token: "tq", bridge: "127.0.0.1:9" });
+    assert.equal(
+      await q.acceptHandshake(k, { node: q.nodeId, token: "tq", bridge: "127.0.0.1:9" }),
+      true,
+    );
+    assert.deepEqual(await p.claimHandshake(k), {
+      node: q.nodeId,
+      token: "tq",
+      bridge: "127.0.0.1:9",
+    });
     assert.equal(await p.strike(k.a, k.b, 10_000), 1);
     assert.equal(await q.strike(k.a, k.b, 10_000), 2);
+  });
+
+  // Registered last, so it runs after the suite: stops the shared backend (see ContractTarget).
+  Deno.test({
+    name: `presence contract [${target.name}]: teardown`,
+    sanitizeOps: false,
+    sanitizeResources: false,
+    async fn() {
+      await target.teardown?.();
+    },
   });
 }

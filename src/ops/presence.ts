@@ -1,0 +1,250 @@
+/**
+ * `deno task presence [--redis-url URL]`: what the cluster's Redis says right
+ * now: nodes and their leases, which node holds each pseudo, and pending
+ * private-link handshakes. Read-only; uses SCAN, never KEYS. Schema: docs/REDIS.md.
+ */
+import { parseArgs } from "node:util";
+import { Redis } from "ioredis";
+import { keys, leaseKeyNodeId, patterns, PREFIX } from "../presence/redis/schema.ts";
+
+const HELP = `Usage: deno task presence [options]
+
+Prints the ChatOS presence state kept in Redis: nodes (lease, bridge and client
+addresses, user count, heartbeat age), users and the node holding each, and
+pending private-link handshakes.
+
+Options:
+  --redis-url URL   Redis to read (default: $REDIS_URL or redis://127.0.0.1:6379)
+  --limit N         print at most N users and N handshakes (default 1000)
+  --json            print one JSON document instead of tables
+  -h, --help        show this help
+`;
+
+interface NodeRow {
+  id: string;
+  bridge: string;
+  client: string;
+  users: number;
+  heartbeatAgeMs: number | null;
+  leaseTtlMs: number;
+  alive: boolean;
+}
+interface UserRow {
+  pseudo: string;
+  node: string;
+  nodeAlive: boolean;
+}
+interface HandshakeRow {
+  a: string;
+  b: string;
+  password: number;
+  state: string;
+  asker: string;
+  node: string;
+  bridge: string;
+  ttlMs: number;
+}
+
+async function scanAll(r: Redis, match: string, each: (keys: string[]) => Promise<void>) {
+  let cursor = "0";
+  do {
+    const [next, batch] = await r.scan(cursor, "MATCH", match, "COUNT", 1000);
+    cursor = next;
+    if (batch.length) await each(batch);
+  } while (cursor !== "0");
+}
+
+/** Control characters would garble the terminal; show them escaped. */
+function show(s: string): string {
+  // deno-lint-ignore no-control-regex
+  const control = /[\u0000-\u001f\u007f]/g;
+  return s.replace(control, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`);
+}
+
+function table(headers: string[], rows: string[][]): string {
+  const widths = headers.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
+  const line = (cells: string[]) => cells.map((c, i) => c.padEnd(widths[i])).join("  ").trimEnd();
+  return [line(headers), ...rows.map(line)].join("\n");
+}
+
+function age(ms: number | null): string {
+  if (ms === null) return "-";
+  return ms < 10_000 ? `${(ms / 1000).toFixed(1)}s` : `${Math.round(ms / 1000)}s`;
+}
+
+export async function main(argv: string[]): Promise<number> {
+  let values;
+  try {
+    ({ values } = parseArgs({
+      args: argv,
+      options: {
+        "redis-url": { type: "string" },
+        limit: { type: "string" },
+        json: { type: "boolean" },
+        help: { type: "boolean", short: "h" },
+      },
+      strict: true,
+    }));
+  } catch (e) {
+    console.error(`${e instanceof Error ? e.message : e}\n\n${HELP}`);
+    return 2;
+  }
+  if (values.help) {
+    console.log(HELP);
+    return 0;
+  }
+  const url = values["redis-url"] ?? Deno.env.get("REDIS_URL") ?? "redis://127.0.0.1:6379";
+  const limit = values.limit === undefined ? 1000 : Number(values.limit);
+  if (!Number.isInteger(limit) || limit < 0) {
+    console.error("--limit must be a non-negative integer");
+    return 2;
+  }
+
+  const r = new Redis(url, {
+    lazyConnect: true,
+    enableOfflineQueue: false,
+    maxRetriesPerRequest: 0,
+    retryStrategy: () => null,
+    connectTimeout: 3000,
+    commandTimeout: 5000,
+    connectionName: "chatos-ops",
+  });
+  r.on("error", () => {}); // reported below through the rejected call
+  try {
+    await r.connect();
+  } catch (e) {
+    console.error(`cannot reach redis at ${url}: ${e instanceof Error ? e.message : e}`);
+    r.disconnect();
+    return 1;
+  }
+
+  try {
+    const [sec, usec] = await r.time();
+    const now = Number(sec) * 1000 + Math.floor(Number(usec) / 1000);
+
+    // Nodes: every lease key, plus ids still listed in chatos:nodes whose lease is gone.
+    const ids = new Set<string>(await r.smembers(keys.nodes));
+    await scanAll(r, patterns.leases, (ks) => {
+      for (const k of ks) {
+        const id = leaseKeyNodeId(k);
+        if (id) ids.add(id);
+      }
+      return Promise.resolve();
+    });
+    const nodes: NodeRow[] = [];
+    for (const id of [...ids].sort()) {
+      const [h, ttl, users] = await Promise.all([
+        r.hgetall(keys.lease(id)),
+        r.pttl(keys.lease(id)),
+        r.scard(keys.nodeUsers(id)), // exact now; the lease's `users` is as of the last heartbeat
+      ]);
+      const alive = Object.keys(h).length > 0 && ttl !== -2;
+      nodes.push({
+        id,
+        bridge: h.bridge ?? "",
+        client: h.client ?? "",
+        users,
+        heartbeatAgeMs: h.heartbeat ? now - Number(h.heartbeat) : null,
+        leaseTtlMs: ttl,
+        alive,
+      });
+    }
+    const aliveIds = new Set(nodes.filter((n) => n.alive).map((n) => n.id));
+
+    let userCount = 0;
+    const users: UserRow[] = [];
+    await scanAll(r, patterns.users, async (ks) => {
+      const vals = await r.mget(...ks);
+      ks.forEach((k, i) => {
+        const node = vals[i];
+        if (node === null) return;
+        userCount++;
+        if (users.length < limit) {
+          users.push({
+            pseudo: k.slice(`${PREFIX}user:`.length),
+            node,
+            nodeAlive: aliveIds.has(node),
+          });
+        }
+      });
+    });
+    users.sort((x, y) => x.pseudo < y.pseudo ? -1 : x.pseudo > y.pseudo ? 1 : 0);
+
+    let hsCount = 0;
+    const handshakes: HandshakeRow[] = [];
+    await scanAll(r, patterns.handshakes, async (ks) => {
+      for (const k of ks) {
+        if (handshakes.length >= limit) {
+          hsCount++;
+          continue;
+        }
+        const [h, ttl] = await Promise.all([r.hgetall(k), r.pttl(k)]);
+        if (!h.state) continue; // expired meanwhile
+        hsCount++;
+        handshakes.push({
+          a: h.a ?? "",
+          b: h.b ?? "",
+          password: Number(h.password),
+          state: h.state,
+          asker: h.asker ?? "",
+          node: h.node ?? "",
+          bridge: h.bridge ?? "",
+          ttlMs: ttl,
+        });
+      }
+    });
+
+    if (values.json) {
+      console.log(JSON.stringify(
+        { url, redisTimeMs: now, nodes, userCount, users, handshakeCount: hsCount, handshakes },
+        null,
+        2,
+      ));
+      return 0;
+    }
+
+    const out: string[] = [];
+    out.push(`redis ${url}`, "");
+    out.push(`NODES (${aliveIds.size} alive, ${nodes.length - aliveIds.size} expired)`);
+    out.push(table(
+      ["id", "bridge", "client", "users", "heartbeat", "lease"],
+      nodes.map((n) => [
+        n.id,
+        n.bridge || "-",
+        n.client || "-",
+        String(n.users),
+        n.heartbeatAgeMs === null ? "-" : `${age(n.heartbeatAgeMs)} ago`,
+        n.alive ? `${n.leaseTtlMs}ms left` : "EXPIRED",
+      ]),
+    ));
+    out.push("", `USERS (${userCount})`);
+    out.push(table(
+      ["pseudo", "node", ""],
+      users.map((u) => [show(u.pseudo), u.node, u.nodeAlive ? "" : "(node dead: free)"]),
+    ));
+    if (userCount > users.length) out.push(`... ${userCount - users.length} more (--limit)`);
+    out.push("", `HANDSHAKES (${hsCount})`);
+    out.push(table(
+      ["a", "b", "password", "state", "asked on", "b's end on", "ttl"],
+      handshakes.map((h) => [
+        show(h.a),
+        show(h.b),
+        String(h.password),
+        h.state,
+        h.asker || "-",
+        h.node ? `${h.node} ${h.bridge}`.trim() : "-",
+        `${h.ttlMs}ms`,
+      ]),
+    ));
+    if (hsCount > handshakes.length) out.push(`... ${hsCount - handshakes.length} more (--limit)`);
+    console.log(out.join("\n"));
+    return 0;
+  } catch (e) {
+    console.error(`reading redis at ${url} failed: ${e instanceof Error ? e.message : e}`);
+    return 1;
+  } finally {
+    r.disconnect();
+  }
+}
+
+if (import.meta.main) Deno.exit(await main(Deno.args));

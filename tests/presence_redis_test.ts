@@ -1,0 +1,314 @@
+/**
+ * RedisPresence against a real redis-server started by this file (never the
+ * one that may run on 6379): the shared contract, then what only a networked
+ * store can get wrong: crashed nodes, Redis restarts and outages, a silent
+ * pub/sub link, and the ops tool.
+ */
+import assert from "node:assert/strict";
+import { Redis } from "ioredis";
+import { PresenceUnavailable } from "../src/presence/presence.ts";
+import {
+  createRedisPresence,
+  type LogFn,
+  type RedisPresence,
+  type RedisPresenceOptions,
+} from "../src/presence/redis.ts";
+import { keys } from "../src/presence/redis/schema.ts";
+import { presenceContract, RecordingInbox } from "./presence_contract.ts";
+import { startRedis, type TestRedis } from "./helpers/redis_server.ts";
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const bytes = (...xs: number[]) => Uint8Array.from(xs);
+let seq = 0;
+const uniq = (base: string) => `${base}${++seq}_${Math.random().toString(36).slice(2, 6)}`;
+
+/** Log lines kept for assertions; printed only with CHATOS_TEST_LOG=1. */
+const logLines: string[] = [];
+const verbose = Deno.env.get("CHATOS_TEST_LOG") === "1";
+const log: LogFn = (level, msg, fields) => {
+  const line = `${level} ${msg} ${fields ? JSON.stringify(fields) : ""}`;
+  logLines.push(line);
+  if (logLines.length > 2000) logLines.splice(0, 1000);
+  if (verbose) console.error(line);
+};
+
+let shared: TestRedis | null = null;
+async function sharedRedis(): Promise<TestRedis> {
+  return shared ??= await startRedis();
+}
+
+function node(url: string, extra: Partial<RedisPresenceOptions> = {}): Promise<RedisPresence> {
+  return createRedisPresence({
+    url,
+    nodeId: uniq("n"),
+    bridge: `127.0.0.1:${7000 + (seq % 1000)}`,
+    clientAddress: "127.0.0.1:1234",
+    log,
+    ...extra,
+  });
+}
+
+async function until(what: string, ms: number, fn: () => boolean | Promise<boolean>) {
+  const deadline = Date.now() + ms;
+  for (;;) {
+    try {
+      if (await fn()) return;
+    } catch {
+      // not yet
+    }
+    if (Date.now() > deadline) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
+    await sleep(50);
+  }
+}
+
+async function rejectsUnavailable(p: Promise<unknown>, withinMs: number, what: string) {
+  const t0 = Date.now();
+  await assert.rejects(p, PresenceUnavailable, what);
+  const took = Date.now() - t0;
+  assert.ok(took <= withinMs, `${what}: rejected after ${took} ms, expected <= ${withinMs}`);
+}
+
+presenceContract({
+  name: "redis",
+  maxNodes: 3,
+  async makeCluster(n) {
+    const r = await sharedRedis();
+    return await Promise.all(Array.from({ length: n }, () => node(r.url)));
+  },
+  async teardown() {
+    await shared?.stop();
+    shared = null;
+  },
+});
+
+const test = (name: string, fn: () => Promise<void>) =>
+  Deno.test({ name: `redis presence: ${name}`, sanitizeOps: false, sanitizeResources: false, fn });
+
+test("the schema is what docs/REDIS.md says", async () => {
+  const r = await sharedRedis();
+  const p = await node(r.url, { leaseMs: 3000 });
+  const raw = new Redis(r.url, { lazyConnect: true });
+  try {
+    await raw.connect();
+    const alice = uniq("alicé:");
+    assert.equal(await p.reserve(alice, new RecordingInbox()), "ok");
+    assert.equal(await raw.get(`chatos:user:${alice}`), p.nodeId);
+    assert.deepEqual(await raw.smembers(`chatos:node:${p.nodeId}:users`), [alice]);
+    assert.ok((await raw.smembers("chatos:nodes")).includes(p.nodeId));
+    const lease = await raw.hgetall(`chatos:node:${p.nodeId}`);
+    assert.equal(lease.bridge, p.bridge);
+    assert.equal(lease.client, "127.0.0.1:1234");
+    assert.ok(Math.abs(Number(lease.heartbeat) - Date.now()) < 5000, "heartbeat is ms epoch");
+    assert.ok(Number(lease.started) <= Date.now());
+    const ttl = await raw.pttl(`chatos:node:${p.nodeId}`);
+    assert.ok(ttl > 0 && ttl <= 3000, `lease PTTL ${ttl}`);
+
+    const k = { a: "ab", b: "c", password: -3 };
+    assert.equal(keys.handshake(k), keys.handshakePrefix(k.a, k.b) + k.password);
+    await p.openHandshake(k, 5000);
+    const hs = await raw.hgetall(keys.handshake(k));
+    assert.equal(hs.state, "asked");
+    assert.equal(hs.password, "-3");
+    assert.ok((await raw.pttl(keys.handshake(k))) > 0);
+    assert.ok(await p.cancelHandshake(k));
+
+    await p.close();
+    assert.equal(await raw.get(`chatos:user:${alice}`), null);
+    assert.equal(await raw.exists(`chatos:node:${p.nodeId}`), 0);
+    assert.ok(!(await raw.smembers("chatos:nodes")).includes(p.nodeId));
+  } finally {
+    raw.disconnect();
+    await p.close();
+  }
+});
+
+test("a crashed node's users are free once its lease lapses", async () => {
+  const r = await sharedRedis();
+  const p = await node(r.url); // default lease: 3000 ms
+  const q = await node(r.url);
+  try {
+    const alice = uniq("alice"), bob = uniq("bob");
+    await p.reserve(alice, new RecordingInbox());
+    await p.reserve(bob, new RecordingInbox());
+    assert.equal(await q.send(bob, bytes(2)), true);
+    const t0 = Date.now();
+    p.crashForTest();
+    // Its subscriber is gone at once, so delivery fails before the lease lapses.
+    await until(
+      "send to a crashed node's user to fail",
+      1000,
+      async () => !(await q.send(bob, bytes(2))),
+    );
+    assert.equal(await q.reserve(alice, new RecordingInbox()), "taken", "lease still running");
+    await until("the pseudo to be free", 5000, async () => {
+      return (await q.reserve(alice, new RecordingInbox())) === "ok";
+    });
+    const took = Date.now() - t0;
+    assert.ok(took < 5000, `took ${took} ms`);
+    assert.equal(await q.send(bob, bytes(2)), false);
+  } finally {
+    await p.close();
+    await q.close();
+  }
+});
+
+test("a Redis restart: nodes recover, reservations are re-asserted, sends work", async () => {
+  const r = await startRedis();
+  const p = await node(r.url);
+  const q = await node(r.url);
+  try {
+    const alice = uniq("alice"), bob = uniq("bob");
+    const ia = new RecordingInbox(), ib = new RecordingInbox();
+    assert.equal(await p.reserve(alice, ia), "ok");
+    assert.equal(await q.reserve(bob, ib), "ok");
+    assert.ok(p.ready && q.ready);
+    const before = p.stats.reconnects;
+    const t0 = Date.now();
+    await r.restart();
+    await until("both nodes ready again", 5000, () => p.ready && q.ready);
+    const took = Date.now() - t0;
+    assert.ok(took < 5000, `recovered in ${took} ms`);
+    assert.ok(p.stats.reconnects > before);
+    // Redis came back empty; the nodes wrote their reservations again.
+    assert.equal(await q.reserve(alice, new RecordingInbox()), "taken");
+    assert.equal(await p.reserve(bob, new RecordingInbox()), "taken");
+    assert.equal(await q.send(alice, bytes(2, 1)), true);
+    assert.equal(await p.send(bob, bytes(2, 2)), true);
+    await ia.waitFor(1);
+    await ib.waitFor(1);
+    assert.deepEqual(ia.frames, [bytes(2, 1)]);
+    assert.deepEqual(ib.frames, [bytes(2, 2)]);
+  } finally {
+    await p.close();
+    await q.close();
+    await r.stop();
+  }
+});
+
+test("Redis down: calls reject with PresenceUnavailable quickly, and recover", async () => {
+  const r = await startRedis();
+  const p = await node(r.url);
+  const q = await node(r.url);
+  try {
+    const local = uniq("local"), remote = uniq("remote");
+    const il = new RecordingInbox();
+    await p.reserve(local, il);
+    await q.reserve(remote, new RecordingInbox());
+    await r.stop();
+    await until("not ready", 2000, () => !p.ready);
+    await rejectsUnavailable(p.reserve(uniq("x"), new RecordingInbox()), 2000, "reserve");
+    await rejectsUnavailable(p.send(remote, bytes(2)), 2000, "send");
+    await rejectsUnavailable(
+      p.openHandshake({ a: local, b: remote, password: 1 }, 1000),
+      2000,
+      "hs",
+    );
+    await rejectsUnavailable(p.strike(local, remote, 1000), 2000, "strike");
+    await rejectsUnavailable(p.broadcast(bytes(3), remote), 2000, "broadcast");
+    assert.equal(il.frames.length, 1, "the local part of a broadcast still happened");
+    assert.equal(await p.send(local, bytes(2)), true, "local delivery needs no Redis");
+
+    // A stalled Redis (sockets open, no answers) is bounded by the command timeout.
+    await r.start();
+    await until("ready again", 5000, () => p.ready && q.ready);
+    const stalled = uniq("stalled");
+    r.pause();
+    try {
+      await rejectsUnavailable(p.reserve(stalled, new RecordingInbox()), 2000, "reserve (stalled)");
+      await rejectsUnavailable(p.send(remote, bytes(2)), 2000, "send (stalled)");
+    } finally {
+      r.resume();
+    }
+    // The timed-out reserve ran once Redis woke up; it was undone right behind it.
+    await until("the stalled reserve to be undone", 3000, async () => {
+      return (await q.reserve(stalled, new RecordingInbox())) === "ok";
+    });
+    await until("ready again", 5000, () => p.ready && q.ready);
+    assert.equal(await p.send(remote, bytes(2)), true);
+  } finally {
+    await p.close();
+    await q.close();
+    await r.stop();
+  }
+});
+
+test("the liveness probe revives a silently dead subscription", async () => {
+  const r = await sharedRedis();
+  const p = await node(r.url);
+  const q = await node(r.url, { probeIntervalMs: 200, probeTimeoutMs: 800 });
+  try {
+    const bob = uniq("bob");
+    const ib = new RecordingInbox();
+    await q.reserve(bob, ib);
+    await q.unsubscribeForTest();
+    assert.equal(await p.send(bob, bytes(2)), false, "nobody listens on q's channel");
+    await until("q to notice", 3000, () => !q.ready);
+    await until("q to resubscribe", 5000, () => q.ready);
+    assert.ok(logLines.some((l) => l.includes("reconnecting the subscriber")));
+    assert.equal(await p.send(bob, bytes(2, 5)), true);
+    await ib.waitFor(1);
+    assert.ok(q.stats.lastRttMs >= 0 && q.stats.receives >= 1);
+  } finally {
+    await p.close();
+    await q.close();
+  }
+});
+
+test("start-up fails fast when Redis is unreachable or the node id is in use", async () => {
+  const r = await sharedRedis();
+  const { freePort } = await import("./helpers/redis_server.ts");
+  const t0 = Date.now();
+  await assert.rejects(
+    node(`redis://127.0.0.1:${freePort()}`, { connectTimeoutMs: 500 }),
+    PresenceUnavailable,
+  );
+  assert.ok(Date.now() - t0 < 2000);
+  const p = await node(r.url);
+  try {
+    await assert.rejects(
+      node(r.url, { nodeId: p.nodeId, connectTimeoutMs: 500 }),
+      PresenceUnavailable,
+    );
+    assert.ok(p.ready, "the first holder is untouched");
+  } finally {
+    await p.close();
+  }
+  await assert.rejects(node(r.url, { nodeId: "bad:id" }), TypeError);
+});
+
+test("ops tool lists nodes, users and handshakes", async () => {
+  const r = await sharedRedis();
+  const p = await node(r.url, { clientAddress: "127.0.0.1:4242" });
+  try {
+    const alice = uniq("opsalice");
+    await p.reserve(alice, new RecordingInbox());
+    await p.openHandshake({ a: alice, b: "opsbob", password: 77 }, 10_000);
+    const out = await new Deno.Command(Deno.execPath(), {
+      args: ["run", "--allow-net", "--allow-env", "src/ops/presence.ts", "--redis-url", r.url],
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    const text = new TextDecoder().decode(out.stdout);
+    assert.equal(out.code, 0, new TextDecoder().decode(out.stderr));
+    assert.ok(text.includes(p.nodeId), text);
+    assert.ok(text.includes(p.bridge), text);
+    assert.ok(text.includes("127.0.0.1:4242"), text);
+    assert.match(text, new RegExp(`${alice}\\s+${p.nodeId}`));
+    assert.match(text, /opsbob/);
+
+    const help = await new Deno.Command(Deno.execPath(), {
+      args: ["run", "--allow-net", "--allow-env", "src/ops/presence.ts", "--help"],
+      stdout: "piped",
+    }).output();
+    assert.equal(help.code, 0);
+    assert.match(new TextDecoder().decode(help.stdout), /--redis-url/);
+  } finally {
+    await p.close();
+  }
+});
+
+// Runs last: the shared server must not outlive the run (the helper also kills it on unload).
+test("stop the shared redis-server", async () => {
+  await shared?.stop();
+  shared = null;
+});
