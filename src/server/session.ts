@@ -29,6 +29,8 @@ export type SessionMessage =
   /** The socket is gone: release everything. */
   | { kind: "closed" };
 
+const STORE_TTL_GRACE_MS = 5000;
+
 /** Valid pseudonyms: 1 to 32 letters, digits, `_`, `-` or `.` (any script). */
 const PSEUDO = /^[\p{L}\p{N}_.-]{1,32}$/u;
 export function validPseudo(p: string): boolean {
@@ -219,7 +221,10 @@ export class ChatSession implements Inbox {
     }
     const presence = this.#ctx.presence;
     try {
-      if (!await presence.openHandshake(key, this.#ctx.config.handshakeTtlMs)) {
+      // The store's expiry is only a backstop (e.g. for a node that died):
+      // this actor's timer is what aborts a handshake on time and tells both.
+      const backstopMs = this.#ctx.config.handshakeTtlMs + STORE_TTL_GRACE_MS;
+      if (!await presence.openHandshake(key, backstopMs)) {
         return refuse(ErrorCode.TcpInProtocol);
       }
       // Registered before B hears of it, so B's answer always finds it.
