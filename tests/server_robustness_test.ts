@@ -133,7 +133,7 @@ t("hundreds of connections opened and closed quickly", () =>
       await Promise.all(Array.from({ length: 100 }, (_, i) => batch(round * 100 + i)));
     }
     await eventually(() => h.server.connections === 0, 5000, "all connections closed");
-    assert.equal(h.server.context.sessions, 0);
+    assert.equal(h.server.context.sessions.size, 0);
     await stillServes(h);
   }));
 
@@ -203,5 +203,19 @@ t(
       a.send({ op: Op.SPM, sender: "a", recipient: "b", message: "fine" });
       assert.equal(await a.nextError(), ErrorCode.OK);
       assert.equal(((await b.next()) as { message: string }).message, "fine");
+    }),
+);
+
+t(
+  "connections reset before the server accepts them never stop the accept loop",
+  () =>
+    withServer({}, async (h) => {
+      for (let round = 0; round < 5; round++) {
+        const conns = await Promise.all(
+          Array.from({ length: 100 }, () => Deno.connect({ hostname: "127.0.0.1", port: h.port })),
+        );
+        for (const c of conns) c.close();
+      }
+      await stillServes(h);
     }),
 );

@@ -88,7 +88,7 @@ export async function serveConnection(
             }
             return; // the link broker owns the socket now
           }
-          session = new ChatSession(ctx, out, address, () => close("session error"));
+          session = new ChatSession(ctx, out, address, close);
         }
         session.post({ kind: "frame", frame, raw });
       }

@@ -33,7 +33,12 @@ export interface ServerDeps {
   logger?: Logger;
 }
 
-async function makePresence(config: ServerConfig, log: Logger, bridge: string): Promise<Presence> {
+async function makePresence(
+  config: ServerConfig,
+  log: Logger,
+  bridge: string,
+  onLost: (pseudo: string) => void,
+): Promise<Presence> {
   if (config.presence === "memory") return new MemoryPresence({ nodeId: config.nodeId || "local" });
   // Loaded only in cluster mode, so a single node never needs the Redis client.
   const { createRedisPresence } = await import("../presence/redis.ts");
@@ -44,6 +49,7 @@ async function makePresence(config: ServerConfig, log: Logger, bridge: string): 
     clientAddress: `${config.advertiseHost || Deno.hostname()}:${config.port}`,
     log: (level: LogLevel, msg: string, fields?: Record<string, unknown>) =>
       log.log(level, msg, fields),
+    onLost,
   });
 }
 
@@ -68,7 +74,10 @@ export async function startServer(
 
   let presence: Presence;
   try {
-    presence = deps.presence ?? await makePresence(config, log, bridgeAddress);
+    presence = deps.presence ?? await makePresence(config, log, bridgeAddress, (pseudo) => {
+      // After a Redis outage another node holds this pseudo: ours must go.
+      ctx.sessions.get(pseudo)?.evict("pseudo taken by another node during a Redis outage");
+    });
   } catch (e) {
     listener.close();
     bridgeListener?.close();
@@ -88,44 +97,39 @@ export async function startServer(
     metrics,
     handshakes,
     links,
-    sessions: 0,
+    sessions: new Map(),
     draining: false,
     outbound: new Set(),
   };
   metrics.gauges.connections = () => open.size;
-  metrics.gauges.sessions = () => ctx.sessions;
+  metrics.gauges.sessions = () => ctx.sessions.size;
   metrics.gauges.links_pending = () => links.parkedCount;
   metrics.gauges.link_ends_active = () => links.activeEnds;
 
   const open = new Set<Deno.Conn>();
   const handlers = new Set<Promise<void>>();
 
-  const acceptLoop = (async () => {
-    for await (const conn of listener) {
-      metrics.connectionsOpened++;
-      if (open.size >= config.maxConnections) {
-        rejectConnection(conn, ctx, `over --max-connections ${config.maxConnections}`);
-        continue;
-      }
-      try {
-        conn.setNoDelay(true);
-      } catch { /* closed already */ }
-      open.add(conn);
-      const h = serveConnection(conn, ctx, () => open.delete(conn));
-      handlers.add(h);
-      void h.finally(() => handlers.delete(h));
+  const acceptLoop = acceptEach(listener, ctx, (conn) => {
+    metrics.connectionsOpened++;
+    if (open.size >= config.maxConnections) {
+      rejectConnection(conn, ctx, `over --max-connections ${config.maxConnections}`);
+      return;
     }
-  })().catch((e) => {
-    if (!ctx.draining) log.error("accept loop failed", { error: String(e) });
+    try {
+      conn.setNoDelay(true);
+    } catch { /* closed already */ }
+    open.add(conn);
+    const h = serveConnection(conn, ctx, () => open.delete(conn));
+    handlers.add(h);
+    void h.finally(() => handlers.delete(h));
   });
 
-  const bridgeLoop = bridgeListener && (async () => {
-    for await (const conn of bridgeListener) {
+  const bridgeLoop = bridgeListener &&
+    acceptEach(bridgeListener, ctx, (conn) => {
       void serveBridge(conn, ctx, links).catch((e) =>
         log.warn("bridge connection failed", { error: String(e) })
       );
-    }
-  })().catch(() => {});
+    });
 
   const addr = listener.addr as Deno.NetAddr;
   log.info("listening", {
@@ -171,6 +175,35 @@ export async function startServer(
       return closing;
     },
   };
+}
+
+/**
+ * Accepts until the listener is closed. A failed accept (a peer that reset
+ * before we got to it, or no file descriptors left) is logged and skipped: it
+ * must never stop the node from accepting.
+ */
+async function acceptEach(
+  listener: Deno.Listener,
+  ctx: ServerContext,
+  onConn: (conn: Deno.TcpConn) => void,
+): Promise<void> {
+  while (true) {
+    let conn: Deno.Conn;
+    try {
+      conn = await listener.accept();
+    } catch (e) {
+      if (
+        ctx.draining || e instanceof Deno.errors.BadResource || e instanceof Deno.errors.Interrupted
+      ) {
+        return;
+      }
+      ctx.log.warn("accept failed", { error: String(e) });
+      // Out of descriptors: give closing connections a moment instead of spinning.
+      if (String(e).includes("Too many open files")) await new Promise((r) => setTimeout(r, 100));
+      continue;
+    }
+    onConn(conn as Deno.TcpConn);
+  }
 }
 
 /** Waits until every connection's queued output is written, or `ms` passes (graceful drain). */

@@ -55,15 +55,28 @@ export class ChatSession implements Inbox {
   /** Handshakes offered to this user (as B), by id. */
   #invited = new Map<string, HandshakeKey>();
   readonly address: string;
+  #closeConnection: (reason: string) => void;
 
-  constructor(ctx: ServerContext, out: OutboundQueue, address: string, onFatal: () => void) {
+  constructor(
+    ctx: ServerContext,
+    out: OutboundQueue,
+    address: string,
+    closeConnection: (reason: string) => void,
+  ) {
     this.#ctx = ctx;
     this.#out = out;
     this.address = address;
+    this.#closeConnection = closeConnection;
     this.#mailbox = new Mailbox((m) => this.#handle(m), (e) => {
       ctx.log.error("session failed", { pseudo: this.#pseudo, error: String(e) });
-      onFatal();
+      closeConnection("session error");
     });
+  }
+
+  /** Ends the session from outside (its pseudo was lost to another node). */
+  evict(reason: string): void {
+    this.#ctx.log.warn("session evicted", { pseudo: this.#pseudo, reason });
+    this.#closeConnection(reason);
   }
 
   get pseudo(): string | null {
@@ -177,7 +190,7 @@ export class ChatSession implements Inbox {
       return;
     }
     this.#pseudo = pseudo;
-    this.#ctx.sessions++;
+    this.#ctx.sessions.set(pseudo, this);
     this.#ctx.log.info("login", { pseudo, address: this.address });
     this.#error(ErrorCode.OK);
   }
@@ -261,7 +274,7 @@ export class ChatSession implements Inbox {
     this.#closed = true;
     const pseudo = this.#pseudo;
     if (pseudo === null) return;
-    this.#ctx.sessions--;
+    if (this.#ctx.sessions.get(pseudo) === this) this.#ctx.sessions.delete(pseudo);
     for (const a of this.#asked.values()) clearTimer(a.timer);
     const keys = [...this.#asked.values()].map((a) => a.key).concat([...this.#invited.values()]);
     this.#asked.clear();

@@ -1,0 +1,340 @@
+/**
+ * `deno task cluster`: the docker-compose topology as local processes — a
+ * redis-server on a free port, N ChatOS nodes in Redis mode, and HAProxy in
+ * TCP mode on one public port in front of them. The tests start the same
+ * harness (`startCluster`) to exercise the cluster end to end.
+ */
+import { parseArgs } from "node:util";
+
+export interface ClusterOptions {
+  /** Number of ChatOS nodes (default 3). */
+  nodes?: number;
+  /** HAProxy's port (default 7777; 0 = a free port). */
+  port?: number;
+  /** Start HAProxy in front of the nodes (default true). */
+  haproxy?: boolean;
+  /** Use this Redis instead of starting one. */
+  redisUrl?: string;
+  logLevel?: "error" | "warn" | "info" | "debug";
+  /** Extra flags for every node. */
+  nodeArgs?: string[];
+  /** Where node output goes: "inherit" (the terminal) or "null" (tests). */
+  output?: "inherit" | "null";
+}
+
+export interface ClusterNode {
+  readonly id: string;
+  readonly port: number;
+  readonly bridgePort: number;
+  readonly adminPort: number;
+  readonly running: boolean;
+  /** Sends a signal; waits for the exit status. */
+  kill(signal?: Deno.Signal): Promise<Deno.CommandStatus>;
+  /** Starts the node again (same id and ports) after it exited. */
+  restart(): Promise<void>;
+}
+
+export interface RedisProcess {
+  readonly url: string;
+  readonly port: number;
+  kill(signal?: Deno.Signal): Promise<void>;
+  /** Starts again on the same port (empty: no persistence). */
+  start(): Promise<void>;
+}
+
+export interface Cluster {
+  readonly redis: RedisProcess | null;
+  readonly redisUrl: string;
+  readonly nodes: ClusterNode[];
+  /** HAProxy's port, or -1 without HAProxy. */
+  readonly port: number;
+  readonly secret: string;
+  stop(): Promise<void>;
+}
+
+const REPO = new URL("../../", import.meta.url);
+const SERVER_MAIN = new URL("src/server/main.ts", REPO).pathname;
+
+export function freePort(): number {
+  const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const port = (l.addr as Deno.NetAddr).port;
+  l.close();
+  return port;
+}
+
+/** Resolves once something accepts TCP connections on 127.0.0.1:port. */
+export async function waitForPort(port: number, ms = 15000, alive: () => boolean = () => true) {
+  const deadline = Date.now() + ms;
+  while (Date.now() < deadline) {
+    if (!alive()) throw new Error(`process for port ${port} exited before listening`);
+    try {
+      const c = await Deno.connect({ hostname: "127.0.0.1", port });
+      c.close();
+      return;
+    } catch {
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  }
+  throw new Error(`nothing listens on 127.0.0.1:${port} after ${ms} ms`);
+}
+
+/**
+ * Children run under `setsid`, in their own process group: a Ctrl-C in the
+ * terminal reaches only this harness, which then stops them in order (a node
+ * that got the signal twice would skip its graceful drain).
+ */
+function spawn(cmd: string, args: string[], output: "inherit" | "null"): Deno.ChildProcess {
+  return track(
+    new Deno.Command("setsid", {
+      args: [cmd, ...args],
+      stdout: output,
+      stderr: output,
+      stdin: "null",
+    })
+      .spawn(),
+  );
+}
+
+const children = new Set<Deno.ChildProcess>();
+let hooked = false;
+function track(child: Deno.ChildProcess): Deno.ChildProcess {
+  if (!hooked) {
+    hooked = true;
+    // No child outlives the process that started it, even on a failed test.
+    globalThis.addEventListener("unload", () => {
+      for (const c of children) {
+        try {
+          c.kill("SIGKILL");
+        } catch { /* gone */ }
+      }
+    });
+  }
+  children.add(child);
+  void child.status.then(() => children.delete(child));
+  return child;
+}
+
+export async function startRedisProcess(port = freePort()): Promise<RedisProcess> {
+  let child: Deno.ChildProcess | null = null;
+  const start = async () => {
+    child = spawn(
+      "redis-server",
+      [
+        "--port",
+        String(port),
+        "--bind",
+        "127.0.0.1",
+        "--save",
+        "",
+        "--appendonly",
+        "no",
+        "--dir",
+        Deno.makeTempDirSync({ prefix: "chatos-redis-" }),
+      ],
+      "null",
+    );
+    let exited = false;
+    void child.status.then(() => (exited = true));
+    await waitForPort(port, 10000, () => !exited);
+  };
+  await start();
+  return {
+    url: `redis://127.0.0.1:${port}`,
+    port,
+    async kill(signal: Deno.Signal = "SIGTERM") {
+      if (!child) return;
+      const c: Deno.ChildProcess = child;
+      child = null;
+      try {
+        c.kill(signal);
+      } catch { /* gone */ }
+      await c.status;
+    },
+    start,
+  };
+}
+
+function writeHaproxyConfig(port: number, nodes: { id: string; port: number }[]): string {
+  const dir = Deno.makeTempDirSync({ prefix: "chatos-haproxy-" });
+  const path = `${dir}/haproxy.cfg`;
+  Deno.writeTextFileSync(
+    path,
+    [
+      "global",
+      "  maxconn 9000", // each proxied connection takes 2 fds; the fd limit here is 20000
+      "defaults",
+      "  mode tcp",
+      "  timeout connect 2s",
+      "  timeout client 1h",
+      "  timeout server 1h",
+      "frontend chatos",
+      `  bind 127.0.0.1:${port}`,
+      "  default_backend nodes",
+      "backend nodes",
+      "  balance roundrobin",
+      "  default-server inter 1s fall 2 rise 1",
+      ...nodes.map((n) => `  server ${n.id} 127.0.0.1:${n.port} check`),
+      "",
+    ].join("\n"),
+  );
+  return path;
+}
+
+export async function startCluster(opts: ClusterOptions = {}): Promise<Cluster> {
+  const count = opts.nodes ?? 3;
+  const output = opts.output ?? "null";
+  const secret = crypto.randomUUID() + crypto.randomUUID();
+  const redis = opts.redisUrl ? null : await startRedisProcess();
+  const redisUrl = opts.redisUrl ?? redis!.url;
+  const nodes: ClusterNode[] = [];
+  const stoppers: Array<() => Promise<void>> = [];
+  try {
+    for (let i = 1; i <= count; i++) {
+      const node = makeNode(`node-${i}`, redisUrl, secret, opts, output);
+      nodes.push(node.handle);
+      stoppers.push(node.stop);
+    }
+    await Promise.all(nodes.map((n) => n.restart()));
+    let port = -1;
+    if (opts.haproxy ?? true) {
+      port = opts.port === 0 ? freePort() : opts.port ?? 7777;
+      const cfg = writeHaproxyConfig(port, nodes);
+      const lb = spawn("haproxy", ["-f", cfg, "-db"], output);
+      let exited = false;
+      void lb.status.then(() => (exited = true));
+      stoppers.push(async () => {
+        try {
+          lb.kill("SIGTERM");
+        } catch { /* gone */ }
+        await lb.status;
+      });
+      await waitForPort(port, 10000, () => !exited);
+    }
+    return {
+      redis,
+      redisUrl,
+      nodes,
+      port,
+      secret,
+      async stop() {
+        await Promise.all(stoppers.map((s) => s()));
+        await redis?.kill();
+      },
+    };
+  } catch (e) {
+    await Promise.all(stoppers.map((s) => s().catch(() => {})));
+    await redis?.kill();
+    throw e;
+  }
+}
+
+function makeNode(
+  id: string,
+  redisUrl: string,
+  secret: string,
+  opts: ClusterOptions,
+  output: "inherit" | "null",
+) {
+  const port = freePort(), bridgePort = freePort(), adminPort = freePort();
+  let child: Deno.ChildProcess | null = null;
+  let exited = true;
+  const handle: ClusterNode = {
+    id,
+    port,
+    bridgePort,
+    adminPort,
+    get running() {
+      return !exited;
+    },
+    async kill(signal: Deno.Signal = "SIGTERM") {
+      const c = child;
+      if (!c) throw new Error(`${id} is not running`);
+      try {
+        c.kill(signal);
+      } catch { /* gone */ }
+      return await c.status;
+    },
+    async restart() {
+      if (!exited) throw new Error(`${id} is running`);
+      const args = [
+        "run",
+        "-A",
+        SERVER_MAIN,
+        "--host=127.0.0.1",
+        `--port=${port}`,
+        "--presence=redis",
+        `--redis-url=${redisUrl}`,
+        `--node-id=${id}`,
+        "--bridge-host=127.0.0.1",
+        `--bridge-port=${bridgePort}`,
+        "--advertise-host=127.0.0.1",
+        `--cluster-secret=${secret}`,
+        `--admin-port=${adminPort}`,
+        `--log-level=${opts.logLevel ?? "warn"}`,
+        ...(opts.nodeArgs ?? []),
+      ];
+      const c = spawn(Deno.execPath(), args, output);
+      child = c;
+      exited = false;
+      void c.status.then(() => {
+        if (child === c) exited = true;
+      });
+      await waitForPort(port, 20000, () => !exited);
+    },
+  };
+  const stop = async () => {
+    if (exited || !child) return;
+    await handle.kill("SIGTERM").catch(() => {});
+  };
+  return { handle, stop };
+}
+
+if (import.meta.main) {
+  const { values } = parseArgs({
+    args: Deno.args,
+    options: {
+      nodes: { type: "string", default: "3" },
+      port: { type: "string", default: "7777" },
+      "redis-url": { type: "string" },
+      "log-level": { type: "string", default: "info" },
+      help: { type: "boolean" },
+    },
+  });
+  if (values.help) {
+    console.log(`deno task cluster [--nodes 3] [--port 7777] [--redis-url URL] [--log-level info]
+
+Starts redis-server (unless --redis-url), N ChatOS nodes in Redis mode and
+HAProxy on 127.0.0.1:PORT in front of them. Ctrl-C stops everything.`);
+    Deno.exit(0);
+  }
+  const nodes = Number(values.nodes), port = Number(values.port);
+  if (
+    !Number.isInteger(nodes) || nodes < 1 || !Number.isInteger(port) || port < 0 || port > 65535
+  ) {
+    console.error("cluster: --nodes must be ≥ 1 and --port a TCP port");
+    Deno.exit(2);
+  }
+  const cluster = await startCluster({
+    nodes,
+    port,
+    redisUrl: values["redis-url"],
+    logLevel: values["log-level"] as ClusterOptions["logLevel"],
+    output: "inherit",
+  });
+  console.log(`\nChatOS cluster up:
+  clients:  127.0.0.1:${cluster.port} (HAProxy, round robin)
+  redis:    ${cluster.redisUrl}   (deno task presence --redis-url ${cluster.redisUrl})
+${
+    cluster.nodes.map((n) =>
+      `  ${n.id}:   127.0.0.1:${n.port}  bridge ${n.bridgePort}  admin http://127.0.0.1:${n.adminPort}/metrics`
+    ).join("\n")
+  }
+Ctrl-C to stop.\n`);
+  const done = Promise.withResolvers<void>();
+  for (const sig of ["SIGINT", "SIGTERM"] as const) {
+    Deno.addSignalListener(sig, () => done.resolve());
+  }
+  await done.promise;
+  await cluster.stop();
+  Deno.exit(0);
+}
