@@ -140,6 +140,7 @@ export class RedisPresence implements Presence {
   #resyncGen = 0;
   #ticking = false;
   #tickAgain = false;
+  #tickFailing = false;
   #ticks = 0;
   #hbTimer: ReturnType<typeof setInterval> | undefined;
   #probeTimer: ReturnType<typeof setInterval> | undefined;
@@ -335,7 +336,8 @@ export class RedisPresence implements Presence {
   #watch(kind: Kind, c: Redis): void {
     c.on("error", (e: unknown) => {
       // ioredis reports every failed reconnect attempt; say it loudly once per outage.
-      this.#log(this.#lost[kind] || this.#closed ? "debug" : "warn", `redis ${kind} error`, {
+      const loud = this.#running && !this.#lost[kind];
+      this.#log(loud ? "warn" : "debug", `redis ${kind} error`, {
         error: errText(e),
       });
     });
@@ -424,10 +426,14 @@ export class RedisPresence implements Presence {
       }
       await this.#flushUncertain();
       if (++this.#ticks % PRUNE_EVERY === 0) await this.#pruneDeadNodes();
+      this.#tickFailing = false;
     } catch (e) {
       if (this.#closed) return;
       this.#leaseHeld = false;
-      this.#log(this.#lost.cmd ? "debug" : "warn", "heartbeat failed", { error: errText(e) });
+      // Once per outage is enough; a dropped connection is reported by its 'close' already.
+      const loud = !this.#tickFailing && !this.#lost.cmd;
+      this.#tickFailing = true;
+      this.#log(loud ? "warn" : "debug", "heartbeat failed", { error: errText(e) });
     }
   }
 
