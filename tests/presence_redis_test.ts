@@ -152,6 +152,29 @@ test("a crashed node's users are free once its lease lapses", async () => {
   }
 });
 
+test("a node restarted under a crashed node's id waits for the old lease, then starts clean", async () => {
+  const r = await sharedRedis();
+  const id = uniq("again");
+  const p = await node(r.url, { nodeId: id, leaseMs: 1000 });
+  const q = await node(r.url);
+  let p2: RedisPresence | null = null;
+  try {
+    const alice = uniq("alice");
+    await p.reserve(alice, new RecordingInbox());
+    p.crashForTest();
+    const t0 = Date.now();
+    p2 = await node(r.url, { nodeId: id, leaseMs: 1000 });
+    assert.ok(Date.now() - t0 < 3000);
+    assert.ok(p2.ready);
+    // The new process does not serve alice: what its predecessor left was dropped.
+    assert.equal(await q.reserve(alice, new RecordingInbox()), "ok");
+  } finally {
+    await p.close();
+    await p2?.close();
+    await q.close();
+  }
+});
+
 test("a Redis restart: nodes recover, reservations are re-asserted, sends work", async () => {
   const r = await startRedis();
   const p = await node(r.url);
@@ -266,7 +289,7 @@ test("start-up fails fast when Redis is unreachable or the node id is in use", a
   const p = await node(r.url);
   try {
     await assert.rejects(
-      node(r.url, { nodeId: p.nodeId, connectTimeoutMs: 500 }),
+      node(r.url, { nodeId: p.nodeId, connectTimeoutMs: 500, leaseMs: 300 }),
       PresenceUnavailable,
     );
     assert.ok(p.ready, "the first holder is untouched");

@@ -47,7 +47,11 @@ export interface RedisPresenceOptions {
   heartbeatMs?: number;
   /** Longest wait for any one Redis command. Default 1000. */
   commandTimeoutMs?: number;
-  /** Longest wait for Redis at start-up before createRedisPresence rejects. Default 5000. */
+  /**
+   * Longest wait for Redis at start-up before createRedisPresence rejects. Default 5000. If
+   * another process holds this node id's lease, start-up waits up to leaseMs + 500 ms for it to
+   * lapse (a crashed predecessor) before failing.
+   */
   connectTimeoutMs?: number;
   /** Liveness ping period on the pub/sub path. Default 1000. */
   probeIntervalMs?: number;
@@ -242,11 +246,13 @@ export class RedisPresence implements Presence {
         left(),
         "connecting to redis",
       );
-      // Another live process with this node id? Wait for its lease to lapse, then fail.
+      // Another process with this node id? A crashed one's lease lapses within leaseMs (a quick
+      // restart under the same id just waits); a live one keeps it, and start-up fails.
+      const idDeadline = Math.max(deadline, Date.now() + this.#opts.leaseMs + 500);
       for (;;) {
         const r = await this.#script("heartbeat", ...this.#heartbeatArgs());
         if (r !== 0) break;
-        if (Date.now() + 250 > deadline) {
+        if (Date.now() + 250 > idDeadline) {
           throw new PresenceUnavailable(`node id ${this.nodeId} is held by another live process`);
         }
         await sleep(250);
