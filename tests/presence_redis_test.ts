@@ -5,6 +5,7 @@
  * pub/sub link, and the ops tool.
  */
 import assert from "node:assert/strict";
+import { Buffer } from "node:buffer";
 import { Redis } from "ioredis";
 import { PresenceUnavailable } from "../src/presence/presence.ts";
 import {
@@ -116,6 +117,31 @@ test("the schema is what docs/REDIS.md says", async () => {
     assert.equal(await raw.get(`chatos:user:${alice}`), null);
     assert.equal(await raw.exists(`chatos:node:${p.nodeId}`), 0);
     assert.ok(!(await raw.smembers("chatos:nodes")).includes(p.nodeId));
+  } finally {
+    raw.disconnect();
+    await p.close();
+  }
+});
+
+test("a frame that overtakes the reserve's reply is not lost", async () => {
+  const r = await sharedRedis();
+  const p = await node(r.url);
+  const raw = new Redis(r.url, { lazyConnect: true });
+  try {
+    await raw.connect();
+    for (let i = 0; i < 20; i++) {
+      const u = uniq("early");
+      const inbox = new RecordingInbox();
+      const name = new TextEncoder().encode(u);
+      const payload = new Uint8Array([0, name.length, ...name, 2, i]);
+      // Redis may run this publish before or after the reserve: before, the frame reaches a
+      // pseudo that is only pending on p; either way it must not be lost.
+      const reserved = p.reserve(u, inbox);
+      await raw.publish(`chatos:to:${p.nodeId}`, Buffer.from(payload));
+      assert.equal(await reserved, "ok");
+      await inbox.waitFor(1);
+      assert.deepEqual(inbox.frames, [bytes(2, i)]);
+    }
   } finally {
     raw.disconnect();
     await p.close();

@@ -133,6 +133,8 @@ export class RedisPresence implements Presence {
 
   /** Pseudos whose reserve is in flight on this node. */
   #pending = new Set<string>();
+  /** Frames that arrived for a pending pseudo before its reserve's reply. */
+  #early = new Map<string, Uint8Array[]>();
   /** Pseudos that Redis may still bind to this node though they are not local (a failed call). */
   #uncertain = new Set<string>();
   #running = false;
@@ -588,7 +590,13 @@ export class RedisPresence implements Presence {
     const pseudo = decoder.decode(msg.subarray(2, 2 + len));
     const inbox = this.users.get(pseudo);
     if (inbox) inbox.deliver(view(msg, 2 + len));
-    else this.#log("debug", "frame for a user no longer here", { pseudo });
+    else if (this.#pending.has(pseudo)) {
+      // Redis already binds the pseudo here but the reserve's reply is still on its way: keep the
+      // frame for the inbox about to be bound (the sender was told it was delivered).
+      const early = this.#early.get(pseudo);
+      if (early) early.push(view(msg, 2 + len));
+      else this.#early.set(pseudo, [view(msg, 2 + len)]);
+    } else this.#log("debug", "frame for a user no longer here", { pseudo });
   }
 
   // ---------------------------------------------------------------- Presence
@@ -611,6 +619,14 @@ export class RedisPresence implements Presence {
       if (this.#closed) throw new PresenceUnavailable("presence closed");
       this.users.add(pseudo, inbox);
       this.#uncertain.delete(pseudo);
+      const early = this.#early.get(pseudo);
+      if (early) {
+        try {
+          for (const f of early) inbox.deliver(f);
+        } catch (e) {
+          this.#log("error", "inbox.deliver threw", { pseudo, error: errText(e) });
+        }
+      }
       return "ok";
     } catch (e) {
       // The script may have run (a timeout is not a "no"): undo it right behind, on the same
@@ -631,6 +647,7 @@ export class RedisPresence implements Presence {
       throw unavailable(e);
     } finally {
       this.#pending.delete(pseudo);
+      this.#early.delete(pseudo);
     }
   }
 
