@@ -1,0 +1,234 @@
+/**
+ * Child processes for the benchmark: spawning with line-based JSON control,
+ * CPU time and RSS from /proc, free ports, and a registry that kills every
+ * child when the orchestrator ends, however it ends.
+ */
+
+export const ROOT = new URL("..", import.meta.url).pathname;
+const CLK_TCK = 100; // Linux USER_HZ; getconf CLK_TCK is 100 on every mainstream kernel
+
+export type Event = Record<string, unknown> & { ev?: string };
+
+const live = new Set<Child>();
+let hooked = false;
+
+function hook(): void {
+  if (hooked) return;
+  hooked = true;
+  globalThis.addEventListener("unload", () => killAllSync());
+  for (const sig of ["SIGINT", "SIGTERM"] as const) {
+    Deno.addSignalListener(sig, () => {
+      killAllSync();
+      Deno.exit(130);
+    });
+  }
+}
+
+/** SIGKILL every child still alive (by its own pid). */
+export function killAllSync(): void {
+  for (const c of live) c.kill("SIGKILL");
+}
+
+/** SIGTERM every child, then SIGKILL those still alive after `graceMs`. */
+export async function stopAll(graceMs = 2000): Promise<void> {
+  await Promise.all([...live].map((c) => c.stop(graceMs)));
+}
+
+export interface SpawnOptions {
+  name: string;
+  cmd: string;
+  args: string[];
+  /** Pipe stdin (for control lines); otherwise it is /dev/null. */
+  stdin?: boolean;
+}
+
+/** A child whose stdout is JSON lines (events) and whose stderr is kept (its tail) for errors. */
+export class Child {
+  readonly name: string;
+  readonly proc: Deno.ChildProcess;
+  readonly pid: number;
+  exited = false;
+  exitCode: number | null = null;
+  #events: Event[] = [];
+  #waiters: Array<() => void> = [];
+  #stderr = "";
+  #stdout = "";
+  #writer: WritableStreamDefaultWriter<Uint8Array> | null = null;
+
+  constructor(o: SpawnOptions) {
+    hook();
+    this.name = o.name;
+    this.proc = new Deno.Command(o.cmd, {
+      args: o.args,
+      cwd: ROOT,
+      stdin: o.stdin ? "piped" : "null",
+      stdout: "piped",
+      stderr: "piped",
+    }).spawn();
+    this.pid = this.proc.pid;
+    live.add(this);
+    if (o.stdin) this.#writer = this.proc.stdin.getWriter();
+    void this.#pumpStdout();
+    void this.#pumpStderr();
+    void this.proc.status.then((s) => {
+      this.exited = true;
+      this.exitCode = s.code;
+      live.delete(this);
+      this.#wake();
+    });
+  }
+
+  async #pumpStdout(): Promise<void> {
+    const dec = new TextDecoder();
+    try {
+      for await (const chunk of this.proc.stdout) {
+        this.#stdout += dec.decode(chunk, { stream: true });
+        let i;
+        while ((i = this.#stdout.indexOf("\n")) >= 0) {
+          const line = this.#stdout.slice(0, i).trim();
+          this.#stdout = this.#stdout.slice(i + 1);
+          if (!line) continue;
+          try {
+            this.#events.push(JSON.parse(line));
+          } catch {
+            this.#stderr = (this.#stderr + line + "\n").slice(-8192);
+          }
+          this.#wake();
+        }
+      }
+    } catch { /* closed */ }
+  }
+
+  async #pumpStderr(): Promise<void> {
+    const dec = new TextDecoder();
+    try {
+      for await (const chunk of this.proc.stderr) {
+        this.#stderr = (this.#stderr + dec.decode(chunk, { stream: true })).slice(-8192);
+      }
+    } catch { /* closed */ }
+  }
+
+  #wake(): void {
+    for (const w of this.#waiters.splice(0)) w();
+  }
+
+  /** What the child wrote on stderr lately (for error messages). */
+  get stderrTail(): string {
+    return this.#stderr.trim();
+  }
+
+  /**
+   * The next event named `ev` (earlier other events are dropped). Rejects if
+   * the child reports {"ev":"error"}, exits, or `timeoutMs` passes.
+   */
+  async next(ev: string, timeoutMs: number): Promise<Event> {
+    const deadline = Date.now() + timeoutMs;
+    while (true) {
+      while (this.#events.length > 0) {
+        const e = this.#events.shift()!;
+        if (e.ev === ev) return e;
+        if (e.ev === "error") throw new Error(`${this.name}: ${e.message}`);
+      }
+      if (this.exited) {
+        throw new Error(
+          `${this.name} exited (code ${this.exitCode}) before "${ev}"${this.#tail()}`,
+        );
+      }
+      const left = deadline - Date.now();
+      if (left <= 0) {
+        throw new Error(`${this.name}: no "${ev}" within ${timeoutMs} ms${this.#tail()}`);
+      }
+      await new Promise<void>((resolve) => {
+        const t = setTimeout(resolve, left);
+        this.#waiters.push(() => {
+          clearTimeout(t);
+          resolve();
+        });
+      });
+    }
+  }
+
+  #tail(): string {
+    const t = this.stderrTail;
+    return t ? `\n--- ${this.name} stderr ---\n${t.split("\n").slice(-15).join("\n")}` : "";
+  }
+
+  async send(line: string): Promise<void> {
+    if (!this.#writer || this.exited) return;
+    try {
+      await this.#writer.write(new TextEncoder().encode(line + "\n"));
+    } catch { /* it exited */ }
+  }
+
+  kill(sig: Deno.Signal): void {
+    if (this.exited) return;
+    try {
+      this.proc.kill(sig);
+    } catch { /* gone */ }
+  }
+
+  /** Closes stdin (a polite "quit"), then SIGTERM, then SIGKILL; resolves once it exited. */
+  async stop(graceMs = 2000): Promise<void> {
+    if (this.#writer) {
+      try {
+        await this.#writer.close();
+      } catch { /* closed */ }
+      this.#writer = null;
+    }
+    const done = this.proc.status.then(() => true);
+    const timeout = (ms: number) => new Promise<boolean>((r) => setTimeout(() => r(false), ms));
+    if (this.exited || await Promise.race([done, timeout(Math.min(500, graceMs))])) return;
+    this.kill("SIGTERM");
+    if (await Promise.race([done, timeout(graceMs)])) return;
+    this.kill("SIGKILL");
+    await done;
+  }
+}
+
+/** CPU seconds (user + system) a process has used so far; NaN if it is gone. */
+export function cpuOf(pid: number): number {
+  try {
+    const stat = Deno.readTextFileSync(`/proc/${pid}/stat`);
+    const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    return (Number(f[11]) + Number(f[12])) / CLK_TCK;
+  } catch {
+    return NaN;
+  }
+}
+
+/** Resident set size in KiB; NaN if the process is gone. */
+export function rssKbOf(pid: number): number {
+  try {
+    const m = Deno.readTextFileSync(`/proc/${pid}/status`).match(/^VmRSS:\s+(\d+)/m);
+    return m ? Number(m[1]) : NaN;
+  } catch {
+    return NaN;
+  }
+}
+
+export function freePort(): number {
+  const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const port = (l.addr as Deno.NetAddr).port;
+  l.close();
+  return port;
+}
+
+export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+
+/** Polls until something accepts on 127.0.0.1:port. */
+export async function waitForPort(port: number, timeoutMs: number, child?: Child): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (true) {
+    if (child?.exited) {
+      throw new Error(`${child.name} exited (code ${child.exitCode}): ${child.stderrTail}`);
+    }
+    try {
+      const c = await Deno.connect({ hostname: "127.0.0.1", port });
+      c.close();
+      return;
+    } catch {
+      if (Date.now() > deadline) throw new Error(`nothing listens on port ${port}`);
+      await sleep(25);
+    }
+  }
+}

@@ -1,0 +1,877 @@
+/**
+ * `deno task bench`: the load benchmark orchestrator.
+ *
+ * Starts the server under test and the ceilings (bench/ceiling_*.ts) as
+ * separate processes, drives them with load generators (bench/loadgen.ts,
+ * also separate processes), and prints one JSON line per scenario on stdout,
+ * a progress line and a table on stderr, and saves the lines under
+ * bench/results/. See docs/PERFORMANCE.md for what each scenario measures.
+ *
+ *   deno task bench              full run (~3 min)
+ *   deno task bench --quick      smaller sizes, every scenario, < 60 s
+ *   deno task bench --smoke      tiny sizes, no cluster, ~20 s (the test suite runs this)
+ *   --only spm,link              just these scenarios (connect spm sma link cluster)
+ *   --skip-cluster               no Redis cluster scenarios
+ *   --rounds N --duration S      override repetitions / measured seconds per run
+ *   --cpu-prof DIR               run the server(s) with --cpu-prof into DIR
+ *   --no-save                    do not write bench/results/<time>.jsonl
+ */
+import { parseArgs } from "node:util";
+import { Hist, type HistJson } from "./hist.ts";
+import type { GenConfig } from "./loadgen.ts";
+import { Child, cpuOf, freePort, ROOT, rssKbOf, sleep, stopAll, waitForPort } from "./procs.ts";
+import { frame, FrameScanner, OP_CR, OP_SPM, writeAll } from "./wire.ts";
+
+// ---------------------------------------------------------------- options
+
+const { values: opt } = parseArgs({
+  args: Deno.args,
+  options: {
+    quick: { type: "boolean", default: false },
+    smoke: { type: "boolean", default: false },
+    only: { type: "string" },
+    "skip-cluster": { type: "boolean", default: false },
+    rounds: { type: "string" },
+    duration: { type: "string" },
+    "cpu-prof": { type: "string" },
+    "no-save": { type: "boolean", default: false },
+    help: { type: "boolean", default: false },
+  },
+});
+
+if (opt.help) {
+  const doc = await Deno.readTextFile(new URL(import.meta.url));
+  console.log(doc.slice(doc.indexOf("/**") + 4, doc.indexOf("*/")).replace(/^ \* ?/gm, ""));
+  Deno.exit(0);
+}
+
+interface Profile {
+  name: string;
+  warmupMs: number;
+  durationMs: number;
+  rounds: number;
+  connect: { sessions: number; gens: number; concurrency: number };
+  spm: { pairs: number; window: number; msgSize: number };
+  sma: { receivers: number; senders: number; window: number; msgSize: number };
+  link: { chunk: number };
+  cluster: { pairs: number; window: number; rate: number; receivers: number; senders: number };
+  /** Also measure the ceiling's latency at the same half rate. */
+  ceilingHalf: boolean;
+  cluster_default: boolean;
+}
+
+const FULL: Profile = {
+  name: "full",
+  warmupMs: 1000,
+  durationMs: 4000,
+  rounds: 3,
+  connect: { sessions: 19_000, gens: 2, concurrency: 64 },
+  spm: { pairs: 50, window: 64, msgSize: 32 },
+  sma: { receivers: 1000, senders: 4, window: 16, msgSize: 32 },
+  link: { chunk: 64 * 1024 },
+  cluster: { pairs: 60, window: 64, rate: 10_000, receivers: 1000, senders: 4 },
+  ceilingHalf: true,
+  cluster_default: true,
+};
+const QUICK: Profile = {
+  ...FULL,
+  name: "quick",
+  warmupMs: 500,
+  durationMs: 1500,
+  rounds: 1,
+  connect: { sessions: 4000, gens: 2, concurrency: 64 },
+  spm: { pairs: 30, window: 64, msgSize: 32 },
+  cluster: { pairs: 30, window: 64, rate: 10_000, receivers: 300, senders: 3 },
+  ceilingHalf: false,
+};
+const SMOKE: Profile = {
+  ...QUICK,
+  name: "smoke",
+  warmupMs: 200,
+  durationMs: 500,
+  connect: { sessions: 300, gens: 2, concurrency: 32 },
+  spm: { pairs: 8, window: 16, msgSize: 32 },
+  sma: { receivers: 100, senders: 2, window: 8, msgSize: 32 },
+  cluster: { pairs: 6, window: 8, rate: 2000, receivers: 60, senders: 2 },
+  cluster_default: false,
+};
+
+const P: Profile = opt.smoke ? SMOKE : opt.quick ? QUICK : FULL;
+if (opt.rounds) P.rounds = Math.max(1, Number(opt.rounds));
+if (opt.duration) P.durationMs = Math.max(100, Number(opt.duration) * 1000);
+
+const ALL = ["connect", "spm", "sma", "link", "cluster"];
+const only = opt.only ? opt.only.split(",").map((s) => s.trim()) : null;
+for (const s of only ?? []) {
+  if (!ALL.includes(s)) {
+    console.error(`unknown scenario "${s}" (one of ${ALL.join(", ")})`);
+    Deno.exit(2);
+  }
+}
+const wanted = (s: string) =>
+  only ? only.includes(s) : s !== "cluster" || (P.cluster_default && !opt["skip-cluster"]);
+
+// ---------------------------------------------------------------- output
+
+const t0 = performance.now();
+const isTty = Deno.stderr.isTerminal();
+const te = new TextEncoder();
+
+function progress(msg: string): void {
+  const s = Math.round((performance.now() - t0) / 1000);
+  const line = `[${String(Math.floor(s / 60)).padStart(2, "0")}:${
+    String(s % 60).padStart(2, "0")
+  }] ${msg}`;
+  Deno.stderr.writeSync(te.encode(isTty ? `\r\x1b[K${line}` : `${line}\n`));
+}
+
+function note(msg: string): void {
+  Deno.stderr.writeSync(te.encode(`${isTty ? "\r\x1b[K" : ""}${msg}\n`));
+}
+
+export interface Result {
+  scenario: string;
+  value: number | null;
+  unit: string;
+  ceiling: number | null;
+  ratio: number | null;
+  p50_ms?: number;
+  p99_ms?: number;
+  max_ms?: number;
+  server_cpu_s?: number;
+  gen_cpu_s?: number;
+  ceiling_cpu_s?: number;
+  window_s?: number;
+  target?: string;
+  pass?: boolean;
+  skipped?: string;
+  error?: string;
+  [k: string]: unknown;
+}
+
+const results: Result[] = [];
+const resultsDir = `${ROOT}bench/results`;
+const stamp = new Date().toISOString().replace(/[:.]/g, "-");
+const resultsFile = `${resultsDir}/${stamp}-${P.name}.jsonl`;
+
+async function machine(): Promise<Record<string, unknown>> {
+  const mem = (await Deno.readTextFile("/proc/meminfo")).match(/MemTotal:\s+(\d+)/);
+  const cpu = (await Deno.readTextFile("/proc/cpuinfo")).match(/model name\s*:\s*(.*)/);
+  return {
+    nproc: navigator.hardwareConcurrency,
+    cpu: cpu?.[1],
+    mem_gb: mem ? Math.round(Number(mem[1]) / 1024 / 1024 * 10) / 10 : undefined,
+    deno: Deno.version.deno,
+    v8: Deno.version.v8,
+    kernel: Deno.osRelease(),
+    profile: P.name,
+  };
+}
+
+const round = (x: number, d = 2) => Math.round(x * 10 ** d) / 10 ** d;
+
+function emit(r: Result): void {
+  for (const k of Object.keys(r)) if (r[k] === undefined) delete r[k];
+  for (const k of Object.keys(r)) {
+    const v = r[k];
+    if (typeof v === "number") r[k] = Number.isFinite(v) ? round(v, v >= 100 ? 0 : 3) : null;
+  }
+  results.push(r);
+  const line = JSON.stringify(r);
+  console.log(line);
+  if (!opt["no-save"]) Deno.writeTextFileSync(resultsFile, line + "\n", { append: true });
+}
+
+// ---------------------------------------------------------------- processes
+
+let genSeq = 0;
+const SERVER_FLAGS = [
+  "--log-level",
+  "error",
+  "--max-connections",
+  "19500",
+  "--login-timeout-ms",
+  "600000",
+  "--handshake-ttl-ms",
+  "600000",
+];
+
+function denoArgs(script: string, extra: string[]): string[] {
+  const prof = opt["cpu-prof"] && script.startsWith("src/")
+    ? ["--cpu-prof", `--cpu-prof-dir=${opt["cpu-prof"]}`]
+    : [];
+  return ["run", "-A", ...prof, script, ...extra];
+}
+
+interface Proc {
+  child: Child;
+  port: number;
+}
+
+async function startServer(name: string, extra: string[] = []): Promise<Proc> {
+  const port = freePort();
+  const child = new Child({
+    name,
+    cmd: Deno.execPath(),
+    args: denoArgs("src/server/main.ts", [
+      "--host",
+      "127.0.0.1",
+      "--port",
+      String(port),
+      ...SERVER_FLAGS,
+      ...extra,
+    ]),
+  });
+  await waitForPort(port, 15_000, child);
+  return { child, port };
+}
+
+async function startCeiling(kind: "forwarder" | "broadcaster"): Promise<Proc> {
+  const child = new Child({
+    name: `ceiling_${kind}`,
+    cmd: Deno.execPath(),
+    args: denoArgs(`bench/ceiling_${kind}.ts`, ["--port", "0"]),
+    stdin: true,
+  });
+  const ev = await child.next("listening", 15_000);
+  return { child, port: ev.port as number };
+}
+
+function spawnGen(cfg: Omit<GenConfig, "gen">): Child {
+  const gen = genSeq++;
+  return new Child({
+    name: `loadgen#${gen}(${cfg.mode}→${cfg.target})`,
+    cmd: Deno.execPath(),
+    args: ["run", "-A", "bench/loadgen.ts", JSON.stringify({ ...cfg, gen })],
+    stdin: true,
+  });
+}
+
+const cpuSum = (pids: number[]) => pids.reduce((s, p) => s + cpuOf(p), 0);
+
+interface LoadResult {
+  rate: number;
+  bytesRate: number;
+  hist: Hist;
+  serverCpu: number;
+  genCpu: number;
+  elapsed: number;
+  errors: number;
+  firstError?: string;
+  sent: number;
+}
+
+/**
+ * One measured run: generators set up, "go", warm up, "mark", measure for
+ * durationMs, "stop", then they quit. CPU is the /proc delta over the window.
+ */
+async function runLoad(
+  cfgs: Omit<GenConfig, "gen">[],
+  servers: Proc[],
+  label: string,
+): Promise<LoadResult> {
+  const gens = cfgs.map(spawnGen);
+  try {
+    progress(`${label}: setting up`);
+    await Promise.all(gens.map((g) => g.next("ready", 60_000)));
+    for (const g of gens) await g.send("go");
+    progress(`${label}: warming up`);
+    await sleep(P.warmupMs);
+    const spids = servers.map((s) => s.child.pid);
+    const gpids = gens.map((g) => g.pid);
+    for (const g of gens) await g.send("mark");
+    const s0 = cpuSum(spids);
+    const g0 = cpuSum(gpids);
+    progress(`${label}: measuring ${P.durationMs / 1000} s`);
+    await sleep(P.durationMs);
+    for (const g of gens) await g.send("stop");
+    const s1 = cpuSum(spids);
+    const g1 = cpuSum(gpids);
+    const evs = await Promise.all(gens.map((g) => g.next("result", 20_000)));
+    for (const s of servers) {
+      if (s.child.exited) throw new Error(`${s.child.name} died: ${s.child.stderrTail}`);
+    }
+    const hist = new Hist();
+    let delivered = 0;
+    let bytes = 0;
+    let elapsed = 0;
+    let errors = 0;
+    let sent = 0;
+    let firstError: string | undefined;
+    for (const e of evs) {
+      hist.add(Hist.fromJSON(e.hist as HistJson));
+      delivered += e.delivered as number;
+      bytes += e.bytes as number;
+      sent += e.sent as number;
+      elapsed += (e.elapsed_s as number) / evs.length;
+      errors += e.errors as number;
+      firstError ??= e.first_error as string | undefined;
+    }
+    if (errors > 0) note(`  ! ${label}: ${errors} errors, first: ${firstError}`);
+    return {
+      rate: delivered / elapsed,
+      bytesRate: bytes / elapsed,
+      hist,
+      serverCpu: s1 - s0,
+      genCpu: g1 - g0,
+      elapsed,
+      errors,
+      firstError,
+      sent: sent / elapsed,
+    };
+  } finally {
+    await Promise.all(gens.map((g) => g.stop(3000)));
+  }
+}
+
+const ms = (us: number) => us / 1000;
+function latency(h: Hist): Pick<Result, "p50_ms" | "p99_ms" | "max_ms"> {
+  return { p50_ms: ms(h.quantile(0.5)), p99_ms: ms(h.quantile(0.99)), max_ms: ms(h.max) };
+}
+
+function median<T>(xs: T[], key: (x: T) => number): T {
+  const s = [...xs].sort((a, b) => key(a) - key(b));
+  return s[Math.floor((s.length - 1) / 2)];
+}
+
+/** Alternates ceiling and ours for P.rounds rounds; returns the median run of each. */
+async function rounds(
+  what: string,
+  ceiling: () => Promise<LoadResult>,
+  ours: () => Promise<LoadResult>,
+  key: (r: LoadResult) => number,
+): Promise<{ c: LoadResult; o: LoadResult; cAll: number[]; oAll: number[] }> {
+  const cs: LoadResult[] = [];
+  const os: LoadResult[] = [];
+  for (let i = 0; i < P.rounds; i++) {
+    const tag = P.rounds > 1 ? ` round ${i + 1}/${P.rounds}` : "";
+    progress(`${what}${tag}: ceiling`);
+    cs.push(await ceiling());
+    progress(`${what}${tag}: chatos`);
+    os.push(await ours());
+  }
+  return {
+    c: median(cs, key),
+    o: median(os, key),
+    cAll: cs.map((r) => round(key(r), 0)),
+    oAll: os.map((r) => round(key(r), 0)),
+  };
+}
+
+// ---------------------------------------------------------------- scenarios
+
+/** Ceilings measured in this run, reused for the cluster ratios. */
+const ceilings: Record<string, number> = {};
+
+async function scenarioConnect(): Promise<void> {
+  const { sessions, gens: nGens, concurrency } = P.connect;
+  const server = await startServer("server");
+  try {
+    await sleep(300);
+    const rss0 = rssKbOf(server.child.pid);
+    const per = Math.ceil(sessions / nGens);
+    const gens = Array.from(
+      { length: nGens },
+      () =>
+        spawnGen({
+          mode: "connect",
+          target: "chatos",
+          ports: [server.port],
+          count: per,
+          concurrency,
+        }),
+    );
+    try {
+      await Promise.all(gens.map((g) => g.next("ready", 30_000)));
+      const s0 = cpuOf(server.child.pid);
+      const g0 = cpuSum(gens.map((g) => g.pid));
+      progress(`connect: logging in ${per * nGens} sessions`);
+      for (const g of gens) await g.send("go");
+      const done = await Promise.all(gens.map((g) => g.next("done", 120_000)));
+      const s1 = cpuOf(server.child.pid);
+      const g1 = cpuSum(gens.map((g) => g.pid));
+      const logins = done.reduce((s, e) => s + (e.logins as number), 0);
+      const failures = done.reduce((s, e) => s + (e.failures as number), 0);
+      const elapsed = Math.max(...done.map((e) => e.elapsed_s as number));
+      const firstError = done.map((e) => e.first_error).find((x) => x);
+      if (failures > 0) note(`  ! connect: ${failures} failed logins, first: ${firstError}`);
+      progress(`connect: ${logins} sessions idle, letting RSS settle`);
+      await sleep(1500);
+      const rss1 = rssKbOf(server.child.pid);
+      const rate = logins / elapsed;
+      emit({
+        scenario: "connect",
+        value: rate,
+        unit: "logins/s",
+        ceiling: null,
+        ratio: null,
+        sessions: logins,
+        failures,
+        window_s: elapsed,
+        server_cpu_s: s1 - s0,
+        gen_cpu_s: g1 - g0,
+        target: "≥ 5000 logins/s",
+        pass: rate >= 5000,
+      });
+      const perSession = (rss1 - rss0) / Math.max(1, logins);
+      emit({
+        scenario: "connect-rss",
+        value: perSession,
+        unit: "KiB/session",
+        ceiling: null,
+        ratio: null,
+        sessions: logins,
+        rss_before_kb: rss0,
+        rss_after_kb: rss1,
+        target: "≤ 8 KiB/session at 19k sessions",
+        pass: perSession <= 8 && logins >= 19_000,
+      });
+    } finally {
+      await Promise.all(gens.map((g) => g.stop(5000)));
+    }
+  } finally {
+    await server.child.stop();
+  }
+}
+
+async function scenarioSpm(): Promise<void> {
+  const { pairs, window, msgSize } = P.spm;
+  const fwd = await startCeiling("forwarder");
+  const server = await startServer("server");
+  try {
+    const base = { mode: "spm" as const, pairs, window, msgSize };
+    const run = (p: Proc, target: "chatos" | "forwarder", rate = 0, label = "spm") =>
+      runLoad([{ ...base, target, ports: [p.port], rate }], [p], label);
+    const { c, o, cAll, oAll } = await rounds(
+      "spm",
+      () => run(fwd, "forwarder"),
+      () => run(server, "chatos"),
+      (r) => r.rate,
+    );
+    ceilings.spm = c.rate;
+    emit({
+      scenario: "spm",
+      value: o.rate,
+      unit: "msgs/s",
+      ceiling: c.rate,
+      ratio: o.rate / c.rate,
+      ...latency(o.hist),
+      server_cpu_s: o.serverCpu,
+      gen_cpu_s: o.genCpu,
+      ceiling_cpu_s: c.serverCpu,
+      ceiling_gen_cpu_s: c.genCpu,
+      ceiling_p99_ms: ms(c.hist.quantile(0.99)),
+      window_s: o.elapsed,
+      rounds: oAll,
+      ceiling_rounds: cAll,
+      pairs,
+      window,
+      msg_size: msgSize,
+      errors: o.errors || undefined,
+      target: "≥ 0.4× forwarder",
+      pass: o.rate / c.rate >= 0.4,
+    });
+    const half = Math.round(o.rate / 2);
+    progress(`spm-half: chatos paced at ${half} msgs/s`);
+    const h = await run(server, "chatos", half, "spm-half");
+    let ch: LoadResult | null = null;
+    if (P.ceilingHalf) {
+      progress(`spm-half: forwarder paced at ${half} msgs/s`);
+      ch = await run(fwd, "forwarder", half, "spm-half");
+    }
+    const lat = latency(h.hist);
+    emit({
+      scenario: "spm-half",
+      value: h.rate,
+      unit: "msgs/s",
+      ceiling: null,
+      ratio: null,
+      ...lat,
+      ceiling_p50_ms: ch ? ms(ch.hist.quantile(0.5)) : undefined,
+      ceiling_p99_ms: ch ? ms(ch.hist.quantile(0.99)) : undefined,
+      offered: half,
+      server_cpu_s: h.serverCpu,
+      gen_cpu_s: h.genCpu,
+      window_s: h.elapsed,
+      target: "p99 ≤ 5 ms at half the max rate",
+      pass: (lat.p99_ms ?? Infinity) <= 5,
+    });
+  } finally {
+    await Promise.all([fwd.child.stop(), server.child.stop()]);
+  }
+}
+
+async function scenarioSma(): Promise<void> {
+  const { receivers, senders, window, msgSize } = P.sma;
+  const bc = await startCeiling("broadcaster");
+  const server = await startServer("server");
+  try {
+    const base = { mode: "sma" as const, receivers, senders, window, msgSize };
+    const run = (p: Proc, target: "chatos" | "broadcaster") =>
+      runLoad([{ ...base, target, ports: [p.port] }], [p], "sma");
+    const { c, o, cAll, oAll } = await rounds(
+      "sma",
+      () => run(bc, "broadcaster"),
+      () => run(server, "chatos"),
+      (r) => r.rate,
+    );
+    ceilings.sma = c.rate;
+    emit({
+      scenario: "sma",
+      value: o.rate,
+      unit: "deliveries/s",
+      ceiling: c.rate,
+      ratio: o.rate / c.rate,
+      ...latency(o.hist),
+      server_cpu_s: o.serverCpu,
+      gen_cpu_s: o.genCpu,
+      ceiling_cpu_s: c.serverCpu,
+      ceiling_gen_cpu_s: c.genCpu,
+      ceiling_p99_ms: ms(c.hist.quantile(0.99)),
+      window_s: o.elapsed,
+      rounds: oAll,
+      ceiling_rounds: cAll,
+      receivers,
+      senders,
+      sma_per_s: o.sent,
+      errors: o.errors || undefined,
+      target: `≥ 0.5× broadcaster (${receivers} receivers)`,
+      pass: o.rate / c.rate >= 0.5,
+    });
+  } finally {
+    await Promise.all([bc.child.stop(), server.child.stop()]);
+  }
+}
+
+async function scenarioLink(): Promise<void> {
+  const { chunk } = P.link;
+  const fwd = await startCeiling("forwarder");
+  const server = await startServer("server");
+  try {
+    const run = (p: Proc, target: "chatos" | "forwarder") =>
+      runLoad([{ mode: "link", target, ports: [p.port], chunk }], [p], "link");
+    const { c, o, cAll, oAll } = await rounds(
+      "link",
+      () => run(fwd, "forwarder"),
+      () => run(server, "chatos"),
+      (r) => r.bytesRate,
+    );
+    const mb = (x: number) => x / 1e6;
+    emit({
+      scenario: "link",
+      value: mb(o.bytesRate),
+      unit: "MB/s",
+      ceiling: mb(c.bytesRate),
+      ratio: o.bytesRate / c.bytesRate,
+      server_cpu_s: o.serverCpu,
+      gen_cpu_s: o.genCpu,
+      ceiling_cpu_s: c.serverCpu,
+      ceiling_gen_cpu_s: c.genCpu,
+      window_s: o.elapsed,
+      rounds: oAll.map((x) => round(mb(x), 0)),
+      ceiling_rounds: cAll.map((x) => round(mb(x), 0)),
+      chunk,
+      errors: o.errors || undefined,
+      target: "≥ 0.8× forwarder",
+      pass: o.bytesRate / c.bytesRate >= 0.8,
+    });
+  } finally {
+    await Promise.all([fwd.child.stop(), server.child.stop()]);
+  }
+}
+
+// ---------------------------------------------------------------- cluster
+
+async function startRedis(): Promise<{ child: Child; url: string; dir: string }> {
+  const port = freePort();
+  const dir = await Deno.makeTempDir({ prefix: "chatos-bench-redis-" });
+  const child = new Child({
+    name: "redis-server",
+    cmd: "redis-server",
+    args: [
+      "--port",
+      String(port),
+      "--bind",
+      "127.0.0.1",
+      "--save",
+      "",
+      "--appendonly",
+      "no",
+      "--dir",
+      dir,
+      "--daemonize",
+      "no",
+    ],
+  });
+  await waitForPort(port, 10_000, child);
+  return { child, url: `redis://127.0.0.1:${port}`, dir };
+}
+
+/** One SPM from a user on node 0 to a user on node 1: does cross-node delivery work at all? */
+async function probeCluster(ports: number[]): Promise<string | null> {
+  const conns: Deno.Conn[] = [];
+  const timer = setTimeout(() => conns.forEach((c) => c.close()), 5000);
+  try {
+    const login = async (port: number, who: string) => {
+      const c = await Deno.connect({ hostname: "127.0.0.1", port });
+      conns.push(c);
+      await writeAll(c, frame(OP_CR, [who]));
+      const b = new Uint8Array(2);
+      const n = await c.read(b);
+      if (n !== 2 || b[1] !== 1) throw new Error(`login ${who} on port ${port}: ${b}`);
+      return c;
+    };
+    const a = await login(ports[0], "probeA");
+    const b = await login(ports[1], "probeB");
+    await writeAll(a, frame(OP_SPM, ["probeA", "probeB", "hello"]));
+    const buf = new Uint8Array(256);
+    const ack = await a.read(buf);
+    if (ack === null || buf[0] !== 8 || buf[1] !== 1) {
+      return `cross-node SPM not acknowledged with ERROR 1 (got ${buf.subarray(0, 2)})`;
+    }
+    let got = false;
+    const scan = new FrameScanner();
+    while (!got) {
+      const n = await b.read(buf);
+      if (n === null) return "recipient's connection closed";
+      scan.feed(buf, n, { onFrame: (op) => (got ||= op === OP_SPM) });
+    }
+    return null;
+  } catch (e) {
+    return `cross-node probe failed: ${e instanceof Error ? e.message : e}`;
+  } finally {
+    clearTimeout(timer);
+    for (const c of conns) {
+      try {
+        c.close();
+      } catch { /* closed */ }
+    }
+  }
+}
+
+const CLUSTER = ["spm-cluster", "spm-cluster-10k", "sma-cluster"];
+
+async function scenarioCluster(): Promise<void> {
+  const skip = (why: string) => {
+    note(`cluster scenarios skipped: ${why}`);
+    for (const s of CLUSTER) {
+      emit({ scenario: s, value: null, unit: "", ceiling: null, ratio: null, skipped: why });
+    }
+  };
+  try {
+    await new Deno.Command("redis-server", { args: ["--version"], stdout: "null" }).output();
+  } catch {
+    return skip("redis-server is not installed");
+  }
+  progress("cluster: starting redis-server and 3 nodes");
+  const redis = await startRedis();
+  const nodes: Proc[] = [];
+  try {
+    const secret = "bench-cluster-secret-0123456789";
+    for (let i = 0; i < 3; i++) {
+      try {
+        nodes.push(
+          await startServer(`node${i}`, [
+            "--presence",
+            "redis",
+            "--redis-url",
+            redis.url,
+            "--cluster-secret",
+            secret,
+            "--node-id",
+            `bench${i}`,
+            "--bridge-host",
+            "127.0.0.1",
+            "--bridge-port",
+            "0",
+            "--advertise-host",
+            "127.0.0.1",
+          ]),
+        );
+      } catch (e) {
+        return skip(`node ${i} did not start in cluster mode: ${(e as Error).message}`);
+      }
+    }
+    const ports = nodes.map((n) => n.port);
+    const broken = await probeCluster(ports);
+    if (broken) return skip(broken);
+
+    const { pairs, window, rate, receivers, senders } = P.cluster;
+    const spm = (r: number, label: string) =>
+      runLoad(
+        [{
+          mode: "spm",
+          target: "chatos",
+          ports,
+          pairs,
+          window,
+          msgSize: P.spm.msgSize,
+          rate: r,
+        }],
+        nodes,
+        label,
+      );
+    progress("spm-cluster: max rate");
+    const o = await spm(0, "spm-cluster");
+    const fwd = ceilings.spm;
+    emit({
+      scenario: "spm-cluster",
+      value: o.rate,
+      unit: "msgs/s",
+      ceiling: fwd ?? null,
+      ratio: fwd ? o.rate / fwd : null,
+      ...latency(o.hist),
+      server_cpu_s: o.serverCpu,
+      gen_cpu_s: o.genCpu,
+      redis_cpu_s: undefined,
+      window_s: o.elapsed,
+      pairs,
+      window,
+      errors: o.errors || undefined,
+      target: "≥ 100k msgs/s across nodes",
+      pass: o.rate >= 100_000,
+    });
+    progress(`spm-cluster-10k: paced at ${rate} msgs/s`);
+    const h = await spm(rate, "spm-cluster-10k");
+    const lat = latency(h.hist);
+    emit({
+      scenario: "spm-cluster-10k",
+      value: h.rate,
+      unit: "msgs/s",
+      ceiling: null,
+      ratio: null,
+      ...lat,
+      offered: rate,
+      server_cpu_s: h.serverCpu,
+      gen_cpu_s: h.genCpu,
+      window_s: h.elapsed,
+      errors: h.errors || undefined,
+      target: `p99 ≤ 10 ms at ${rate} msgs/s`,
+      pass: (lat.p99_ms ?? Infinity) <= 10 && h.rate >= rate * 0.95,
+    });
+    progress("sma-cluster");
+    const s = await runLoad(
+      [{
+        mode: "sma",
+        target: "chatos",
+        ports,
+        receivers,
+        senders,
+        window: P.sma.window,
+        msgSize: P.sma.msgSize,
+      }],
+      nodes,
+      "sma-cluster",
+    );
+    const bc = ceilings.sma;
+    emit({
+      scenario: "sma-cluster",
+      value: s.rate,
+      unit: "deliveries/s",
+      ceiling: bc ?? null,
+      ratio: bc ? s.rate / bc : null,
+      ...latency(s.hist),
+      server_cpu_s: s.serverCpu,
+      gen_cpu_s: s.genCpu,
+      window_s: s.elapsed,
+      receivers,
+      senders,
+      sma_per_s: s.sent,
+      errors: s.errors || undefined,
+      target: "(no target; single-node broadcaster as reference)",
+    });
+  } finally {
+    await Promise.all(nodes.map((n) => n.child.stop()));
+    await redis.child.stop();
+    await Deno.remove(redis.dir, { recursive: true }).catch(() => {});
+  }
+}
+
+// ---------------------------------------------------------------- table
+
+function fmt(x: number | null | undefined, unit = ""): string {
+  if (x === null || x === undefined || !Number.isFinite(x)) return "—";
+  const s = Math.abs(x) >= 1e6
+    ? `${(x / 1e6).toFixed(2)}M`
+    : Math.abs(x) >= 1e4
+    ? `${(x / 1e3).toFixed(1)}k`
+    : Math.abs(x) >= 100
+    ? x.toFixed(0)
+    : x.toFixed(2);
+  return s + unit;
+}
+
+function table(rs: Result[]): string {
+  const head = ["scenario", "value", "unit", "ceiling", "ratio", "p50 ms", "p99 ms", "srv CPU s"];
+  head.push("gen CPU s", "target", "ok");
+  const rows = rs.map((r) => [
+    r.scenario,
+    r.skipped ? "skipped" : r.error ? "error" : fmt(r.value),
+    r.unit,
+    fmt(r.ceiling),
+    r.ratio == null ? "—" : `${r.ratio.toFixed(2)}×`,
+    fmt(r.p50_ms),
+    fmt(r.p99_ms),
+    fmt(r.server_cpu_s),
+    fmt(r.gen_cpu_s),
+    r.target ?? (r.skipped ? r.skipped.slice(0, 40) : r.error ? r.error.slice(0, 40) : ""),
+    r.pass === undefined ? "" : r.pass ? "yes" : "NO",
+  ]);
+  const w = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
+  const line = (cells: string[]) =>
+    cells.map((c, i) => (i === 0 || i >= 9 ? c.padEnd(w[i]) : c.padStart(w[i]))).join("  ");
+  return [line(head), w.map((n) => "-".repeat(n)).join("  "), ...rows.map(line)].join("\n");
+}
+
+// ---------------------------------------------------------------- main
+
+const SCENARIOS: [string, () => Promise<void>, string[]][] = [
+  ["connect", scenarioConnect, ["connect", "connect-rss"]],
+  ["spm", scenarioSpm, ["spm", "spm-half"]],
+  ["sma", scenarioSma, ["sma"]],
+  ["link", scenarioLink, ["link"]],
+  ["cluster", scenarioCluster, CLUSTER],
+];
+
+async function main(): Promise<number> {
+  const info = await machine();
+  if (!opt["no-save"]) {
+    await Deno.mkdir(resultsDir, { recursive: true });
+    await Deno.writeTextFile(resultsFile, JSON.stringify({ meta: info }) + "\n");
+  }
+  note(
+    `chatos bench (${P.name}): ${info.nproc} CPUs, ${info.mem_gb} GB, deno ${info.deno}` +
+      `, ${P.rounds} round(s) × ${P.durationMs / 1000} s`,
+  );
+  let failed = 0;
+  for (const [name, fn, produces] of SCENARIOS) {
+    if (!wanted(name)) continue;
+    const before = results.length;
+    try {
+      await fn();
+    } catch (e) {
+      failed++;
+      const msg = e instanceof Error ? e.message : String(e);
+      note(`scenario ${name} failed: ${msg}`);
+      for (const s of produces) {
+        if (results.slice(before).some((r) => r.scenario === s)) continue;
+        emit({ scenario: s, value: null, unit: "", ceiling: null, ratio: null, error: msg });
+      }
+    } finally {
+      await stopAll();
+    }
+  }
+  progress(`done in ${Math.round((performance.now() - t0) / 1000)} s`);
+  note("");
+  note(table(results));
+  if (!opt["no-save"]) note(`\nsaved: ${resultsFile.slice(ROOT.length)}`);
+  return failed > 0 ? 1 : 0;
+}
+
+let code = 1;
+try {
+  code = await main();
+} finally {
+  await stopAll(1000);
+}
+Deno.exit(code);
