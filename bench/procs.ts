@@ -38,6 +38,8 @@ export interface SpawnOptions {
   name: string;
   cmd: string;
   args: string[];
+  /** Working directory; the repository root by default. */
+  cwd?: string;
   /** Pipe stdin (for control lines); otherwise it is /dev/null. */
   stdin?: boolean;
 }
@@ -60,7 +62,7 @@ export class Child {
     this.name = o.name;
     this.proc = new Deno.Command(o.cmd, {
       args: o.args,
-      cwd: ROOT,
+      cwd: o.cwd ?? ROOT,
       stdin: o.stdin ? "piped" : "null",
       stdout: "piped",
       stderr: "piped",
@@ -185,15 +187,21 @@ export class Child {
   }
 }
 
-/** CPU seconds (user + system) a process has used so far; NaN if it is gone. */
-export function cpuOf(pid: number): number {
+/** CPU seconds a process has used so far: [user, system]; NaN if it is gone. */
+export function cpuSplitOf(pid: number): [number, number] {
   try {
     const stat = Deno.readTextFileSync(`/proc/${pid}/stat`);
     const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-    return (Number(f[11]) + Number(f[12])) / CLK_TCK;
+    return [Number(f[11]) / CLK_TCK, Number(f[12]) / CLK_TCK];
   } catch {
-    return NaN;
+    return [NaN, NaN];
   }
+}
+
+/** CPU seconds (user + system) a process has used so far; NaN if it is gone. */
+export function cpuOf(pid: number): number {
+  const [u, s] = cpuSplitOf(pid);
+  return u + s;
 }
 
 /** Resident set size in KiB; NaN if the process is gone. */

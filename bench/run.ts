@@ -13,13 +13,25 @@
  *   --only spm,link              just these scenarios (connect spm sma link cluster)
  *   --skip-cluster               no Redis cluster scenarios
  *   --rounds N --duration S      override repetitions / measured seconds per run
+ *   --set sma.window=4           override one profile field (repeatable; see Profile)
  *   --cpu-prof DIR               run the server(s) with --cpu-prof into DIR
+ *   --server-root DIR            run DIR/src/server/main.ts (a patched copy) as the server
  *   --no-save                    do not write bench/results/<time>.jsonl
  */
 import { parseArgs } from "node:util";
 import { Hist, type HistJson } from "./hist.ts";
 import type { GenConfig } from "./loadgen.ts";
-import { Child, cpuOf, freePort, ROOT, rssKbOf, sleep, stopAll, waitForPort } from "./procs.ts";
+import {
+  Child,
+  cpuOf,
+  cpuSplitOf,
+  freePort,
+  ROOT,
+  rssKbOf,
+  sleep,
+  stopAll,
+  waitForPort,
+} from "./procs.ts";
 import { frame, FrameScanner, OP_CR, OP_SPM, writeAll } from "./wire.ts";
 
 // ---------------------------------------------------------------- options
@@ -34,6 +46,8 @@ const { values: opt } = parseArgs({
     rounds: { type: "string" },
     duration: { type: "string" },
     "cpu-prof": { type: "string" },
+    "server-root": { type: "string" },
+    set: { type: "string", multiple: true },
     "no-save": { type: "boolean", default: false },
     help: { type: "boolean", default: false },
   },
@@ -99,6 +113,19 @@ const SMOKE: Profile = {
 const P: Profile = opt.smoke ? SMOKE : opt.quick ? QUICK : FULL;
 if (opt.rounds) P.rounds = Math.max(1, Number(opt.rounds));
 if (opt.duration) P.durationMs = Math.max(100, Number(opt.duration) * 1000);
+for (const kv of opt.set ?? []) {
+  const m = kv.match(/^(\w+)\.(\w+)=(\d+(?:\.\d+)?)$/);
+  const group = m && (P as unknown as Record<string, Record<string, number>>)[m[1]];
+  if (!m || !group || typeof group !== "object" || !(m[2] in group)) {
+    console.error(`--set ${kv}: expected group.field=number with a field of the profile`);
+    Deno.exit(2);
+  }
+  (P as unknown as Record<string, Record<string, number>>)[m[1]] = {
+    ...group,
+    [m[2]]: Number(m[3]),
+  };
+}
+const SERVER_ROOT = opt["server-root"] ? opt["server-root"].replace(/\/?$/, "/") : ROOT;
 
 const ALL = ["connect", "spm", "sma", "link", "cluster"];
 const only = opt.only ? opt.only.split(",").map((s) => s.trim()) : null;
@@ -213,6 +240,7 @@ async function startServer(name: string, extra: string[] = []): Promise<Proc> {
   const child = new Child({
     name,
     cmd: Deno.execPath(),
+    cwd: SERVER_ROOT,
     args: denoArgs("src/server/main.ts", [
       "--host",
       "127.0.0.1",
@@ -248,13 +276,18 @@ function spawnGen(cfg: Omit<GenConfig, "gen">): Child {
 }
 
 const cpuSum = (pids: number[]) => pids.reduce((s, p) => s + cpuOf(p), 0);
+const sysSum = (pids: number[]) => pids.reduce((s, p) => s + cpuSplitOf(p)[1], 0);
 
 interface LoadResult {
   rate: number;
   bytesRate: number;
   hist: Hist;
   serverCpu: number;
+  /** The kernel's share of serverCpu (socket writes on loopback do the receiver's TCP work too). */
+  serverSys: number;
   genCpu: number;
+  /** CPU of the `others` processes (Redis) over the window. */
+  otherCpu: number;
   elapsed: number;
   errors: number;
   firstError?: string;
@@ -269,6 +302,7 @@ async function runLoad(
   cfgs: Omit<GenConfig, "gen">[],
   servers: Proc[],
   label: string,
+  others: number[] = [],
 ): Promise<LoadResult> {
   const gens = cfgs.map(spawnGen);
   try {
@@ -281,12 +315,16 @@ async function runLoad(
     const gpids = gens.map((g) => g.pid);
     for (const g of gens) await g.send("mark");
     const s0 = cpuSum(spids);
+    const k0 = sysSum(spids);
     const g0 = cpuSum(gpids);
+    const o0 = cpuSum(others);
     progress(`${label}: measuring ${P.durationMs / 1000} s`);
     await sleep(P.durationMs);
     for (const g of gens) await g.send("stop");
     const s1 = cpuSum(spids);
+    const k1 = sysSum(spids);
     const g1 = cpuSum(gpids);
+    const o1 = cpuSum(others);
     const evs = await Promise.all(gens.map((g) => g.next("result", 20_000)));
     for (const s of servers) {
       if (s.child.exited) throw new Error(`${s.child.name} died: ${s.child.stderrTail}`);
@@ -313,7 +351,9 @@ async function runLoad(
       bytesRate: bytes / elapsed,
       hist,
       serverCpu: s1 - s0,
+      serverSys: k1 - k0,
       genCpu: g1 - g0,
+      otherCpu: o1 - o0,
       elapsed,
       errors,
       firstError,
@@ -457,6 +497,7 @@ async function scenarioSpm(): Promise<void> {
       ratio: o.rate / c.rate,
       ...latency(o.hist),
       server_cpu_s: o.serverCpu,
+      server_sys_s: o.serverSys,
       gen_cpu_s: o.genCpu,
       ceiling_cpu_s: c.serverCpu,
       ceiling_gen_cpu_s: c.genCpu,
@@ -491,6 +532,7 @@ async function scenarioSpm(): Promise<void> {
       ceiling_p99_ms: ch ? ms(ch.hist.quantile(0.99)) : undefined,
       offered: half,
       server_cpu_s: h.serverCpu,
+      server_sys_s: h.serverSys,
       gen_cpu_s: h.genCpu,
       window_s: h.elapsed,
       target: "p99 ≤ 5 ms at half the max rate",
@@ -524,6 +566,7 @@ async function scenarioSma(): Promise<void> {
       ratio: o.rate / c.rate,
       ...latency(o.hist),
       server_cpu_s: o.serverCpu,
+      server_sys_s: o.serverSys,
       gen_cpu_s: o.genCpu,
       ceiling_cpu_s: c.serverCpu,
       ceiling_gen_cpu_s: c.genCpu,
@@ -564,6 +607,7 @@ async function scenarioLink(): Promise<void> {
       ceiling: mb(c.bytesRate),
       ratio: o.bytesRate / c.bytesRate,
       server_cpu_s: o.serverCpu,
+      server_sys_s: o.serverSys,
       gen_cpu_s: o.genCpu,
       ceiling_cpu_s: c.serverCpu,
       ceiling_gen_cpu_s: c.genCpu,
@@ -722,8 +766,9 @@ async function scenarioCluster(): Promise<void> {
       ratio: fwd ? o.rate / fwd : null,
       ...latency(o.hist),
       server_cpu_s: o.serverCpu,
+      server_sys_s: o.serverSys,
       gen_cpu_s: o.genCpu,
-      redis_cpu_s: undefined,
+      redis_cpu_s: o.otherCpu,
       window_s: o.elapsed,
       pairs,
       window,
@@ -743,6 +788,8 @@ async function scenarioCluster(): Promise<void> {
       ...lat,
       offered: rate,
       server_cpu_s: h.serverCpu,
+      server_sys_s: h.serverSys,
+      redis_cpu_s: h.otherCpu,
       gen_cpu_s: h.genCpu,
       window_s: h.elapsed,
       errors: h.errors || undefined,
@@ -772,7 +819,9 @@ async function scenarioCluster(): Promise<void> {
       ratio: bc ? s.rate / bc : null,
       ...latency(s.hist),
       server_cpu_s: s.serverCpu,
+      server_sys_s: s.serverSys,
       gen_cpu_s: s.genCpu,
+      redis_cpu_s: s.otherCpu,
       window_s: s.elapsed,
       receivers,
       senders,
