@@ -170,7 +170,9 @@ export class LinkBroker {
     const ctx = this.#ctx();
     try {
       const { conn, initial } = await dialBridge(endpoint, this.secret);
-      return this.#newEnd(conn, initial, false);
+      const end = this.#newEnd(conn, initial, false);
+      end.start();
+      return end;
     } catch (e) {
       ctx.log.warn("bridge dial failed", {
         node: endpoint.node,

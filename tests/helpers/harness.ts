@@ -3,7 +3,26 @@ import { ChatClient } from "../../src/client/client.ts";
 import type { ServerConfig } from "../../src/server/config.ts";
 import { type RunningServer, startServer } from "../../src/server/server.ts";
 
-export interface Harness {
+/** What an end-to-end case needs: somewhere to connect. */
+export interface ChatHarness {
+  /** The port for the next new connection (a cluster hands out each node's in turn). */
+  readonly port: number;
+  /** A connected client (not logged in). Closed by the harness. */
+  connect(): Promise<ChatClient>;
+  /** A connected client logged in as `pseudo` (asserts ERROR 1). */
+  login(pseudo: string): Promise<ChatClient>;
+}
+
+/** How a suite of cases is registered and given a server (single node or cluster). */
+export interface RunCase {
+  t: (name: string, fn: () => Promise<void>) => void;
+  withServer: (
+    config: Partial<ServerConfig>,
+    fn: (h: ChatHarness) => Promise<void>,
+  ) => Promise<void>;
+}
+
+export interface Harness extends ChatHarness {
   server: RunningServer;
   port: number;
   /** A connected client (not logged in). Closed by the harness. */

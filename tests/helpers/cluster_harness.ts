@@ -1,0 +1,100 @@
+/**
+ * Runs end-to-end cases against a real 3-node cluster (processes: redis-server
+ * and three `src/server/main.ts` nodes). Each new connection goes to the next
+ * node in turn, so a case's users, and the four sockets of a private link,
+ * land on different nodes. One cluster per distinct configuration is started
+ * on first use and shared by the cases that use it; between cases the harness
+ * waits until Redis holds no user and no handshake, and clears strike counts.
+ */
+import { Redis } from "ioredis";
+import { ChatClient } from "../../src/client/client.ts";
+import { type Cluster, startCluster } from "../../src/ops/cluster.ts";
+import { OPTIONS, type ServerConfig } from "../../src/server/config.ts";
+import type { ChatHarness } from "./harness.ts";
+import { eventually } from "./harness.ts";
+
+const clusters = new Map<string, Promise<Cluster>>();
+
+/** ServerConfig fields as the nodes' command-line flags. */
+export function toFlags(config: Partial<ServerConfig>): string[] {
+  return Object.entries(config).map(([key, value]) => {
+    const spec = OPTIONS.find((o) => o.key === key);
+    if (!spec) throw new Error(`no flag for config key ${key}`);
+    return `--${spec.flag}=${value}`;
+  });
+}
+
+export function clusterFor(config: Partial<ServerConfig>): Promise<Cluster> {
+  const id = JSON.stringify(config);
+  let c = clusters.get(id);
+  if (!c) {
+    c = startCluster({ nodes: 3, haproxy: false, nodeArgs: toFlags(config) });
+    clusters.set(id, c);
+  }
+  return c;
+}
+
+export async function stopAllClusters(): Promise<void> {
+  for (const c of clusters.values()) await (await c).stop();
+  clusters.clear();
+}
+
+async function scanCount(redis: Redis, pattern: string): Promise<number> {
+  let cursor = "0", n = 0;
+  do {
+    const [next, found] = await redis.scan(cursor, "MATCH", pattern, "COUNT", 1000);
+    cursor = next;
+    n += found.length;
+  } while (cursor !== "0");
+  return n;
+}
+
+export async function withCluster(
+  config: Partial<ServerConfig>,
+  fn: (h: ChatHarness) => Promise<void>,
+): Promise<void> {
+  const cluster = await clusterFor(config);
+  const ports = cluster.nodes.map((n) => n.port);
+  let turn = 0;
+  const clients: ChatClient[] = [];
+  const h: ChatHarness = {
+    get port() {
+      return ports[turn++ % ports.length];
+    },
+    async connect() {
+      const c = await ChatClient.connect({ port: h.port });
+      clients.push(c);
+      return c;
+    },
+    async login(pseudo) {
+      const c = await h.connect();
+      const code = await c.login(pseudo);
+      if (code !== 1) throw new Error(`login ${pseudo}: ERROR ${code}`);
+      return c;
+    },
+  };
+  const redis = new Redis(cluster.redisUrl, { lazyConnect: true, maxRetriesPerRequest: 1 });
+  try {
+    await fn(h);
+  } finally {
+    for (const c of clients) c.close();
+    try {
+      await redis.connect();
+      await eventually(
+        async () =>
+          (await scanCount(redis, "chatos:user:*")) === 0 &&
+          (await scanCount(redis, "chatos:hs:*")) === 0,
+        5000,
+        "the case's users and handshakes to leave Redis",
+      );
+      let cursor = "0";
+      do {
+        const [next, found] = await redis.scan(cursor, "MATCH", "chatos:strike:*", "COUNT", 1000);
+        cursor = next;
+        if (found.length) await redis.del(...found);
+      } while (cursor !== "0");
+    } finally {
+      redis.disconnect();
+    }
+  }
+}

@@ -1,0 +1,10 @@
+/** The end-to-end cases against one in-process node with in-memory presence. */
+import { chatCases } from "./e2e/chat_cases.ts";
+import { linkCases } from "./e2e/link_cases.ts";
+import { withServer } from "./helpers/harness.ts";
+
+const t = (name: string, fn: () => Promise<void>) =>
+  Deno.test({ name: `single node: ${name}`, fn, sanitizeOps: false, sanitizeResources: false });
+
+chatCases(t, withServer);
+linkCases(t, withServer);
