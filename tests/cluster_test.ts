@@ -1,0 +1,158 @@
+/**
+ * What only a cluster can get wrong, with real processes: a login race over
+ * three nodes, a node killed with SIGKILL, a Redis restart and outage, the
+ * HAProxy front door, and the compose file.
+ */
+import assert from "node:assert/strict";
+import { ChatClient } from "../src/client/client.ts";
+import { type Cluster, startCluster } from "../src/ops/cluster.ts";
+import { ErrorCode, Op } from "../src/protocol/mod.ts";
+import { eventually, sleep } from "./helpers/harness.ts";
+
+const t = (name: string, fn: () => Promise<void>) =>
+  Deno.test({ name: `cluster: ${name}`, fn, sanitizeOps: false, sanitizeResources: false });
+
+async function withCluster(
+  fn: (c: Cluster, connect: (node: number) => Promise<ChatClient>) => Promise<void>,
+  haproxy = false,
+) {
+  const cluster = await startCluster({ nodes: 3, haproxy, port: 0 });
+  const clients: ChatClient[] = [];
+  const connect = async (node: number) => {
+    const c = await ChatClient.connect({ port: cluster.nodes[node].port });
+    clients.push(c);
+    return c;
+  };
+  try {
+    await fn(cluster, connect);
+  } finally {
+    for (const c of clients) c.close();
+    await cluster.stop();
+  }
+}
+
+async function loginOn(connect: (n: number) => Promise<ChatClient>, node: number, pseudo: string) {
+  const c = await connect(node);
+  assert.equal(await c.login(pseudo), ErrorCode.OK, `${pseudo} on node ${node + 1}`);
+  return c;
+}
+
+async function spm(from: ChatClient, sender: string, to: string, message: string) {
+  from.send({ op: Op.SPM, sender, recipient: to, message });
+  return await from.nextError(3000);
+}
+
+t(
+  "30 clients racing for one pseudo over 3 nodes: exactly one OK, the rest ERROR 2",
+  () =>
+    withCluster(async (_c, connect) => {
+      const clients = await Promise.all(Array.from({ length: 30 }, (_, i) => connect(i % 3)));
+      const codes = await Promise.all(clients.map((c) => c.login("contested")));
+      assert.equal(codes.filter((x) => x === ErrorCode.OK).length, 1);
+      assert.equal(codes.filter((x) => x === ErrorCode.PseudoUnavailable).length, 29);
+    }),
+);
+
+t(
+  "kill -9 of a node: its pseudos free within 5 s, SPM to its users → ERROR 4, others chat on",
+  () =>
+    withCluster(async (cluster, connect) => {
+      const a = await loginOn(connect, 0, "alice");
+      const b = await loginOn(connect, 1, "bob");
+      await loginOn(connect, 2, "victim");
+      assert.equal(await spm(a, "alice", "victim", "hi"), ErrorCode.OK);
+      await cluster.nodes[2].kill("SIGKILL");
+      const killedAt = Date.now();
+      // no silence: the dead node's users are unreachable at once
+      assert.equal(await spm(a, "alice", "victim", "are you there?"), ErrorCode.UnreachableUser);
+      // nobody cleans up, yet the pseudo can be taken on another node within 5 s
+      const again = await connect(1);
+      await eventually(
+        async () => (await again.login("victim")) === ErrorCode.OK,
+        5000,
+        "victim free",
+      );
+      assert.ok(Date.now() - killedAt < 5000);
+      assert.equal(await spm(a, "alice", "bob", "still here"), ErrorCode.OK);
+      assert.equal(((await b.next()) as { message: string }).message, "still here");
+      assert.equal(await spm(a, "alice", "victim", "welcome back"), ErrorCode.OK);
+    }),
+);
+
+t(
+  "Redis restart: sessions survive, reservations are re-asserted, service is back within 5 s",
+  () =>
+    withCluster(async (cluster, connect) => {
+      const a = await loginOn(connect, 0, "alice");
+      const b = await loginOn(connect, 1, "bob");
+      await cluster.redis!.kill("SIGKILL");
+      // while Redis is away: no hang, a clear refusal
+      const early = await connect(2);
+      const started = Date.now();
+      assert.equal(await early.login("newcomer", 4000), ErrorCode.ServiceUnavailable);
+      assert.ok(Date.now() - started < 3000, "refused promptly");
+      // local delivery does not need Redis... but remote does: the sender is told
+      await cluster.redis!.start(); // comes back empty
+      const back = Date.now();
+      await eventually(
+        async () => (await spm(a, "alice", "bob", "after restart")) === ErrorCode.OK,
+        5000,
+        "relay back",
+      );
+      assert.ok(Date.now() - back < 5000);
+      // bob's session was never dropped: he gets the message on the same connection
+      let got;
+      do got = await b.next(); while ((got as { message?: string }).message !== "after restart");
+      // alice and bob were re-asserted into the empty Redis: their pseudos are still taken
+      const thief = await connect(2);
+      assert.equal(await thief.login("alice"), ErrorCode.PseudoUnavailable);
+      assert.equal(await thief.login("bob"), ErrorCode.PseudoUnavailable);
+      assert.equal(await thief.login("newcomer"), ErrorCode.OK);
+    }),
+);
+
+t(
+  "through HAProxy: clients spread over the nodes chat as one server",
+  () =>
+    withCluster(async (cluster) => {
+      const clients: ChatClient[] = [];
+      try {
+        for (let i = 0; i < 6; i++) {
+          const c = await ChatClient.connect({ port: cluster.port });
+          clients.push(c);
+          assert.equal(await c.login(`u${i}`), ErrorCode.OK);
+        }
+        clients[0].send({ op: Op.SMA, sender: "u0", message: "hello cluster" });
+        assert.equal(await clients[0].nextError(), ErrorCode.OK);
+        for (const c of clients.slice(1)) {
+          assert.deepEqual(await c.next(), { op: Op.SMA, sender: "u0", message: "hello cluster" });
+        }
+        for (let i = 1; i < 6; i++) {
+          assert.equal(await spm(clients[i], `u${i}`, "u0", `from ${i}`), 1);
+        }
+        const got = new Set<string>();
+        for (let i = 1; i < 6; i++) {
+          got.add(((await clients[0].next()) as { message: string }).message);
+        }
+        assert.equal(got.size, 5);
+        await clients[0].expectSilence(100);
+      } finally {
+        for (const c of clients) {
+          c.close();
+        }
+      }
+    }, true),
+);
+
+t(
+  "a node stopped with SIGTERM releases its users at once and exits 0",
+  () =>
+    withCluster(async (cluster, connect) => {
+      await loginOn(connect, 0, "leaving");
+      const status = await cluster.nodes[0].kill("SIGTERM");
+      assert.equal(status.code, 0);
+      const other = await connect(1);
+      assert.equal(await other.login("leaving"), ErrorCode.OK, "free without waiting for a lease");
+      await sleep(10);
+    }),
+);
