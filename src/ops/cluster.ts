@@ -279,7 +279,8 @@ function makeNode(
       void c.status.then(() => {
         if (child === c) exited = true;
       });
-      await waitForPort(port, 20000, () => !exited);
+      // The admin endpoint starts last, once presence is ready.
+      await waitForPort(adminPort, 20000, () => !exited);
     },
   };
   const stop = async () => {

@@ -14,12 +14,15 @@ import { readGreeting } from "./bridge.ts";
 import { writeAll } from "./link_end.ts";
 import { Logger, type LogLevel, silentLogger } from "./log.ts";
 import { Metrics } from "./metrics.ts";
+import { startAdmin } from "./admin.ts";
 
 export interface RunningServer {
   readonly hostname: string;
   readonly port: number;
   /** The node-to-node bridge port (cluster mode), else -1. */
   readonly bridgePort: number;
+  /** The admin HTTP port, or -1 when off. */
+  readonly adminPort: number;
   readonly context: ServerContext;
   /** Open client connections, chat and link ends alike. */
   readonly connections: number;
@@ -131,6 +134,18 @@ export async function startServer(
       );
     });
 
+  let admin: Deno.HttpServer<Deno.NetAddr> | null = null;
+  if (config.adminPort >= 0) {
+    try {
+      admin = startAdmin(ctx);
+    } catch (e) {
+      listener.close();
+      bridgeListener?.close();
+      await presence.close();
+      throw e;
+    }
+  }
+
   const addr = listener.addr as Deno.NetAddr;
   log.info("listening", {
     host: addr.hostname,
@@ -144,6 +159,7 @@ export async function startServer(
     hostname: addr.hostname,
     port: addr.port,
     bridgePort: bridgeListener ? bridgeListener.addr.port : -1,
+    adminPort: admin ? admin.addr.port : -1,
     context: ctx,
     get connections() {
       return open.size;
@@ -159,6 +175,13 @@ export async function startServer(
         } catch { /* closed */ }
         await acceptLoop;
         await bridgeLoop;
+        // Release every reservation and the lease first: other nodes stop
+        // routing to us (their senders get ERROR 4, not a lost message) and
+        // the pseudos can be taken elsewhere at once.
+        await presence.close().catch((e) =>
+          log.warn("presence close failed", { error: String(e) })
+        );
+        // Then let what was already acknowledged reach its readers.
         if (drainMs > 0) await drainOutput(ctx, drainMs);
         links.closeAll();
         for (const c of open) {
@@ -167,9 +190,7 @@ export async function startServer(
           } catch { /* closed */ }
         }
         await Promise.allSettled([...handlers]);
-        await presence.close().catch((e) =>
-          log.warn("presence close failed", { error: String(e) })
-        );
+        await admin?.shutdown();
         log.info("stopped");
       })();
       return closing;

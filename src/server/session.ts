@@ -155,6 +155,10 @@ export class ChatSession implements Inbox {
     if (frame.op === Op.ERROR) return; // clients have nothing to report to the server
     const me = this.#pseudo;
     if (me === null) return this.#error(ErrorCode.NotConnected);
+    // Draining: take no new work, so nothing is acknowledged that could be lost.
+    if (this.#ctx.draining && frame.op !== Op.TCPAbort) {
+      return this.#error(ErrorCode.ServiceUnavailable);
+    }
     switch (frame.op) {
       case Op.SPM:
         if (frame.sender !== me) return this.#error(ErrorCode.InvalidPseudonym);
@@ -280,7 +284,8 @@ export class ChatSession implements Inbox {
     this.#asked.clear();
     this.#invited.clear();
     try {
-      await this.#ctx.presence.release(pseudo, this);
+      // While draining, presence was closed and released everyone already.
+      if (!this.#ctx.draining) await this.#ctx.presence.release(pseudo, this);
     } catch (e) {
       this.#ctx.log.warn("could not release pseudo", { pseudo, error: String(e) });
     }
