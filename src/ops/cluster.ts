@@ -154,7 +154,10 @@ export async function startRedisProcess(port = freePort()): Promise<RedisProcess
   };
 }
 
-function writeHaproxyConfig(port: number, nodes: { id: string; port: number }[]): string {
+function writeHaproxyConfig(
+  port: number,
+  nodes: { id: string; port: number; adminPort: number }[],
+): string {
   const dir = Deno.makeTempDirSync({ prefix: "chatos-haproxy-" });
   const path = `${dir}/haproxy.cfg`;
   Deno.writeTextFileSync(
@@ -172,8 +175,11 @@ function writeHaproxyConfig(port: number, nodes: { id: string; port: number }[])
       "  default_backend nodes",
       "backend nodes",
       "  balance roundrobin",
+      // As in deploy/haproxy.cfg: a node leaves rotation when its /readyz fails.
+      "  option httpchk GET /readyz",
+      "  http-check expect status 200",
       "  default-server inter 1s fall 2 rise 1",
-      ...nodes.map((n) => `  server ${n.id} 127.0.0.1:${n.port} check`),
+      ...nodes.map((n) => `  server ${n.id} 127.0.0.1:${n.port} check port ${n.adminPort}`),
       "",
     ].join("\n"),
   );

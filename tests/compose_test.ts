@@ -1,0 +1,52 @@
+/**
+ * docker-compose.yml cannot be started here (no Docker engine), so it is
+ * checked the way `docker-compose config` sees it, and its HAProxy file with
+ * `haproxy -c`. The same topology runs as processes in tests/cluster_test.ts.
+ */
+import assert from "node:assert/strict";
+
+const run = async (cmd: string, args: string[]) => {
+  const out = await new Deno.Command(cmd, { args, stdout: "piped", stderr: "piped" }).output();
+  return {
+    code: out.code,
+    stdout: new TextDecoder().decode(out.stdout),
+    stderr: new TextDecoder().decode(out.stderr),
+  };
+};
+
+Deno.test("compose: docker-compose config accepts the file; redis, 3 nodes and haproxy on 7777", async () => {
+  const r = await run("docker-compose", ["-f", "docker-compose.yml", "config"]);
+  assert.equal(r.code, 0, r.stderr);
+  const cfg = r.stdout;
+  for (const s of ["redis:", "node1:", "node2:", "node3:", "haproxy:"]) {
+    assert.match(cfg, new RegExp(`^  ${s}`, "m"), s);
+  }
+  assert.match(cfg, /published: 7777/);
+  for (const n of ["node1", "node2", "node3"]) {
+    assert.match(cfg, new RegExp(`CHATOS_NODE_ID: ${n}`));
+    assert.match(cfg, new RegExp(`CHATOS_ADVERTISE_HOST: ${n}`));
+  }
+  assert.match(cfg, /CHATOS_PRESENCE: redis/);
+  assert.match(cfg, /REDIS_URL: redis:\/\/redis:6379/);
+  // the grace period must outlast the drain deadline, or SIGKILL cuts the drain
+  const drainMs = Number(cfg.match(/CHATOS_DRAIN_TIMEOUT_MS: '(\d+)'/)![1]);
+  const graceS = Number(cfg.match(/stop_grace_period: (\d+)s/)![1]);
+  assert.ok(graceS * 1000 > drainMs, `grace ${graceS}s vs drain ${drainMs}ms`);
+});
+
+Deno.test("compose: the HAProxy config is valid and health-checks /readyz on the admin port", async () => {
+  const r = await run("haproxy", ["-c", "-f", "deploy/haproxy.cfg"]);
+  assert.equal(r.code, 0, r.stderr);
+  const text = await Deno.readTextFile("deploy/haproxy.cfg");
+  assert.match(text, /mode tcp/);
+  assert.match(text, /option httpchk GET \/readyz/);
+  assert.match(text, /check port 9090/);
+  const compose = await Deno.readTextFile("docker-compose.yml");
+  assert.match(compose, /CHATOS_ADMIN_PORT: "9090"/);
+});
+
+Deno.test("compose: the Dockerfile uses the official Deno image and runs the server", async () => {
+  const text = await Deno.readTextFile("Dockerfile");
+  assert.match(text, /^FROM denoland\/deno:/m);
+  assert.match(text, /src\/server\/main\.ts/);
+});
