@@ -79,7 +79,7 @@ t("/readyz fails while Redis is down and recovers; Redis metrics move", async ()
       return r.status;
     };
     await eventually(async () => (await status()) === 200, 5000, "ready");
-    await cluster.redis!.kill("SIGKILL");
+    await cluster.redis!.kill();
     await eventually(async () => (await status()) === 503, 6000, "not ready without Redis");
     assert.equal((await fetch(`http://127.0.0.1:${admin}/healthz`)).status, 200, "still alive");
     await cluster.redis!.start();

@@ -18,6 +18,7 @@ import {
   type TCPAccept,
   type TCPConnect,
 } from "../protocol/mod.ts";
+import { concatBytes } from "../protocol/bytes.ts";
 
 export interface ClientOptions {
   /** Default 127.0.0.1. */
@@ -67,19 +68,6 @@ async function writeAll(conn: Deno.Conn, bytes: Uint8Array): Promise<void> {
   while (off < bytes.length) {
     off += await conn.write(bytes.subarray(off));
   }
-}
-
-function concatChunks(chunks: Uint8Array[]): Uint8Array {
-  if (chunks.length === 1) return chunks[0];
-  let size = 0;
-  for (const c of chunks) size += c.length;
-  const out = new Uint8Array(size);
-  let off = 0;
-  for (const c of chunks) {
-    out.set(c, off);
-    off += c.length;
-  }
-  return out;
 }
 
 function errMessage(e: unknown): string {
@@ -231,7 +219,7 @@ export class ChatClient {
     this.#writing = true;
     try {
       while (this.#outbox.length > 0 && this.#ended === null) {
-        const data = concatChunks(this.#outbox);
+        const data = concatBytes(this.#outbox);
         this.#outbox = [];
         await writeAll(this.conn, data);
       }
@@ -404,7 +392,7 @@ export class PrivateEnd {
       if (size > limit) throw new Error(`readAll(): more than ${limit} bytes`);
       chunks.push(c);
     }
-    return chunks.length === 0 ? new Uint8Array(0) : concatChunks(chunks);
+    return chunks.length === 0 ? new Uint8Array(0) : concatBytes(chunks);
   }
 
   /** Half-closes after the writes already queued: the peer sees EOF, reading still works. */

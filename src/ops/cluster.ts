@@ -5,6 +5,7 @@
  * harness (`startCluster`) to exercise the cluster end to end.
  */
 import { parseArgs } from "node:util";
+import { freePort, type RedisProcess, spawnChild, startRedis, waitForPort } from "./processes.ts";
 
 export interface ClusterOptions {
   /** Number of ChatOS nodes (default 3). */
@@ -34,14 +35,6 @@ export interface ClusterNode {
   restart(): Promise<void>;
 }
 
-export interface RedisProcess {
-  readonly url: string;
-  readonly port: number;
-  kill(signal?: Deno.Signal): Promise<void>;
-  /** Starts again on the same port (empty: no persistence). */
-  start(): Promise<void>;
-}
-
 export interface Cluster {
   readonly redis: RedisProcess | null;
   readonly redisUrl: string;
@@ -54,105 +47,6 @@ export interface Cluster {
 
 const REPO = new URL("../../", import.meta.url);
 const SERVER_MAIN = new URL("src/server/main.ts", REPO).pathname;
-
-export function freePort(): number {
-  const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const port = (l.addr as Deno.NetAddr).port;
-  l.close();
-  return port;
-}
-
-/** Resolves once something accepts TCP connections on 127.0.0.1:port. */
-export async function waitForPort(port: number, ms = 15000, alive: () => boolean = () => true) {
-  const deadline = Date.now() + ms;
-  while (Date.now() < deadline) {
-    if (!alive()) throw new Error(`process for port ${port} exited before listening`);
-    try {
-      const c = await Deno.connect({ hostname: "127.0.0.1", port });
-      c.close();
-      return;
-    } catch {
-      await new Promise((r) => setTimeout(r, 50));
-    }
-  }
-  throw new Error(`nothing listens on 127.0.0.1:${port} after ${ms} ms`);
-}
-
-/**
- * Children run under `setsid`, in their own process group: a Ctrl-C in the
- * terminal reaches only this harness, which then stops them in order (a node
- * that got the signal twice would skip its graceful drain).
- */
-function spawn(cmd: string, args: string[], output: "inherit" | "null"): Deno.ChildProcess {
-  return track(
-    new Deno.Command("setsid", {
-      args: [cmd, ...args],
-      stdout: output,
-      stderr: output,
-      stdin: "null",
-    })
-      .spawn(),
-  );
-}
-
-const children = new Set<Deno.ChildProcess>();
-let hooked = false;
-function track(child: Deno.ChildProcess): Deno.ChildProcess {
-  if (!hooked) {
-    hooked = true;
-    // No child outlives the process that started it, even on a failed test.
-    globalThis.addEventListener("unload", () => {
-      for (const c of children) {
-        try {
-          c.kill("SIGKILL");
-        } catch { /* gone */ }
-      }
-    });
-  }
-  children.add(child);
-  void child.status.then(() => children.delete(child));
-  return child;
-}
-
-export async function startRedisProcess(port = freePort()): Promise<RedisProcess> {
-  let child: Deno.ChildProcess | null = null;
-  const start = async () => {
-    child = spawn(
-      "redis-server",
-      [
-        "--port",
-        String(port),
-        "--bind",
-        "127.0.0.1",
-        "--save",
-        "",
-        "--appendonly",
-        "no",
-        "--dir",
-        Deno.makeTempDirSync({ prefix: "chatos-redis-" }),
-      ],
-      "null",
-    );
-    let exited = false;
-    void child.status.then(() => (exited = true));
-    await waitForPort(port, 10000, () => !exited);
-  };
-  await start();
-  return {
-    url: `redis://127.0.0.1:${port}`,
-    port,
-    async kill(signal: Deno.Signal = "SIGTERM") {
-      if (!child) return;
-      const c: Deno.ChildProcess = child;
-      child = null;
-      try {
-        c.kill(signal);
-      } catch { /* gone */ }
-      await c.status;
-    },
-    start,
-  };
-}
 
 function writeHaproxyConfig(
   port: number,
@@ -190,7 +84,7 @@ export async function startCluster(opts: ClusterOptions = {}): Promise<Cluster> 
   const count = opts.nodes ?? 3;
   const output = opts.output ?? "null";
   const secret = crypto.randomUUID() + crypto.randomUUID();
-  const redis = opts.redisUrl ? null : await startRedisProcess();
+  const redis = opts.redisUrl ? null : await startRedis();
   const redisUrl = opts.redisUrl ?? redis!.url;
   const nodes: ClusterNode[] = [];
   const stoppers: Array<() => Promise<void>> = [];
@@ -205,7 +99,7 @@ export async function startCluster(opts: ClusterOptions = {}): Promise<Cluster> 
     if (opts.haproxy ?? true) {
       port = opts.port === 0 ? freePort() : opts.port ?? 7777;
       const cfg = writeHaproxyConfig(port, nodes);
-      const lb = spawn("haproxy", ["-f", cfg, "-db"], output);
+      const lb = spawnChild("haproxy", ["-f", cfg, "-db"], output);
       let exited = false;
       void lb.status.then(() => (exited = true));
       stoppers.push(async () => {
@@ -224,12 +118,12 @@ export async function startCluster(opts: ClusterOptions = {}): Promise<Cluster> 
       secret,
       async stop() {
         await Promise.all(stoppers.map((s) => s()));
-        await redis?.kill();
+        await redis?.stop();
       },
     };
   } catch (e) {
     await Promise.all(stoppers.map((s) => s().catch(() => {})));
-    await redis?.kill();
+    await redis?.stop();
     throw e;
   }
 }
@@ -279,7 +173,7 @@ function makeNode(
         `--log-level=${opts.logLevel ?? "warn"}`,
         ...(opts.nodeArgs ?? []),
       ];
-      const c = spawn(Deno.execPath(), args, output);
+      const c = spawnChild(Deno.execPath(), args, output);
       child = c;
       exited = false;
       void c.status.then(() => {

@@ -11,6 +11,7 @@
  */
 import type { LinkEndpoint } from "../presence/presence.ts";
 import { writeAll } from "./link_end.ts";
+import { concatBytes } from "../protocol/bytes.ts";
 
 const utf8 = new TextEncoder();
 const GREETING_TIMEOUT_MS = 5000;
@@ -43,13 +44,7 @@ async function readExactly(conn: Deno.Conn, n: number, buf: Uint8Array[]): Promi
     buf.push(chunk.slice(0, r));
     got += r;
   }
-  const out = new Uint8Array(got);
-  let off = 0;
-  for (const b of buf) {
-    out.set(b, off);
-    off += b.length;
-  }
-  return out;
+  return concatBytes(buf);
 }
 
 function withTimeout<T>(p: Promise<T>, ms: number, onTimeout: () => void): Promise<T> {

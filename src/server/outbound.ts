@@ -1,3 +1,5 @@
+import { concatBytes } from "../protocol/bytes.ts";
+
 /**
  * A connection's outbound queue. Frames are queued, never written one by one:
  * everything queued during one turn of the event loop leaves in a single
@@ -67,7 +69,7 @@ export class OutboundQueue {
       while (this.#chunks.length > 0 && !this.#closed) {
         const chunks = this.#chunks;
         this.#chunks = [];
-        const buf = chunks.length === 1 ? chunks[0] : concatAll(chunks);
+        const buf = chunks.length === 1 ? chunks[0] : concatBytes(chunks);
         let off = 0;
         while (off < buf.length) off += await this.#w.write(buf.subarray(off));
         this.#bytes -= buf.length;
@@ -96,16 +98,4 @@ export class OutboundQueue {
     this.#chunks = [];
     for (const resolve of this.#idle.splice(0)) resolve();
   }
-}
-
-function concatAll(chunks: Uint8Array[]): Uint8Array {
-  let n = 0;
-  for (const c of chunks) n += c.length;
-  const out = new Uint8Array(n);
-  let off = 0;
-  for (const c of chunks) {
-    out.set(c, off);
-    off += c.length;
-  }
-  return out;
 }

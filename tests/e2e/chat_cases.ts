@@ -6,7 +6,7 @@
  */
 import assert from "node:assert/strict";
 import { ErrorCode, Op } from "../../src/protocol/mod.ts";
-import { eventually, type RunCase, sleep } from "../helpers/harness.ts";
+import { eventually, type RunCase } from "../helpers/harness.ts";
 
 export function chatCases(t: RunCase["t"], withServer: RunCase["withServer"]): void {
   t(

@@ -7,11 +7,10 @@
  * waits until Redis holds no user and no handshake, and clears strike counts.
  */
 import { Redis } from "ioredis";
-import { ChatClient } from "../../src/client/client.ts";
 import { type Cluster, startCluster } from "../../src/ops/cluster.ts";
 import { OPTIONS, type ServerConfig } from "../../src/server/config.ts";
 import type { ChatHarness } from "./harness.ts";
-import { eventually } from "./harness.ts";
+import { clientsOn, eventually } from "./harness.ts";
 
 const clusters = new Map<string, Promise<Cluster>>();
 
@@ -56,22 +55,14 @@ export async function withCluster(
   const cluster = await clusterFor(config);
   const ports = cluster.nodes.map((n) => n.port);
   let turn = 0;
-  const clients: ChatClient[] = [];
+  const nextPort = () => ports[turn++ % ports.length];
+  const { clients, connect, login } = clientsOn(nextPort);
   const h: ChatHarness = {
     get port() {
-      return ports[turn++ % ports.length];
+      return nextPort();
     },
-    async connect() {
-      const c = await ChatClient.connect({ port: h.port });
-      clients.push(c);
-      return c;
-    },
-    async login(pseudo) {
-      const c = await h.connect();
-      const code = await c.login(pseudo);
-      if (code !== 1) throw new Error(`login ${pseudo}: ERROR ${code}`);
-      return c;
-    },
+    connect,
+    login,
   };
   const redis = new Redis(cluster.redisUrl, { lazyConnect: true, maxRetriesPerRequest: 1 });
   try {

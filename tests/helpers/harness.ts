@@ -36,28 +36,31 @@ export async function withServer(
   fn: (h: Harness) => Promise<void>,
 ): Promise<void> {
   const server = await startServer({ host: "127.0.0.1", port: 0, ...config });
-  const clients: ChatClient[] = [];
-  const h: Harness = {
-    server,
-    port: server.port,
-    async connect() {
-      const c = await ChatClient.connect({ port: server.port });
-      clients.push(c);
-      return c;
-    },
-    async login(pseudo) {
-      const c = await h.connect();
-      const code = await c.login(pseudo);
-      if (code !== 1) throw new Error(`login ${pseudo}: ERROR ${code}`);
-      return c;
-    },
-  };
+  const { clients, connect, login } = clientsOn(() => server.port);
+  const h: Harness = { server, port: server.port, connect, login };
   try {
     await fn(h);
   } finally {
     for (const c of clients) c.close();
     await server.close();
   }
+}
+
+/** connect/login for a harness; every client made is kept in `clients` for closing. */
+export function clientsOn(nextPort: () => number) {
+  const clients: ChatClient[] = [];
+  const connect = async () => {
+    const c = await ChatClient.connect({ port: nextPort() });
+    clients.push(c);
+    return c;
+  };
+  const login = async (pseudo: string) => {
+    const c = await connect();
+    const code = await c.login(pseudo);
+    if (code !== 1) throw new Error(`login ${pseudo}: ERROR ${code}`);
+    return c;
+  };
+  return { clients, connect, login };
 }
 
 export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
