@@ -48,11 +48,26 @@ export function spawnChild(
   return child;
 }
 
+const handedOut = new Set<number>();
+
+/**
+ * A port free now, for a child to bind. Picked below Linux's ephemeral range
+ * (32768+), so the outgoing connections of a busy test run cannot take it
+ * between this check and the child's bind, and never the same one twice.
+ */
 export function freePort(): number {
-  const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const port = (l.addr as Deno.NetAddr).port;
-  l.close();
-  return port;
+  for (let tries = 0; tries < 1000; tries++) {
+    const port = 20000 + Math.floor(Math.random() * 12000);
+    if (handedOut.has(port)) continue;
+    try {
+      Deno.listen({ hostname: "127.0.0.1", port }).close();
+    } catch {
+      continue;
+    }
+    handedOut.add(port);
+    return port;
+  }
+  throw new Error("no free port found in 20000-31999");
 }
 
 /** Resolves once something accepts TCP connections on 127.0.0.1:port. */
