@@ -26,6 +26,7 @@ export async function serveConnection(
 ): Promise<void> {
   const address = remoteAddress(conn);
   const log = ctx.log;
+  log.debug("connection opened", { address });
   let closeReason = "client closed";
   let closed = false;
   const close = (reason: string) => {
