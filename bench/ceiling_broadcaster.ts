@@ -6,7 +6,8 @@
  * gets one write per event-loop tick with everything queued for it (the
  * design MEASURED.md found fastest). No validation, no presence, no actors.
  *
- * Usage: deno run -A bench/ceiling_broadcaster.ts --port N
+ * Usage: deno run -A bench/ceiling_broadcaster.ts --port N [--read-buffer BYTES]
+ * (64 KiB reads by default; the idle-session floor uses 2 KiB, like the server.)
  * Exits when its stdin closes (the orchestrator holds it open).
  */
 import { parseArgs } from "node:util";
@@ -14,8 +15,13 @@ import { frameLength, OK, OP_CR, OP_SMA } from "./wire.ts";
 
 const { values } = parseArgs({
   args: Deno.args,
-  options: { port: { type: "string" }, host: { type: "string", default: "127.0.0.1" } },
+  options: {
+    port: { type: "string" },
+    host: { type: "string", default: "127.0.0.1" },
+    "read-buffer": { type: "string", default: String(64 * 1024) },
+  },
 });
+const READ = Number(values["read-buffer"]);
 
 const OKS = new Uint8Array(2 * 8192);
 for (let i = 0; i < 8192; i++) OKS.set(OK, 2 * i);
@@ -80,7 +86,7 @@ const members = new Set<Peer>();
 
 async function serve(conn: Deno.Conn): Promise<void> {
   const me = new Peer(conn);
-  const buf = new Uint8Array(64 * 1024);
+  const buf = new Uint8Array(READ);
   let held = 0;
   try {
     while (true) {

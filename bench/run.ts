@@ -217,10 +217,6 @@ const SERVER_FLAGS = [
   "error",
   "--max-connections",
   "19500",
-  "--login-timeout-ms",
-  "600000",
-  "--handshake-ttl-ms",
-  "600000",
 ];
 
 function denoArgs(script: string, extra: string[]): string[] {
@@ -254,11 +250,14 @@ async function startServer(name: string, extra: string[] = []): Promise<Proc> {
   return { child, port };
 }
 
-async function startCeiling(kind: "forwarder" | "broadcaster"): Promise<Proc> {
+async function startCeiling(
+  kind: "forwarder" | "broadcaster",
+  extra: string[] = [],
+): Promise<Proc> {
   const child = new Child({
     name: `ceiling_${kind}`,
     cmd: Deno.execPath(),
-    args: denoArgs(`bench/ceiling_${kind}.ts`, ["--port", "0"]),
+    args: denoArgs(`bench/ceiling_${kind}.ts`, ["--port", "0", ...extra]),
     stdin: true,
   });
   const ev = await child.next("listening", 15_000);
@@ -403,75 +402,111 @@ async function rounds(
 /** Ceilings measured in this run, reused for the cluster ratios. */
 const ceilings: Record<string, number> = {};
 
-async function scenarioConnect(): Promise<void> {
+interface ConnectRun {
+  rate: number;
+  logins: number;
+  failures: number;
+  elapsed: number;
+  serverCpu: number;
+  genCpu: number;
+  rss0: number;
+  rss1: number;
+}
+
+/** Logs in P.connect.sessions idle sessions, then reads the target's RSS. */
+async function connectRun(target: Proc, kind: "chatos" | "broadcaster"): Promise<ConnectRun> {
   const { sessions, gens: nGens, concurrency } = P.connect;
-  const server = await startServer("server");
+  await sleep(300);
+  const rss0 = rssKbOf(target.child.pid);
+  const per = Math.ceil(sessions / nGens);
+  const gens = Array.from(
+    { length: nGens },
+    () =>
+      spawnGen({ mode: "connect", target: kind, ports: [target.port], count: per, concurrency }),
+  );
   try {
-    await sleep(300);
-    const rss0 = rssKbOf(server.child.pid);
-    const per = Math.ceil(sessions / nGens);
-    const gens = Array.from(
-      { length: nGens },
-      () =>
-        spawnGen({
-          mode: "connect",
-          target: "chatos",
-          ports: [server.port],
-          count: per,
-          concurrency,
-        }),
-    );
-    try {
-      await Promise.all(gens.map((g) => g.next("ready", 30_000)));
-      const s0 = cpuOf(server.child.pid);
-      const g0 = cpuSum(gens.map((g) => g.pid));
-      progress(`connect: logging in ${per * nGens} sessions`);
-      for (const g of gens) await g.send("go");
-      const done = await Promise.all(gens.map((g) => g.next("done", 120_000)));
-      const s1 = cpuOf(server.child.pid);
-      const g1 = cpuSum(gens.map((g) => g.pid));
-      const logins = done.reduce((s, e) => s + (e.logins as number), 0);
-      const failures = done.reduce((s, e) => s + (e.failures as number), 0);
-      const elapsed = Math.max(...done.map((e) => e.elapsed_s as number));
-      const firstError = done.map((e) => e.first_error).find((x) => x);
-      if (failures > 0) note(`  ! connect: ${failures} failed logins, first: ${firstError}`);
-      progress(`connect: ${logins} sessions idle, letting RSS settle`);
-      await sleep(1500);
-      const rss1 = rssKbOf(server.child.pid);
-      const rate = logins / elapsed;
-      emit({
-        scenario: "connect",
-        value: rate,
-        unit: "logins/s",
-        ceiling: null,
-        ratio: null,
-        sessions: logins,
-        failures,
-        window_s: elapsed,
-        server_cpu_s: s1 - s0,
-        gen_cpu_s: g1 - g0,
-        target: "≥ 5000 logins/s",
-        pass: rate >= 5000,
-      });
-      const perSession = (rss1 - rss0) / Math.max(1, logins);
-      emit({
-        scenario: "connect-rss",
-        value: perSession,
-        unit: "KiB/session",
-        ceiling: null,
-        ratio: null,
-        sessions: logins,
-        rss_before_kb: rss0,
-        rss_after_kb: rss1,
-        target: "≤ 8 KiB/session at 19k sessions",
-        pass: perSession <= 8 && logins >= 19_000,
-      });
-    } finally {
-      await Promise.all(gens.map((g) => g.stop(5000)));
+    await Promise.all(gens.map((g) => g.next("ready", 30_000)));
+    const s0 = cpuOf(target.child.pid);
+    const g0 = cpuSum(gens.map((g) => g.pid));
+    progress(`connect (${kind}): logging in ${per * nGens} sessions`);
+    for (const g of gens) await g.send("go");
+    const done = await Promise.all(gens.map((g) => g.next("done", 120_000)));
+    const s1 = cpuOf(target.child.pid);
+    const g1 = cpuSum(gens.map((g) => g.pid));
+    const logins = done.reduce((s, e) => s + (e.logins as number), 0);
+    const failures = done.reduce((s, e) => s + (e.failures as number), 0);
+    const elapsed = Math.max(...done.map((e) => e.elapsed_s as number));
+    const firstError = done.map((e) => e.first_error).find((x) => x);
+    if (failures > 0) note(`  ! connect: ${failures} failed logins, first: ${firstError}`);
+    progress(`connect (${kind}): ${logins} sessions idle, letting RSS settle`);
+    await sleep(1500);
+    const rss1 = rssKbOf(target.child.pid);
+    if (target.child.exited) {
+      throw new Error(`${target.child.name} died: ${target.child.stderrTail}`);
     }
+    return {
+      rate: logins / elapsed,
+      logins,
+      failures,
+      elapsed,
+      serverCpu: s1 - s0,
+      genCpu: g1 - g0,
+      rss0,
+      rss1,
+    };
+  } finally {
+    await Promise.all(gens.map((g) => g.stop(5000)));
+  }
+}
+
+async function scenarioConnect(): Promise<void> {
+  // The floor: the minimal broadcaster (CR → ERROR 1, one pending read on a
+  // 2 KiB buffer per socket, like the server's idle read) holding as many.
+  let c: ConnectRun | null = null;
+  const floor = await startCeiling("broadcaster", ["--read-buffer", "2048"]);
+  try {
+    c = await connectRun(floor, "broadcaster");
+  } finally {
+    await floor.child.stop();
+  }
+  const server = await startServer("server");
+  let o: ConnectRun;
+  try {
+    o = await connectRun(server, "chatos");
   } finally {
     await server.child.stop();
   }
+  emit({
+    scenario: "connect",
+    value: o.rate,
+    unit: "logins/s",
+    ceiling: c.rate,
+    ratio: o.rate / c.rate,
+    sessions: o.logins,
+    failures: o.failures || undefined,
+    window_s: o.elapsed,
+    server_cpu_s: o.serverCpu,
+    gen_cpu_s: o.genCpu,
+    ceiling_cpu_s: c.serverCpu,
+    server_cpu_us_per_login: (o.serverCpu / o.logins) * 1e6,
+    target: "≥ 5000 logins/s",
+    pass: o.rate >= 5000,
+  });
+  const per = (r: ConnectRun) => (r.rss1 - r.rss0) / Math.max(1, r.logins);
+  emit({
+    scenario: "connect-rss",
+    value: per(o),
+    unit: "KiB/session",
+    ceiling: per(c),
+    ratio: per(o) / per(c),
+    sessions: o.logins,
+    rss_before_kb: o.rss0,
+    rss_after_kb: o.rss1,
+    ceiling_sessions: c.logins,
+    // Lower is better here: the "ceiling" is the minimal server's floor.
+    target: "≤ 8 KiB/session at 19k",
+    pass: per(o) <= 8 && o.logins >= 19_000,
+  });
 }
 
 async function scenarioSpm(): Promise<void> {
@@ -754,6 +789,7 @@ async function scenarioCluster(): Promise<void> {
         }],
         nodes,
         label,
+        [redis.child.pid],
       );
     progress("spm-cluster: max rate");
     const o = await spm(0, "spm-cluster");
@@ -809,6 +845,7 @@ async function scenarioCluster(): Promise<void> {
       }],
       nodes,
       "sma-cluster",
+      [redis.child.pid],
     );
     const bc = ceilings.sma;
     emit({
