@@ -246,7 +246,7 @@ test("Redis down: calls reject with PresenceUnavailable quickly, and recover", a
     await r.stop();
     await until("not ready", 2000, () => !p.ready);
     await rejectsUnavailable(p.reserve(uniq("x"), new RecordingInbox()), 2000, "reserve");
-    await rejectsUnavailable(p.send(remote, bytes(2)), 2000, "send");
+    await rejectsUnavailable(Promise.resolve(p.send(remote, bytes(2))), 2000, "send");
     await rejectsUnavailable(
       p.openHandshake({ a: local, b: remote, password: 1 }, 1000),
       2000,
@@ -264,7 +264,7 @@ test("Redis down: calls reject with PresenceUnavailable quickly, and recover", a
     r.pause();
     try {
       await rejectsUnavailable(p.reserve(stalled, new RecordingInbox()), 2000, "reserve (stalled)");
-      await rejectsUnavailable(p.send(remote, bytes(2)), 2000, "send (stalled)");
+      await rejectsUnavailable(Promise.resolve(p.send(remote, bytes(2))), 2000, "send (stalled)");
     } finally {
       r.resume();
     }

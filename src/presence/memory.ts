@@ -37,15 +37,14 @@ export class MemoryPresence implements Presence {
     return Promise.resolve();
   }
 
-  send(to: string, frame: Uint8Array): Promise<boolean> {
+  send(to: string, frame: Uint8Array): boolean {
     const inbox = this.users.get(to);
     inbox?.deliver(frame);
-    return Promise.resolve(inbox !== undefined);
+    return inbox !== undefined;
   }
 
-  broadcast(frame: Uint8Array, except: string): Promise<void> {
+  broadcast(frame: Uint8Array, except: string): void {
     this.users.fanOut(frame, except);
-    return Promise.resolve();
   }
 
   #live(key: HandshakeKey): Pending | undefined {

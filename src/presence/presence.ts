@@ -34,6 +34,9 @@ export interface LinkEndpoint {
 
 export type ReserveResult = "ok" | "taken";
 
+/** A result that may be available at once. Await it, or test `instanceof Promise` on a hot path. */
+export type MaybePromise<T> = T | Promise<T>;
+
 export class PresenceUnavailable extends Error {
   override name = "PresenceUnavailable";
 }
@@ -47,10 +50,14 @@ export interface Presence {
   /** Releases `pseudo` if it is still bound to `inbox`. */
   release(pseudo: string, inbox: Inbox): Promise<void>;
 
-  /** Delivers `frame` to the user, wherever connected. False: nobody received it. */
-  send(to: string, frame: Uint8Array): Promise<boolean>;
-  /** Delivers `frame` once to every connected user except `except`. */
-  broadcast(frame: Uint8Array, except: string): Promise<void>;
+  /**
+   * Delivers `frame` to the user, wherever connected. False: nobody received
+   * it. Answers synchronously when it can (the user is on this node): the
+   * hot path of a one-node chat then costs no promise per message.
+   */
+  send(to: string, frame: Uint8Array): MaybePromise<boolean>;
+  /** Delivers `frame` once to every connected user except `except`; synchronous when all are local. */
+  broadcast(frame: Uint8Array, except: string): MaybePromise<void>;
 
   /** Registers a pending handshake; false if that (A, B, password) is already pending. */
   openHandshake(key: HandshakeKey, ttlMs: number): Promise<boolean>;

@@ -661,12 +661,16 @@ export class RedisPresence implements Presence {
     }
   }
 
-  async send(to: string, frame: Uint8Array): Promise<boolean> {
+  send(to: string, frame: Uint8Array): boolean | Promise<boolean> {
     const local = this.users.get(to);
     if (local) {
       local.deliver(frame);
       return true;
     }
+    return this.#sendRemote(to, frame);
+  }
+
+  async #sendRemote(to: string, frame: Uint8Array): Promise<boolean> {
     this.#checkOpen();
     const payload = Buffer.allocUnsafe(2 + to.length * 3 + frame.length);
     const { written } = encoder.encodeInto(to, payload.subarray(2, 2 + to.length * 3));

@@ -86,6 +86,25 @@ function measure(
   return p - off;
 }
 
+/** Short ASCII strings (pseudos, chat lines) are decoded in JS: cheaper than a call into the runtime. */
+const ASCII_FAST_MAX = 64;
+
+/** UTF-8 bytes `buf[start, end)` as a string, or null if they are not valid UTF-8. */
+function decodeUtf8(buf: Uint8Array, start: number, end: number): string | null {
+  if (end - start <= ASCII_FAST_MAX) {
+    let i = start;
+    while (i < end && buf[i] < 0x80) i++;
+    if (i === end) {
+      return String.fromCharCode.apply(null, buf.subarray(start, end) as unknown as number[]);
+    }
+  }
+  try {
+    return utf8.decode(buf.subarray(start, end));
+  } catch {
+    return null;
+  }
+}
+
 /** Parses a frame already known (by `measure`) to be complete in `buf[off, off+len)`. */
 function parse(buf: Uint8Array, off: number): Frame | ProtocolError {
   const opcode = buf[off];
@@ -95,11 +114,9 @@ function parse(buf: Uint8Array, off: number): Frame | ProtocolError {
   let p = off + 1;
   for (let i = 0; i < count; i++) {
     const len = (buf[p] << 8) | buf[p + 1];
-    try {
-      strings.push(utf8.decode(buf.subarray(p + 2, p + 2 + len)));
-    } catch {
-      return { kind: "invalid-utf8" };
-    }
+    const s = decodeUtf8(buf, p + 2, p + 2 + len);
+    if (s === null) return { kind: "invalid-utf8" };
+    strings.push(s);
     p += 2 + len;
   }
   switch (opcode) {

@@ -153,7 +153,7 @@ export class LinkBroker {
       await end.refuse(refusal);
       // The handshake was consumed by the claim: tell A and B directly.
       for (const who of new Set([key.a, key.b])) {
-        await ctx.presence.send(who, abortFrame(key)).catch(() => false);
+        await Promise.resolve(ctx.presence.send(who, abortFrame(key))).catch(() => false);
       }
       return;
     }

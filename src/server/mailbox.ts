@@ -27,8 +27,21 @@ export class Mailbox<M> {
   }
 
   post(m: M): void {
-    this.#items.push(m);
-    if (!this.#running) void this.#run();
+    if (this.#running) {
+      this.#items.push(m);
+      return;
+    }
+    // Idle: handle it right here. Only a handler that returns a promise
+    // starts the (async) drain loop, so the common synchronous message costs
+    // no promise at all.
+    let p: void | Promise<void>;
+    try {
+      p = this.#handle(m);
+    } catch (e) {
+      this.#onError(e);
+      return;
+    }
+    if (p) void this.#run(p);
   }
 
   /** Resolves when the mailbox is empty and nothing is being handled. */
@@ -37,9 +50,14 @@ export class Mailbox<M> {
     return new Promise((resolve) => this.#idle.push(resolve));
   }
 
-  async #run(): Promise<void> {
+  async #run(first: Promise<void>): Promise<void> {
     this.#running = true;
     try {
+      try {
+        await first;
+      } catch (e) {
+        this.#onError(e);
+      }
       while (this.#head < this.#items.length) {
         const m = this.#items[this.#head];
         this.#items[this.#head++] = undefined as M;

@@ -1,3 +1,4 @@
+import { setImmediate } from "node:timers";
 import { concatBytes } from "../protocol/bytes.ts";
 
 /**
@@ -57,9 +58,11 @@ export class OutboundQueue {
     this.#bytes += bytes.length;
     if (!this.#scheduled) {
       this.#scheduled = true;
-      // A macrotask, so every frame produced while handling the current read
-      // (and all microtasks it spawned) joins the same write.
-      setTimeout(this.#flush, 0);
+      // After the current turn of the event loop, so every frame produced
+      // while handling the current reads (and the microtasks they spawned)
+      // joins the same write. Not setTimeout(0): measured here it waits ~2 ms,
+      // setImmediate ~6 µs.
+      setImmediate(this.#flush);
     }
     return true;
   }

@@ -205,13 +205,17 @@ export class ChatSession implements Inbox {
     this.#error(ErrorCode.ServiceUnavailable);
   }
 
-  async #onSPM(to: string, bytes: Uint8Array): Promise<void> {
+  #onSPM(to: string, bytes: Uint8Array): void | Promise<void> {
+    const ack = (ok: boolean) => this.#error(ok ? ErrorCode.OK : ErrorCode.UnreachableUser);
+    let sent;
     try {
-      const ok = await this.#ctx.presence.send(to, bytes);
-      this.#error(ok ? ErrorCode.OK : ErrorCode.UnreachableUser);
+      sent = this.#ctx.presence.send(to, bytes);
     } catch (e) {
-      this.#unavailable("SPM", e);
+      return this.#unavailable("SPM", e);
     }
+    // A local recipient answers at once: no promise, no extra turn, per message.
+    if (!(sent instanceof Promise)) return ack(sent);
+    return sent.then(ack, (e) => this.#unavailable("SPM", e));
   }
 
   async #onSMA(me: string, bytes: Uint8Array): Promise<void> {
