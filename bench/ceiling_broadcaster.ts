@@ -7,9 +7,11 @@
  * design MEASURED.md found fastest). No validation, no presence, no actors.
  *
  * Usage: deno run -A bench/ceiling_broadcaster.ts --port N [--read-buffer BYTES]
+ *        [--tick immediate|timeout]
  * (64 KiB reads by default; the idle-session floor uses 2 KiB, like the server.)
  * Exits when its stdin closes (the orchestrator holds it open).
  */
+import { setImmediate } from "node:timers";
 import { parseArgs } from "node:util";
 import { frameLength, OK, OP_CR, OP_SMA } from "./wire.ts";
 
@@ -19,8 +21,14 @@ const { values } = parseArgs({
     port: { type: "string" },
     host: { type: "string", default: "127.0.0.1" },
     "read-buffer": { type: "string", default: String(64 * 1024) },
+    tick: { type: "string", default: "immediate" },
   },
 });
+// The end of the tick: setImmediate runs right after this turn's I/O
+// callbacks; setTimeout(0) waits for the timer phase, >= 1 ms in Deno 2.
+const defer: (f: () => void) => unknown = values.tick === "timeout"
+  ? (f) => setTimeout(f, 0)
+  : setImmediate;
 const READ = Number(values["read-buffer"]);
 
 const OKS = new Uint8Array(2 * 8192);
@@ -41,7 +49,7 @@ class Peer {
     this.queue.push(b);
     if (!this.scheduled) {
       this.scheduled = true;
-      setTimeout(this.flush, 0);
+      defer(this.flush);
     }
   }
 

@@ -204,6 +204,15 @@ export function cpuOf(pid: number): number {
   return u + s;
 }
 
+/**
+ * CPU seconds the whole machine has spent in user and system mode (all CPUs,
+ * since boot; interrupt time excluded, as it is from per-process figures).
+ */
+export function machineCpu(): number {
+  const f = Deno.readTextFileSync("/proc/stat").split("\n", 1)[0].trim().split(/\s+/);
+  return (Number(f[1]) + Number(f[2]) + Number(f[3])) / CLK_TCK;
+}
+
 /** Resident set size in KiB; NaN if the process is gone. */
 export function rssKbOf(pid: number): number {
   try {
