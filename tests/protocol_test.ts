@@ -881,3 +881,24 @@ Deno.test("raw: a frame split across chunks is owned and survives reuse of the r
   assert.equal(dec.next(), null);
   assertBytes(s.raw, frame, "owned raw after later reads");
 });
+
+Deno.test("lazyMessage: messages decode on first read, invalid UTF-8 is still refused at once", () => {
+  const d = new FrameDecoder(32767, { lazyMessage: true });
+  const spm = encode({ op: Op.SPM, sender: "a", recipient: "b", message: "héllo 👋" });
+  const sma = encode({ op: Op.SMA, sender: "a", message: "plain ascii" });
+  d.push(new Uint8Array([...spm, ...sma]));
+  const s1 = d.next(), s2 = d.next();
+  assert.ok(s1?.ok && s2?.ok);
+  if (s1?.ok && s2?.ok) {
+    assert.equal(s1.frame.op, Op.SPM);
+    assert.equal((s1.frame as { message: string }).message, "héllo 👋");
+    assert.equal((s1.frame as { recipient: string }).recipient, "b");
+    assert.equal((s2.frame as { message: string }).message, "plain ascii");
+  }
+  for (const bad of [[0xc3, 0x28], [0xed, 0xa0, 0x80], [0x61, 0xff]]) {
+    const lazy = new FrameDecoder(32767, { lazyMessage: true });
+    lazy.push(Uint8Array.of(Op.SMA, 0, 1, 0x61, 0, bad.length, ...bad));
+    const step = lazy.next();
+    assert.ok(step && !step.ok && step.error.kind === "invalid-utf8", JSON.stringify(bad));
+  }
+});

@@ -105,15 +105,67 @@ function decodeUtf8(buf: Uint8Array, start: number, end: number): string | null 
   }
 }
 
+/** True if `buf[start, end)` is valid UTF-8; ASCII is checked without leaving JS. */
+function isUtf8(buf: Uint8Array, start: number, end: number): boolean {
+  let i = start;
+  while (i < end && buf[i] < 0x80) i++;
+  return i === end || decodeUtf8(buf, i, end) !== null;
+}
+
+/**
+ * The message text of an SPM or SMA, decoded only if someone reads it. A
+ * relaying server checks that the bytes are UTF-8 but never needs the string.
+ * Valid only while `buf` is: read it before the decoder's next `push`.
+ */
+class LazyText {
+  #buf: Uint8Array;
+  #start: number;
+  #end: number;
+  #text: string | undefined;
+  constructor(buf: Uint8Array, start: number, end: number) {
+    this.#buf = buf;
+    this.#start = start;
+    this.#end = end;
+  }
+  get message(): string {
+    return (this.#text ??= decodeUtf8(this.#buf, this.#start, this.#end)!);
+  }
+}
+class LazySPM extends LazyText {
+  readonly op = Op.SPM;
+  constructor(
+    readonly sender: string,
+    readonly recipient: string,
+    b: Uint8Array,
+    s: number,
+    e: number,
+  ) {
+    super(b, s, e);
+  }
+}
+class LazySMA extends LazyText {
+  readonly op = Op.SMA;
+  constructor(readonly sender: string, b: Uint8Array, s: number, e: number) {
+    super(b, s, e);
+  }
+}
+
 /** Parses a frame already known (by `measure`) to be complete in `buf[off, off+len)`. */
-function parse(buf: Uint8Array, off: number): Frame | ProtocolError {
+function parse(buf: Uint8Array, off: number, lazyMessage: boolean): Frame | ProtocolError {
   const opcode = buf[off];
   if (opcode === Op.ERROR) return { op: Op.ERROR, code: (buf[off + 1] << 24) >> 24 };
   const [count, hasPassword] = LAYOUT[opcode]!;
   const strings: string[] = [];
   let p = off + 1;
+  const hasMessage = opcode === Op.SPM || opcode === Op.SMA;
   for (let i = 0; i < count; i++) {
     const len = (buf[p] << 8) | buf[p + 1];
+    if (lazyMessage && hasMessage && i === count - 1) {
+      if (!isUtf8(buf, p + 2, p + 2 + len)) return { kind: "invalid-utf8" };
+      return opcode === Op.SPM
+        ? new LazySPM(strings[0], strings[1], buf, p + 2, p + 2 + len)
+        : new LazySMA(strings[0], buf, p + 2, p + 2 + len);
+    }
     const s = decodeUtf8(buf, p + 2, p + 2 + len);
     if (s === null) return { kind: "invalid-utf8" };
     strings.push(s);
@@ -152,6 +204,7 @@ const EMPTY = new Uint8Array(0);
  */
 export class FrameDecoder {
   #maxString: number;
+  #lazy: boolean;
   /**
    * Bytes of an incomplete frame carried over from earlier chunks live in
    * `#store[#cs, #ce)`. The store grows by doubling, so a frame that arrives
@@ -166,8 +219,14 @@ export class FrameDecoder {
   #off = 0;
   #failed: Malformed | null = null;
 
-  constructor(maxString = MAX_WIRE_STRING) {
+  /**
+   * `lazyMessage`: SPM and SMA messages are validated as UTF-8 but decoded to
+   * a string only when read, and must then be read before the next `push`
+   * (a relay never reads them).
+   */
+  constructor(maxString = MAX_WIRE_STRING, opts: { lazyMessage?: boolean } = {}) {
     this.#maxString = Math.min(maxString, MAX_WIRE_STRING);
+    this.#lazy = opts.lazyMessage ?? false;
   }
 
   /** Hands the decoder a chunk. It is only read until the next `push`. */
@@ -193,7 +252,7 @@ export class FrameDecoder {
       this.#off = buf.length;
       return null;
     }
-    const parsed = parse(buf, off);
+    const parsed = parse(buf, off, this.#lazy);
     if (isError(parsed)) return this.#fail(parsed);
     this.#off = off + len;
     return { ok: true, frame: parsed, raw: buf.subarray(off, off + len) };
@@ -224,7 +283,7 @@ export class FrameDecoder {
       // before `next` drained the previous chunk, so the carry can hold
       // several frames. Take this one and leave the rest carried.
       const frameBytes = store.slice(cs, cs + len);
-      const parsed = parse(frameBytes, 0);
+      const parsed = parse(frameBytes, 0, this.#lazy);
       if (isError(parsed)) return this.#fail(parsed);
       this.#cs = cs + len;
       if (this.#cs === this.#ce) this.#carryClear();
@@ -233,7 +292,7 @@ export class FrameDecoder {
     const frameBytes = new Uint8Array(len);
     frameBytes.set(store.subarray(cs, cs + cl));
     frameBytes.set(chunk.subarray(off, off + len - cl), cl);
-    const parsed = parse(frameBytes, 0);
+    const parsed = parse(frameBytes, 0, this.#lazy);
     if (isError(parsed)) return this.#fail(parsed);
     this.#carryClear();
     this.#off = off + len - cl;

@@ -54,7 +54,8 @@ export async function serveConnection(
     }
   }, ctx.config.loginTimeoutMs);
 
-  const decoder = new FrameDecoder(ctx.config.maxStringBytes);
+  // The server relays messages without reading them: skip building their strings.
+  const decoder = new FrameDecoder(ctx.config.maxStringBytes, { lazyMessage: true });
   let buf = new Uint8Array(SMALL_READ);
   try {
     reading: while (true) {
