@@ -11,7 +11,7 @@ import { ChatSession } from "./session.ts";
 import { clearTimer, unrefTimeout } from "./timers.ts";
 
 /** Small while idle (RSS per idle session); grown once for a client that fills it. */
-const SMALL_READ = 2048;
+const SMALL_READ = 1024;
 const LARGE_READ = 32 * 1024;
 
 export function remoteAddress(conn: Deno.Conn): string {

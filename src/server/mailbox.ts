@@ -9,7 +9,7 @@ export class Mailbox<M> {
   #items: M[] = [];
   #head = 0;
   #running = false;
-  #idle: Array<() => void> = [];
+  #idle: Array<() => void> | null = null;
   #handle: (m: M) => void | Promise<void>;
   #onError: (e: unknown) => void;
 
@@ -47,7 +47,7 @@ export class Mailbox<M> {
   /** Resolves when the mailbox is empty and nothing is being handled. */
   idle(): Promise<void> {
     if (!this.#running) return Promise.resolve();
-    return new Promise((resolve) => this.#idle.push(resolve));
+    return new Promise((resolve) => (this.#idle ??= []).push(resolve));
   }
 
   async #run(first: Promise<void>): Promise<void> {
@@ -76,7 +76,9 @@ export class Mailbox<M> {
       this.#items = [];
       this.#head = 0;
       this.#running = false;
-      for (const resolve of this.#idle.splice(0)) resolve();
+      const idle = this.#idle;
+      this.#idle = null;
+      if (idle) { for (const resolve of idle) resolve(); }
     }
   }
 }

@@ -50,10 +50,18 @@ export class ChatSession implements Inbox {
   #mailbox: Mailbox<SessionMessage>;
   #pseudo: string | null = null;
   #closed = false;
+  // Created on first use: most sessions never touch a private connection,
+  // and idle sessions are what the per-session memory budget is about.
+  #askedMap: Map<string, Asked> | null = null;
+  #invitedMap: Map<string, HandshakeKey> | null = null;
   /** Handshakes this user started (as A), by id. */
-  #asked = new Map<string, Asked>();
+  get #asked(): Map<string, Asked> {
+    return (this.#askedMap ??= new Map());
+  }
   /** Handshakes offered to this user (as B), by id. */
-  #invited = new Map<string, HandshakeKey>();
+  get #invited(): Map<string, HandshakeKey> {
+    return (this.#invitedMap ??= new Map());
+  }
   readonly address: string;
   #closeConnection: (reason: string) => void;
 
