@@ -107,7 +107,10 @@ export async function serveConnection(
     ctx.outbound.delete(out);
     if (!handedOver) {
       session?.post({ kind: "closed" });
-      if (session) await session.mailbox.idle();
+      if (session) {
+        await session.mailbox.idle();
+        await session.settled();
+      }
       // Let what was queued (e.g. the last ERROR) reach a client that closed only its sending side.
       if (!closed) await out.drained();
       out.close();

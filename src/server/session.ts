@@ -10,12 +10,14 @@ import {
   type Frame,
   type HandshakeKey,
   handshakeKeyOf,
+  OK_FRAME,
   Op,
 } from "../protocol/mod.ts";
 import { handshakeId, type Inbox, PresenceUnavailable } from "../presence/presence.ts";
 import { abortFrame } from "./handshakes.ts";
 import type { ServerContext } from "./context.ts";
 import { Mailbox } from "./mailbox.ts";
+import { OrderedReplies } from "./replies.ts";
 import { clearTimer, type TimerId, unrefTimeout } from "./timers.ts";
 import type { OutboundQueue } from "./outbound.ts";
 
@@ -30,6 +32,8 @@ export type SessionMessage =
   | { kind: "closed" };
 
 const STORE_TTL_GRACE_MS = 5000;
+/** Requests of one session waiting on the network before it stops reading its socket. */
+const MAX_REPLIES_IN_FLIGHT = 256;
 
 /** Valid pseudonyms: 1 to 32 letters, digits, `_`, `-` or `.` (any script). */
 const PSEUDO = /^[\p{L}\p{N}_.-]{1,32}$/u;
@@ -64,6 +68,7 @@ export class ChatSession implements Inbox {
   }
   readonly address: string;
   #closeConnection: (reason: string) => void;
+  #replies: OrderedReplies = new OrderedReplies((b) => this.#send(b), MAX_REPLIES_IN_FLIGHT);
 
   constructor(
     ctx: ServerContext,
@@ -109,8 +114,14 @@ export class ChatSession implements Inbox {
     this.#out.push(bytes);
   }
 
+  /** A reply to this user's own request: ordered behind replies still in flight. */
   #error(code: number): void {
-    this.#send(encodeError(code));
+    this.#replies.now(encodeError(code));
+  }
+
+  /** Resolves when every reply to requests handled so far has been queued. */
+  settled(): Promise<void> {
+    return this.#replies.settled();
   }
 
   #handle(m: SessionMessage): void | Promise<void> {
@@ -208,13 +219,20 @@ export class ChatSession implements Inbox {
   }
 
   #unavailable(what: string, e: unknown): void {
-    if (!(e instanceof PresenceUnavailable)) throw e;
-    this.#ctx.log.warn("presence unavailable", { op: what, error: e.message });
-    this.#error(ErrorCode.ServiceUnavailable);
+    this.#error(this.#unavailableCode(what, e));
+  }
+
+  /** ERROR 9 for a store that cannot answer; anything else is a bug, logged as one. */
+  #unavailableCode(what: string, e: unknown): number {
+    if (e instanceof PresenceUnavailable) {
+      this.#ctx.log.warn("presence unavailable", { op: what, error: e.message });
+    } else {
+      this.#ctx.log.error("presence failed", { op: what, error: String(e) });
+    }
+    return ErrorCode.ServiceUnavailable;
   }
 
   #onSPM(to: string, bytes: Uint8Array): void | Promise<void> {
-    const ack = (ok: boolean) => this.#error(ok ? ErrorCode.OK : ErrorCode.UnreachableUser);
     let sent;
     try {
       sent = this.#ctx.presence.send(to, bytes);
@@ -222,24 +240,31 @@ export class ChatSession implements Inbox {
       return this.#unavailable("SPM", e);
     }
     // A local recipient answers at once: no promise, no extra turn, per message.
-    if (!(sent instanceof Promise)) return ack(sent);
-    return sent.then(ack, (e) => this.#unavailable("SPM", e));
+    if (!(sent instanceof Promise)) {
+      return this.#error(sent ? ErrorCode.OK : ErrorCode.UnreachableUser);
+    }
+    return this.#replies.later(sent.then(
+      (ok) => [encodeError(ok ? ErrorCode.OK : ErrorCode.UnreachableUser)],
+      (e) => [encodeError(this.#unavailableCode("SPM", e))],
+    ));
   }
 
-  async #onSMA(me: string, bytes: Uint8Array): Promise<void> {
+  #onSMA(me: string, bytes: Uint8Array): void | Promise<void> {
+    let done;
     try {
-      await this.#ctx.presence.broadcast(bytes, me);
-      this.#error(ErrorCode.OK);
+      done = this.#ctx.presence.broadcast(bytes, me);
     } catch (e) {
-      this.#unavailable("SMA", e);
+      return this.#unavailable("SMA", e);
     }
+    if (!(done instanceof Promise)) return this.#error(ErrorCode.OK);
+    return this.#replies.later(done.then(
+      () => [OK_FRAME],
+      (e) => [encodeError(this.#unavailableCode("SMA", e))],
+    ));
   }
 
   async #onAsk(frame: AnyTcpFrame, bytes: Uint8Array): Promise<void> {
-    const refuse = (code: number) => {
-      this.#error(code);
-      this.#send(abortFrame(key));
-    };
+    const refuse = (code: number) => this.#replies.now(encodeError(code), abortFrame(key));
     const key = handshakeKeyOf(frame);
     if (key.a !== this.#pseudo) return refuse(ErrorCode.InvalidPseudonym);
     const id = handshakeId(key);
@@ -262,8 +287,7 @@ export class ChatSession implements Inbox {
         return refuse(ErrorCode.UnreachableUser);
       }
     } catch (e) {
-      this.#unavailable("TCPAsk", e);
-      return void this.#send(abortFrame(key));
+      return this.#replies.now(encodeError(this.#unavailableCode("TCPAsk", e)), abortFrame(key));
     }
     if (this.#closed) return void this.#ctx.handshakes.abort(key, "initiator left");
     const timer = unrefTimeout(

@@ -137,6 +137,33 @@ export function chatCases(t: RunCase["t"], withServer: RunCase["withServer"]): v
     }));
 
   t(
+    "replies keep request order when recipients are remote, local and absent",
+    () =>
+      withServer({}, async (h) => {
+        // In a cluster the 4th connection lands on the 1st one's node: carol is
+        // local to alice, bob is remote, "nobody" is nowhere.
+        const alice = await h.login("alice");
+        const bob = await h.login("bob");
+        await h.login("filler");
+        const carol = await h.login("carol");
+        const rounds = 200;
+        for (let i = 0; i < rounds; i++) {
+          alice.send({ op: Op.SPM, sender: "alice", recipient: "bob", message: `b${i}` });
+          alice.send({ op: Op.SPM, sender: "alice", recipient: "carol", message: `c${i}` });
+          alice.send({ op: Op.SPM, sender: "alice", recipient: "nobody", message: `n${i}` });
+        }
+        const codes: number[] = [];
+        for (let i = 0; i < rounds * 3; i++) codes.push(await alice.nextError());
+        const expected = Array.from({ length: rounds }, () => [1, 1, 4]).flat();
+        assert.deepEqual(codes, expected);
+        for (let i = 0; i < rounds; i++) {
+          assert.equal(((await bob.next()) as { message: string }).message, `b${i}`);
+          assert.equal(((await carol.next()) as { message: string }).message, `c${i}`);
+        }
+      }),
+  );
+
+  t(
     "SMA: OK to the sender, relayed once to every other user, not the sender",
     () =>
       withServer({}, async (h) => {
