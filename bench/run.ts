@@ -194,7 +194,32 @@ async function machine(): Promise<Record<string, unknown>> {
     v8: Deno.version.v8,
     kernel: Deno.osRelease(),
     profile: P.name,
+    server: await codeVersion(),
   };
+}
+
+/**
+ * The commit and uncommitted state of the server's src/: every scenario
+ * spawns the server from the working tree, so an edit during the run would
+ * silently mix versions. Compared again at the end. null without git.
+ */
+async function codeVersion(): Promise<string | null> {
+  try {
+    const git = (args: string[]) =>
+      new Deno.Command("git", { args, cwd: SERVER_ROOT, stdout: "piped", stderr: "null" }).output();
+    const head = await git(["rev-parse", "--short", "HEAD"]);
+    if (!head.success) return null;
+    const diff = await git(["diff", "HEAD", "--", "src"]);
+    const dirty = diff.stdout.length === 0
+      ? ""
+      : `+dirty:${
+        Array.from(new Uint8Array(await crypto.subtle.digest("SHA-1", diff.stdout)).slice(0, 4))
+          .map((b) => b.toString(16).padStart(2, "0")).join("")
+      }`;
+    return new TextDecoder().decode(head.stdout).trim() + dirty;
+  } catch {
+    return null;
+  }
 }
 
 const round = (x: number, d = 2) => Math.round(x * 10 ** d) / 10 ** d;
@@ -962,7 +987,8 @@ async function main(): Promise<number> {
     await Deno.writeTextFile(resultsFile, JSON.stringify({ meta: info }) + "\n");
   }
   note(
-    `chatos bench (${P.name}): ${info.nproc} CPUs, ${info.mem_gb} GB, deno ${info.deno}` +
+    `chatos bench (${P.name}): server ${info.server ?? "?"}, ${info.nproc} CPUs, ` +
+      `${info.mem_gb} GB, deno ${info.deno}` +
       `, ${P.rounds} round(s) × ${P.durationMs / 1000} s`,
   );
   let failed = 0;
@@ -986,6 +1012,15 @@ async function main(): Promise<number> {
   progress(`done in ${Math.round((performance.now() - t0) / 1000)} s`);
   note("");
   note(table(results));
+  const after = await codeVersion();
+  if (after !== info.server) {
+    const warning = `src/ changed during the run (${info.server} -> ${after}): ` +
+      "scenarios may have run different server code";
+    note(`\n! ${warning}`);
+    if (!opt["no-save"]) {
+      Deno.writeTextFileSync(resultsFile, JSON.stringify({ warning }) + "\n", { append: true });
+    }
+  } else note(`server code: ${after}`);
   if (!opt["no-save"]) note(`\nsaved: ${resultsFile.slice(ROOT.length)}`);
   return failed > 0 ? 1 : 0;
 }
