@@ -232,6 +232,28 @@ export function presenceContract(target: ContractTarget): void {
     assert.equal(ib.frames.length, 0, "except");
   });
 
+  test(
+    "across nodes: sends issued together arrive in order, before a later broadcast",
+    2,
+    async ([p, q]) => {
+      const a = name("a"), b = name("b");
+      const ib = new RecordingInbox();
+      await p.reserve(a, new RecordingInbox());
+      await q.reserve(b, ib);
+      const acks = [];
+      for (let i = 0; i < 300; i++) acks.push(p.send(b, bytes(2, i & 0xff, i >> 8)));
+      const done = p.broadcast(bytes(3, 9), a);
+      assert.deepEqual(await Promise.all(acks), Array(300).fill(true));
+      await done;
+      await ib.waitFor(301);
+      assert.deepEqual(ib.frames.slice(0, 300).map((f) => f[1] | (f[2] << 8)), [
+        ...Array(300).keys(),
+      ]);
+      assert.deepEqual(ib.frames[300], bytes(3, 9));
+      assert.equal(await p.send(name("ghost"), bytes(2)), false, "absent users still answer false");
+    },
+  );
+
   test("across nodes: handshakes and strikes are shared", 2, async ([p, q]) => {
     const k = key(name("a"), name("b"), 1234);
     assert.equal(await p.openHandshake(k, 10_000), true);

@@ -106,17 +106,42 @@ return n
   },
 
   /**
-   * One round trip per private message. KEYS: user key. ARGV: prefix, own nodeId, payload.
-   * Returns PUBLISH's receiver count; 0 when the user is absent, local-but-unknown, or its node's
-   * lease is gone.
+   * Many private messages in one round trip. ARGV: prefix, own nodeId, then per message its
+   * recipient pseudo and its entry ([u32 length][u16 pseudo length][pseudo][frame], built by the
+   * caller). Entries for one node are joined into one PUBLISH to that node, as
+   * [0xFF 0xFF][entry][entry]... Returns, per message, the receiver count of its node's PUBLISH
+   * (0: user absent, on this node, or on a node whose lease is gone).
    */
-  send: {
-    numberOfKeys: 1,
+  sendBatch: {
+    numberOfKeys: 0,
     lua: `
-local n = redis.call('GET', KEYS[1])
-if not n or n == ARGV[2] then return 0 end
-if redis.call('EXISTS', ARGV[1] .. 'node:' .. n) == 0 then return 0 end
-return redis.call('PUBLISH', ARGV[1] .. 'to:' .. n, ARGV[3])
+local prefix, own = ARGV[1], ARGV[2]
+local alive, parts, idx, order, res = {}, {}, {}, {}, {}
+local n = (#ARGV - 2) / 2
+for i = 1, n do
+  res[i] = 0
+  local node = redis.call('GET', prefix .. 'user:' .. ARGV[1 + 2 * i])
+  if node and node ~= own then
+    if alive[node] == nil then
+      alive[node] = redis.call('EXISTS', prefix .. 'node:' .. node) == 1
+    end
+    if alive[node] then
+      if not parts[node] then
+        parts[node], idx[node] = {'\\255\\255'}, {}
+        order[#order + 1] = node
+      end
+      local p = parts[node]
+      p[#p + 1] = ARGV[2 + 2 * i]
+      local x = idx[node]
+      x[#x + 1] = i
+    end
+  end
+end
+for _, node in ipairs(order) do
+  local count = redis.call('PUBLISH', prefix .. 'to:' .. node, table.concat(parts[node]))
+  for _, i in ipairs(idx[node]) do res[i] = count end
+end
+return res
 `,
   },
 
