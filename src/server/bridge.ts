@@ -48,12 +48,12 @@ async function readExactly(conn: Deno.Conn, n: number, buf: Uint8Array[]): Promi
 }
 
 function withTimeout<T>(p: Promise<T>, ms: number, onTimeout: () => void): Promise<T> {
-  let timer: number | undefined;
+  let timer: ReturnType<typeof setTimeout> | undefined;
   const t = new Promise<never>((_, reject) => {
     timer = setTimeout(() => {
       onTimeout();
       reject(new Error("bridge greeting timed out"));
-    }, ms) as unknown as number;
+    }, ms);
   });
   return Promise.race([p, t]).finally(() => clearTimeout(timer));
 }

@@ -229,9 +229,9 @@ async function acceptEach(
 
 /** Waits until every connection's queued output is written, or `ms` passes (graceful drain). */
 async function drainOutput(ctx: ServerContext, ms: number): Promise<void> {
-  let timer: number | undefined;
+  let timer: ReturnType<typeof setTimeout> | undefined;
   const deadline = new Promise<void>((resolve) => {
-    timer = setTimeout(resolve, ms) as unknown as number;
+    timer = setTimeout(resolve, ms);
   });
   const all = Promise.all([...ctx.outbound].map((q) => q.drained()));
   await Promise.race([all, deadline]);

@@ -1,22 +1,17 @@
 /**
  * Timers that never keep the process alive on their own (housekeeping:
- * expiries, login deadlines). Deno's timer ids are numbers at run time; the
- * node typings loaded by `node:` imports disagree, hence the casts here only.
+ * expiries, login deadlines). Deno 2.9's setTimeout returns a Node-style
+ * Timeout object while `Deno.unrefTimer` is typed for a number id; the casts
+ * that bridge the two live here only.
  */
-export type TimerId = number;
+export type TimerId = ReturnType<typeof setTimeout>;
 
 export function unrefTimeout(fn: () => void, ms: number): TimerId {
-  const id = setTimeout(fn, ms) as unknown as number;
-  Deno.unrefTimer(id);
-  return id;
-}
-
-export function unrefInterval(fn: () => void, ms: number): TimerId {
-  const id = setInterval(fn, ms) as unknown as number;
-  Deno.unrefTimer(id);
+  const id = setTimeout(fn, ms);
+  Deno.unrefTimer(id as unknown as number);
   return id;
 }
 
 export function clearTimer(id: TimerId | undefined): void {
-  if (id !== undefined) clearTimeout(id as unknown as Parameters<typeof clearTimeout>[0]);
+  if (id !== undefined) clearTimeout(id);
 }
