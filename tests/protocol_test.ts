@@ -23,6 +23,7 @@ import {
   type ProtocolError,
 } from "../src/protocol/mod.ts";
 import { Rng, withSeed } from "./helpers/prng.ts";
+import { concatBytes } from "../src/protocol/bytes.ts";
 
 // ---------------------------------------------------------------------------
 // helpers
@@ -43,18 +44,6 @@ function bytes(...parts: (number | string | Uint8Array | number[])[]): Uint8Arra
 function wireString(payload: Uint8Array | string): Uint8Array {
   const b = typeof payload === "string" ? te.encode(payload) : payload;
   return bytes((b.length >> 8) & 0xff, b.length & 0xff, b);
-}
-
-function concatAll(parts: Uint8Array[]): Uint8Array {
-  let n = 0;
-  for (const p of parts) n += p.length;
-  const out = new Uint8Array(n);
-  let off = 0;
-  for (const p of parts) {
-    out.set(p, off);
-    off += p.length;
-  }
-  return out;
 }
 
 function split(stream: Uint8Array, sizes: number[]): Uint8Array[] {
@@ -338,7 +327,7 @@ Deno.test("property: random frames, randomly chunked, decode to the same frames 
     for (let it = 0; it < ITER; it++) {
       const frames = randomFrames(rng, it % 10 === 0 ? 0.15 : 0.003);
       const encoded = frames.map(encode);
-      const stream = concatAll(encoded);
+      const stream = concatBytes(encoded);
       // Chunking: one whole chunk, 1-byte chunks (up to 64 KiB of stream, to
       // keep the run short), cuts at frame boundaries ±1, or random sizes.
       const mode = it % 4;
@@ -383,7 +372,7 @@ Deno.test("property: pushing several chunks before draining decodes the same fra
     for (let it = 0; it < 300; it++) {
       const frames = randomFrames(rng, 0.002);
       const encoded = frames.map(encode);
-      const stream = concatAll(encoded);
+      const stream = concatBytes(encoded);
       const dec = new FrameDecoder();
       const got: DecodeStep[] = [];
       for (const chunk of split(stream, rng.cuts(stream.length))) {
@@ -462,7 +451,7 @@ Deno.test("every frame type round-trips with empty and maximum-length strings", 
     { op: Op.ERROR, code: 127 },
   ];
   const encoded = edge.map(encode);
-  const steps = decodeAll(concatAll(encoded));
+  const steps = decodeAll(concatBytes(encoded));
   assert.equal(steps.length, edge.length);
   steps.forEach((s, i) => {
     assert.ok(isDecoded(s));
@@ -512,7 +501,7 @@ function garbage(rng: Rng): Uint8Array {
 
 /** A valid stream with a few bytes overwritten, inserted, removed, or cut short. */
 function corrupted(rng: Rng): Uint8Array {
-  const good = concatAll(randomFrames(rng, 0.002).map(encode));
+  const good = concatBytes(randomFrames(rng, 0.002).map(encode));
   const b = Array.from(good);
   const edits = rng.int(1, 4);
   for (let i = 0; i < edits && b.length > 0; i++) {
@@ -579,7 +568,7 @@ Deno.test("property: garbage and corrupted streams never throw; errors are value
       // Nothing lost or duplicated: decoded frames + remainder = every byte pushed.
       // After a Malformed step the remainder starts at the malformed frame.
       assertBytes(
-        concatAll([...decoded, remainder]),
+        concatBytes([...decoded, remainder]),
         input.subarray(0, pushed),
         `${ctx}: accounting`,
       );
@@ -819,9 +808,9 @@ Deno.test("property: takeRemainder returns exactly the bytes after the first fra
       const first = rng.frame(rng.pick([Op.TCPAccept, Op.TCPConnect]), 0.01);
       const frame = encode(first);
       const opaque = rng.chance(0.3)
-        ? concatAll(randomFrames(rng, 0).map(encode)) // looks like ChatOS, must stay opaque
+        ? concatBytes(randomFrames(rng, 0).map(encode)) // looks like ChatOS, must stay opaque
         : rng.bytes(rng.pick([0, 1, 7, 100, 5000]));
-      const stream = concatAll([frame, opaque]);
+      const stream = concatBytes([frame, opaque]);
       const dec = new FrameDecoder();
       let got: Decoded | null = null;
       for (const chunk of split(stream, rng.cuts(stream.length))) {

@@ -15,7 +15,7 @@ import {
 import { handshakeId, type LinkEndpoint, PresenceUnavailable } from "../presence/presence.ts";
 import { abortFrame } from "./handshakes.ts";
 import type { ServerContext } from "./context.ts";
-import { LinkEnd, writeAll } from "./link_end.ts";
+import { LinkEnd } from "./link_end.ts";
 import { dialBridge } from "./bridge.ts";
 import { clearTimer, type TimerId, unrefTimeout } from "./timers.ts";
 
@@ -243,5 +243,3 @@ async function pair(x: LinkEnd, y: LinkEnd): Promise<void> {
   }
   await Promise.all([x.attach(y), y.attach(x)]);
 }
-
-export { writeAll };
