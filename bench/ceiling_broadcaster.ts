@@ -8,7 +8,7 @@
  *
  * Usage: deno run -A bench/ceiling_broadcaster.ts --port N [--read-buffer BYTES]
  *        [--tick immediate|timeout]
- * (64 KiB reads by default; the idle-session floor uses 2 KiB, like the server.)
+ * (64 KiB reads by default; the idle-session floor uses 1 KiB, like the server.)
  * Exits when its stdin closes (the orchestrator holds it open).
  */
 import { setImmediate } from "node:timers";

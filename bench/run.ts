@@ -506,9 +506,9 @@ async function connectRun(target: Proc, kind: "chatos" | "broadcaster"): Promise
 
 async function scenarioConnect(): Promise<void> {
   // The floor: the minimal broadcaster (CR → ERROR 1, one pending read on a
-  // 2 KiB buffer per socket, like the server's idle read) holding as many.
+  // 1 KiB buffer per socket, the server's idle read size) holding as many.
   let c: ConnectRun | null = null;
-  const floor = await startCeiling("broadcaster", ["--read-buffer", "2048"]);
+  const floor = await startCeiling("broadcaster", ["--read-buffer", "1024"]);
   try {
     c = await connectRun(floor, "broadcaster");
   } finally {
