@@ -1,5 +1,6 @@
 import { setImmediate } from "node:timers";
 import { concatBytes } from "../protocol/bytes.ts";
+import { pinsLargerBuffer } from "./arena.ts";
 
 /**
  * A connection's outbound queue. Frames are queued, never written one by one:
@@ -19,6 +20,8 @@ export class OutboundQueue {
   #chunks: Uint8Array[] = [];
   #bytes = 0;
   #scheduled = false;
+  /** A write is waiting for the socket. */
+  #writing = false;
   #closed = false;
   #onOverflow: () => void;
   #onError: (e: unknown) => void;
@@ -49,6 +52,9 @@ export class OutboundQueue {
    */
   push(bytes: Uint8Array): boolean {
     if (this.#closed) return false;
+    // A reader that has not taken the last write yet may hold this for long:
+    // keep a copy of just these bytes, not the shared block they are carved from.
+    if (this.#writing && pinsLargerBuffer(bytes)) bytes = bytes.slice();
     if (this.#bytes + bytes.length > this.#max) {
       this.close();
       this.#onOverflow();
@@ -72,9 +78,12 @@ export class OutboundQueue {
       while (this.#chunks.length > 0 && !this.#closed) {
         const chunks = this.#chunks;
         this.#chunks = [];
-        const buf = chunks.length === 1 ? chunks[0] : concatBytes(chunks);
+        let buf = chunks.length === 1 ? chunks[0] : concatBytes(chunks);
+        if (buf === chunks[0] && pinsLargerBuffer(buf)) buf = buf.slice();
         let off = 0;
+        this.#writing = true;
         while (off < buf.length) off += await this.#w.write(buf.subarray(off));
+        this.#writing = false;
         this.#bytes -= buf.length;
         this.written += buf.length;
       }

@@ -16,6 +16,7 @@ import {
 import { handshakeId, type Inbox, PresenceUnavailable } from "../presence/presence.ts";
 import { abortFrame } from "./handshakes.ts";
 import type { ServerContext } from "./context.ts";
+import { keepFrame } from "./arena.ts";
 import { Mailbox } from "./mailbox.ts";
 import { OrderedReplies } from "./replies.ts";
 import { clearTimer, type TimerId, unrefTimeout } from "./timers.ts";
@@ -181,12 +182,12 @@ export class ChatSession implements Inbox {
     switch (frame.op) {
       case Op.SPM:
         if (frame.sender !== me) return this.#error(ErrorCode.InvalidPseudonym);
-        return this.#onSPM(frame.recipient, raw.slice());
+        return this.#onSPM(frame.recipient, keepFrame(raw));
       case Op.SMA:
         if (frame.sender !== me) return this.#error(ErrorCode.InvalidPseudonym);
-        return this.#onSMA(me, raw.slice());
+        return this.#onSMA(me, keepFrame(raw));
       case Op.TCPAsk:
-        return this.#onAsk(frame, raw.slice());
+        return this.#onAsk(frame, keepFrame(raw));
       case Op.TCPAbort:
         return this.#onAbort(frame);
       case Op.TCPAccept:
