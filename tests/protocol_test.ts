@@ -891,3 +891,21 @@ Deno.test("lazyMessage: messages decode on first read, invalid UTF-8 is still re
     assert.ok(step && !step.ok && step.error.kind === "invalid-utf8", JSON.stringify(bad));
   }
 });
+
+Deno.test("repeated pseudos decode to the right strings as they change", () => {
+  const d = new FrameDecoder();
+  const names = ["al", "bo", "al", "al", "bö", "bo", "", "al", "alé"];
+  const frames = names.map((n, i) => ({
+    op: Op.SPM,
+    sender: n,
+    recipient: names[(i + 1) % names.length],
+    message: `m${i}`,
+  } as const));
+  d.push(concatBytes(frames.map((f) => encode(f))));
+  for (const f of frames) {
+    const step = d.next();
+    assert.ok(step?.ok);
+    if (step?.ok) assert.deepEqual(step.frame, f);
+  }
+  assert.equal(d.next(), null);
+});
