@@ -185,7 +185,9 @@ export class ChatSession implements Inbox {
         return this.#onSPM(frame.recipient, keepFrame(raw));
       case Op.SMA:
         if (frame.sender !== me) return this.#error(ErrorCode.InvalidPseudonym);
-        return this.#onSMA(me, keepFrame(raw));
+        // Its own buffer, not a carved one: every recipient writes these same
+        // bytes, and a carved view would be copied out once per recipient.
+        return this.#onSMA(me, raw.slice());
       case Op.TCPAsk:
         return this.#onAsk(frame, keepFrame(raw));
       case Op.TCPAbort:
