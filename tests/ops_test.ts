@@ -5,7 +5,7 @@
 import assert from "node:assert/strict";
 import { ChatClient } from "../src/client/client.ts";
 import { startCluster } from "../src/ops/cluster.ts";
-import { ErrorCode, Op } from "../src/protocol/mod.ts";
+import { encode, ErrorCode, Op } from "../src/protocol/mod.ts";
 import { helpText, OPTIONS, parseConfig } from "../src/server/config.ts";
 import { eventually, withServer } from "./helpers/harness.ts";
 
@@ -204,3 +204,38 @@ t("flags win over environment variables, which win over defaults", () => {
   }
   return Promise.resolve();
 });
+
+t(
+  "SIGTERM waits for a reader that never reads, up to the deadline; a second signal exits at once",
+  async () => {
+    const cluster = await startCluster({
+      nodes: 1,
+      haproxy: false,
+      nodeArgs: ["--drain-timeout-ms=30000", "--max-queued-bytes=67108864"],
+    });
+    const flooder = await ChatClient.connect({ port: cluster.nodes[0].port });
+    const sink = await Deno.connect({ hostname: "127.0.0.1", port: cluster.nodes[0].port });
+    try {
+      await sink.write(encode({ op: Op.CR, pseudo: "sink" }));
+      assert.equal(await flooder.login("flooder"), ErrorCode.OK);
+      const msg = "z".repeat(32000);
+      for (let i = 0; i < 500; i++) {
+        flooder.send({ op: Op.SPM, sender: "flooder", recipient: "sink", message: msg });
+      }
+      for (let i = 0; i < 500; i++) assert.equal(await flooder.nextError(5000), ErrorCode.OK);
+      // ~16 MB wait for a reader that does not read: the drain cannot finish
+      const started = Date.now();
+      const exit = cluster.nodes[0].kill("SIGTERM");
+      await new Promise((r) => setTimeout(r, 500));
+      assert.equal(cluster.nodes[0].running, true, "still draining");
+      await cluster.nodes[0].kill("SIGTERM");
+      const status = await exit;
+      assert.notEqual(status.code, 0, "the second signal is an abrupt exit");
+      assert.ok(Date.now() - started < 5000, "well before the 30 s deadline");
+    } finally {
+      flooder.close();
+      sink.close();
+      await cluster.stop();
+    }
+  },
+);
