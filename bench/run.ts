@@ -400,6 +400,22 @@ function latency(h: Hist): Pick<Result, "p50_ms" | "p99_ms" | "max_ms"> {
   return { p50_ms: ms(h.quantile(0.5)), p99_ms: ms(h.quantile(0.99)), max_ms: ms(h.max) };
 }
 
+/** The CPU fields of one run of ours. */
+function cpuFields(o: LoadResult) {
+  return {
+    server_cpu_s: o.serverCpu,
+    server_sys_s: o.serverSys,
+    gen_cpu_s: o.genCpu,
+    other_cpu_s: o.foreignCpu,
+    window_s: o.elapsed,
+  };
+}
+
+/** The CPU fields of ours and of the ceiling measured beside it. */
+function sideBySideCpu(o: LoadResult, c: LoadResult) {
+  return { ...cpuFields(o), ceiling_cpu_s: c.serverCpu, ceiling_gen_cpu_s: c.genCpu };
+}
+
 function median<T>(xs: T[], key: (x: T) => number): T {
   const s = [...xs].sort((a, b) => key(a) - key(b));
   return s[Math.floor((s.length - 1) / 2)];
@@ -578,14 +594,8 @@ async function scenarioSpm(): Promise<void> {
       ratio,
       ratio_rounds: rAll,
       ...latency(o.hist),
-      server_cpu_s: o.serverCpu,
-      server_sys_s: o.serverSys,
-      gen_cpu_s: o.genCpu,
-      other_cpu_s: o.foreignCpu,
-      ceiling_cpu_s: c.serverCpu,
-      ceiling_gen_cpu_s: c.genCpu,
+      ...sideBySideCpu(o, c),
       ceiling_p99_ms: ms(c.hist.quantile(0.99)),
-      window_s: o.elapsed,
       rounds: oAll,
       ceiling_rounds: cAll,
       pairs,
@@ -614,11 +624,7 @@ async function scenarioSpm(): Promise<void> {
       ceiling_p50_ms: ch ? ms(ch.hist.quantile(0.5)) : undefined,
       ceiling_p99_ms: ch ? ms(ch.hist.quantile(0.99)) : undefined,
       offered: half,
-      server_cpu_s: h.serverCpu,
-      server_sys_s: h.serverSys,
-      gen_cpu_s: h.genCpu,
-      other_cpu_s: h.foreignCpu,
-      window_s: h.elapsed,
+      ...cpuFields(h),
       target: "p99 ≤ 5 ms at half max",
       pass: (lat.p99_ms ?? Infinity) <= 5,
     });
@@ -653,14 +659,8 @@ async function scenarioSma(): Promise<void> {
       ratio,
       ratio_rounds: rAll,
       ...latency(o.hist),
-      server_cpu_s: o.serverCpu,
-      server_sys_s: o.serverSys,
-      gen_cpu_s: o.genCpu,
-      other_cpu_s: o.foreignCpu,
-      ceiling_cpu_s: c.serverCpu,
-      ceiling_gen_cpu_s: c.genCpu,
+      ...sideBySideCpu(o, c),
       ceiling_p99_ms: ms(c.hist.quantile(0.99)),
-      window_s: o.elapsed,
       rounds: oAll,
       ceiling_rounds: cAll,
       receivers,
@@ -696,13 +696,7 @@ async function scenarioLink(): Promise<void> {
       ceiling: mb(c.bytesRate),
       ratio,
       ratio_rounds: rAll,
-      server_cpu_s: o.serverCpu,
-      server_sys_s: o.serverSys,
-      gen_cpu_s: o.genCpu,
-      other_cpu_s: o.foreignCpu,
-      ceiling_cpu_s: c.serverCpu,
-      ceiling_gen_cpu_s: c.genCpu,
-      window_s: o.elapsed,
+      ...sideBySideCpu(o, c),
       rounds: oAll.map((x) => round(mb(x), 0)),
       ceiling_rounds: cAll.map((x) => round(mb(x), 0)),
       chunk,
@@ -858,12 +852,8 @@ async function scenarioCluster(): Promise<void> {
       ratio: null,
       single_node_ceiling: ceilings.spm,
       ...latency(o.hist),
-      server_cpu_s: o.serverCpu,
-      server_sys_s: o.serverSys,
-      gen_cpu_s: o.genCpu,
-      other_cpu_s: o.foreignCpu,
+      ...cpuFields(o),
       redis_cpu_s: o.otherCpu,
-      window_s: o.elapsed,
       pairs,
       window,
       errors: o.errors || undefined,
@@ -881,12 +871,8 @@ async function scenarioCluster(): Promise<void> {
       ratio: null,
       ...lat,
       offered: rate,
-      server_cpu_s: h.serverCpu,
-      server_sys_s: h.serverSys,
+      ...cpuFields(h),
       redis_cpu_s: h.otherCpu,
-      gen_cpu_s: h.genCpu,
-      other_cpu_s: h.foreignCpu,
-      window_s: h.elapsed,
       errors: h.errors || undefined,
       target: `p99 ≤ 10 ms at ${rate} msgs/s`,
       pass: (lat.p99_ms ?? Infinity) <= 10 && h.rate >= rate * 0.95,
@@ -914,12 +900,8 @@ async function scenarioCluster(): Promise<void> {
       ratio: null,
       single_node_ceiling: ceilings.sma,
       ...latency(s.hist),
-      server_cpu_s: s.serverCpu,
-      server_sys_s: s.serverSys,
-      gen_cpu_s: s.genCpu,
-      other_cpu_s: s.foreignCpu,
+      ...cpuFields(s),
       redis_cpu_s: s.otherCpu,
-      window_s: s.elapsed,
       receivers,
       senders,
       sma_per_s: s.sent,
