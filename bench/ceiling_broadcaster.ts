@@ -14,6 +14,7 @@
 import { setImmediate } from "node:timers";
 import { parseArgs } from "node:util";
 import { frameLength, OK, OP_CR, OP_SMA } from "./wire.ts";
+import { runCeiling } from "./ceiling_listen.ts";
 
 const { values } = parseArgs({
   args: Deno.args,
@@ -135,17 +136,4 @@ async function serve(conn: Deno.Conn): Promise<void> {
   me.close();
 }
 
-const listener = Deno.listen({
-  hostname: values.host,
-  port: Number(values.port ?? 0),
-  transport: "tcp",
-});
-console.log(JSON.stringify({ ev: "listening", port: listener.addr.port }));
-(async () => {
-  for await (const _ of Deno.stdin.readable) { /* held open by the parent */ }
-  Deno.exit(0);
-})();
-for await (const conn of listener) {
-  conn.setNoDelay(true);
-  void serve(conn);
-}
+await runCeiling(values.host!, Number(values.port ?? 0), serve);

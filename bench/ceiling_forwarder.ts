@@ -9,6 +9,7 @@
  * Exits when its stdin closes (the orchestrator holds it open).
  */
 import { parseArgs } from "node:util";
+import { runCeiling } from "./ceiling_listen.ts";
 
 const { values } = parseArgs({
   args: Deno.args,
@@ -59,21 +60,4 @@ async function serve(conn: Deno.Conn): Promise<void> {
   void copy(other.conn, conn, other.extra);
 }
 
-const listener = Deno.listen({
-  hostname: values.host,
-  port: Number(values.port ?? 0),
-  transport: "tcp",
-});
-console.log(JSON.stringify({ ev: "listening", port: listener.addr.port }));
-(async () => {
-  for await (const _ of Deno.stdin.readable) { /* held open by the parent */ }
-  Deno.exit(0);
-})();
-for await (const conn of listener) {
-  conn.setNoDelay(true);
-  serve(conn).catch(() => {
-    try {
-      conn.close();
-    } catch { /* closed */ }
-  });
-}
+await runCeiling(values.host!, Number(values.port ?? 0), serve);
