@@ -257,6 +257,13 @@ async function serveBridge(conn: Deno.Conn, ctx: ServerContext, links: LinkBroke
     conn.close();
     return;
   }
-  await writeAll(conn, Uint8Array.of(1));
+  try {
+    await writeAll(conn, Uint8Array.of(1));
+  } catch (e) {
+    // The dialing node is gone: so is this link. Close B's end rather than leave it parked.
+    parked.close();
+    conn.close();
+    throw e;
+  }
   await links.joinBridge(parked, conn, greeting.initial);
 }
