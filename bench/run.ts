@@ -8,8 +8,8 @@
  * bench/results/. See docs/PERFORMANCE.md for what each scenario measures.
  *
  *   deno task bench              full run (~3 min)
- *   deno task bench --quick      smaller sizes, every scenario, < 60 s
- *   deno task bench --smoke      tiny sizes, no cluster, ~20 s (the test suite runs this)
+ *   deno task bench --quick      smaller sizes, every scenario, < 60 s (the test suite runs this)
+ *   deno task bench --smoke      tiny sizes, no cluster, ~10 s
  *   --only spm,link              just these scenarios (connect spm sma link cluster)
  *   --skip-cluster               no Redis cluster scenarios
  *   --rounds N --duration S      override repetitions / measured seconds per run

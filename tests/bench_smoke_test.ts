@@ -1,17 +1,27 @@
 /**
- * The load benchmark still runs end to end: `bench/run.ts --smoke` (tiny
- * sizes, no cluster, ~10–20 s) must exit 0 and print one parseable JSON line
- * per scenario with positive figures. No timing thresholds: this machine is
+ * The load benchmark still runs end to end: `bench/run.ts --quick` (every
+ * scenario, cluster included, small sizes, ~30 s) must exit 0 and print one
+ * parseable JSON line per scenario with positive figures. No timing thresholds: this machine is
  * shared and noisy, and the figures themselves belong in docs/PERFORMANCE.md.
  */
 import assert from "node:assert/strict";
 
 const ROOT = new URL("..", import.meta.url).pathname;
-const EXPECTED = ["connect", "connect-rss", "spm", "spm-half", "sma", "link"];
+const EXPECTED = [
+  "connect",
+  "connect-rss",
+  "spm",
+  "spm-half",
+  "sma",
+  "link",
+  "spm-cluster",
+  "spm-cluster-10k",
+  "sma-cluster",
+];
 
-Deno.test("bench --smoke prints a positive JSON result per scenario", async () => {
+Deno.test("bench --quick prints a positive JSON result per scenario", async () => {
   const out = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", "bench/run.ts", "--smoke", "--no-save"],
+    args: ["run", "-A", "bench/run.ts", "--quick", "--no-save"],
     cwd: ROOT,
     stdout: "piped",
     stderr: "piped",
