@@ -78,6 +78,13 @@ export interface CliOptions extends ClientOptions {
   out?: (line: string) => void;
 }
 
+/** The ERROR code a new private end was answered with (1: linked; -1: no ERROR frame came). */
+async function linkAnswer(end: PrivateEnd): Promise<number> {
+  const answer = await end.answer(LINK_WAIT_MS);
+  const last = answer[answer.length - 1];
+  return last.op === Op.ERROR ? last.code : -1;
+}
+
 export class ChatCli {
   #opts: CliOptions;
   #me: string;
@@ -311,10 +318,8 @@ export class ChatCli {
       }
       this.#ends.add(end);
       try {
-        const answer = await end.answer(LINK_WAIT_MS);
-        const err = answer[answer.length - 1];
-        if (err.op !== Op.ERROR || err.code !== ErrorCode.OK) {
-          const code = err.op === Op.ERROR ? err.code : -1;
+        const code = await linkAnswer(end);
+        if (code !== ErrorCode.OK) {
           return this.#out(
             code === ErrorCode.TcpNotInProtocol
               ? `${ask.sender}'s request is no longer pending`
@@ -355,10 +360,8 @@ export class ChatCli {
       }
       this.#ends.add(end);
       try {
-        const answer = await end.answer(LINK_WAIT_MS);
-        const err = answer[answer.length - 1];
-        if (err.op !== Op.ERROR || err.code !== ErrorCode.OK) {
-          const code = err.op === Op.ERROR ? err.code : -1;
+        const code = await linkAnswer(end);
+        if (code !== ErrorCode.OK) {
           return this.#out(`private connection to ${to} failed: ${nameOf(code)}`);
         }
         this.#out(`private connection with ${to} established; fetching ${ask.file}...`);

@@ -93,10 +93,6 @@ export type Frame =
 
 export type AnyTcpFrame = TCPAsk | TCPAccept | TCPAbort | TCPConnect;
 
-export function isTcpFrame(f: Frame): f is AnyTcpFrame {
-  return f.op >= Op.TCPAsk && f.op <= Op.TCPConnect;
-}
-
 /** The triple that names one private-connection handshake. */
 export interface HandshakeKey {
   a: string;

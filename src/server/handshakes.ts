@@ -20,10 +20,17 @@ export class Handshakes {
   #metrics: Metrics;
   /** Failed link attempts per source address on this node: time stamps in the window. */
   #byAddress = new Map<string, number[]>();
-  /** Closes this node's parked private end of a handshake, if any. */
-  dropParked: (k: HandshakeKey) => void = () => {};
+  /** Closes this node's parked private end of a handshake, if any (the link broker's). */
+  readonly dropParked: (k: HandshakeKey) => void;
 
-  constructor(presence: Presence, config: ServerConfig, log: Logger, metrics: Metrics) {
+  constructor(
+    presence: Presence,
+    config: ServerConfig,
+    log: Logger,
+    metrics: Metrics,
+    dropParked: (k: HandshakeKey) => void,
+  ) {
+    this.dropParked = dropParked;
     this.#presence = presence;
     this.#config = config;
     this.#log = log;
@@ -39,7 +46,7 @@ export class Handshakes {
     let was = false;
     try {
       was = await this.#presence.cancelHandshake(k);
-      if (was) await this.#tellBoth([k]);
+      if (was) await this.tellAborted([k]);
     } catch (e) {
       this.#log.warn("could not abort handshake", { reason, error: String(e) });
       return false;
@@ -48,11 +55,16 @@ export class Handshakes {
     return was;
   }
 
-  async #tellBoth(keys: HandshakeKey[]): Promise<void> {
-    for (const k of keys) {
-      const frame = abortFrame(k);
-      await this.#presence.send(k.a, frame);
-      if (k.b !== k.a) await this.#presence.send(k.b, frame);
+  /** Sends each handshake's TCPAbort to its A and B (once if A is B). Never rejects. */
+  async tellAborted(keys: HandshakeKey[]): Promise<void> {
+    try {
+      for (const k of keys) {
+        const frame = abortFrame(k);
+        await this.#presence.send(k.a, frame);
+        if (k.b !== k.a) await this.#presence.send(k.b, frame);
+      }
+    } catch (e) {
+      this.#log.warn("could not tell users of an aborted handshake", { error: String(e) });
     }
   }
 
@@ -95,7 +107,7 @@ export class Handshakes {
             b: k.b,
             count: dropped.length,
           });
-          await this.#tellBoth(dropped);
+          await this.tellAborted(dropped);
         }
       }
     } catch (e) {

@@ -88,20 +88,19 @@ export class LinkBroker {
       await ctx.handshakes.strike(key, address);
       return end.refuse([encodeError(ErrorCode.TcpNotInProtocol)]);
     }
-    const timer = unrefTimeout(() => {
-      if (this.#unpark(token)) {
-        end.close();
-        void ctx.handshakes.abort(key, "accepted end not joined in time");
-      }
-    }, ctx.config.handshakeTtlMs);
+    // Whichever comes first (the ttl, or B's socket closing) ends the wait.
+    const giveUp = (reason: string) => {
+      if (!this.#take(token)) return; // already joined or dropped
+      end.close();
+      void ctx.handshakes.abort(key, reason);
+    };
+    const timer = unrefTimeout(
+      () => giveUp("accepted end not joined in time"),
+      ctx.config.handshakeTtlMs,
+    );
     this.#parked.set(token, { end, key, timer });
     this.#tokenByKey.set(handshakeId(key), token);
-    end.onEndUnpaired = () => {
-      if (this.#unpark(token)) {
-        end.close();
-        void ctx.handshakes.abort(key, "accepting end closed");
-      }
-    };
+    end.onEndUnpaired = () => giveUp("accepting end closed");
     end.start();
     let told: boolean;
     try {
@@ -141,20 +140,14 @@ export class LinkBroker {
       return end.refuse(refusal);
     }
     end.start();
-    let peer: LinkEnd | null;
-    if (endpoint.node === ctx.presence.nodeId) {
-      const parked = this.#parked.get(endpoint.token);
-      peer = parked && this.#unpark(endpoint.token) ? parked.end : null;
-    } else {
-      peer = await this.#dial(endpoint);
-    }
+    const peer = endpoint.node === ctx.presence.nodeId
+      ? this.#take(endpoint.token)
+      : await this.#dial(endpoint);
     if (!peer || peer.isClosed) {
       ctx.log.info("private link failed: accepting end is gone", { a: key.a, b: key.b });
       await end.refuse(refusal);
-      // The handshake was consumed by the claim: tell A and B directly.
-      for (const who of new Set([key.a, key.b])) {
-        await Promise.resolve(ctx.presence.send(who, abortFrame(key))).catch(() => false);
-      }
+      // The claim consumed the handshake, so there is nothing left to cancel: just tell A and B.
+      await ctx.handshakes.tellAborted([key]);
       return;
     }
     await pair(end, peer);
@@ -185,13 +178,11 @@ export class LinkBroker {
 
   /**
    * Another node's TCPConnect claimed a handshake whose accepting end is
-   * parked here: join it to the bridge connection. Returns false if the token
-   * names no parked end (the caller answers the bridge accordingly).
+   * parked here: take it for the bridge. Null if the token names no parked
+   * end (the caller answers the bridge accordingly).
    */
   takeForBridge(token: string): LinkEnd | null {
-    const parked = this.#parked.get(token);
-    if (!parked || !this.#unpark(token)) return null;
-    return parked.end;
+    return this.#take(token);
   }
 
   /** Joins a parked end to an authenticated bridge connection. */
@@ -202,22 +193,21 @@ export class LinkBroker {
     this.#ctx().metrics.linksOpened++;
   }
 
-  #unpark(token: string): boolean {
+  /** Removes a parked end from the lot (stopping its timer) and returns it; null if not parked. */
+  #take(token: string): LinkEnd | null {
     const parked = this.#parked.get(token);
-    if (!parked) return false;
+    if (!parked) return null;
     clearTimer(parked.timer);
     this.#parked.delete(token);
     this.#tokenByKey.delete(handshakeId(parked.key));
-    return true;
+    return parked.end;
   }
 
   /** The handshake was aborted: close its parked end here, if any, with a TCPAbort. */
   dropParked(key: HandshakeKey): void {
     const token = this.#tokenByKey.get(handshakeId(key));
-    if (!token) return;
-    const parked = this.#parked.get(token)!;
-    this.#unpark(token);
-    void parked.end.refuse([abortFrame(key)]);
+    const end = token === undefined ? null : this.#take(token);
+    if (end) void end.refuse([abortFrame(key)]);
   }
 
   async #unavailable(end: LinkEnd, e: unknown, extra: Uint8Array[] = []): Promise<void> {
@@ -227,7 +217,7 @@ export class LinkBroker {
   }
 
   closeAll(): void {
-    for (const token of [...this.#parked.keys()]) this.#unpark(token);
+    for (const token of [...this.#parked.keys()]) this.#take(token);
     for (const end of [...this.#live]) end.close();
   }
 }

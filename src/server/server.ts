@@ -91,8 +91,7 @@ export async function startServer(
   const links = new LinkBroker(() => ctx);
   links.bridgeAddress = bridgeAddress;
   links.secret = config.clusterSecret;
-  const handshakes = new Handshakes(presence, config, log, metrics);
-  handshakes.dropParked = (k) => links.dropParked(k);
+  const handshakes = new Handshakes(presence, config, log, metrics, (k) => links.dropParked(k));
   const ctx: ServerContext = {
     config,
     presence,

@@ -8,6 +8,7 @@ import {
   encodeError,
   ErrorCode,
   type Frame,
+  FrameDecoder,
   type HandshakeKey,
   handshakeKeyOf,
   OK_FRAME,
@@ -335,13 +336,9 @@ export class ChatSession implements Inbox {
 
 /** The (A, B, password) of a TCP frame's bytes, which are known to be well formed. */
 function decodeTcpKey(bytes: Uint8Array): HandshakeKey {
-  const utf8 = new TextDecoder();
-  const la = (bytes[1] << 8) | bytes[2];
-  const a = utf8.decode(bytes.subarray(3, 3 + la));
-  const p = 3 + la;
-  const lb = (bytes[p] << 8) | bytes[p + 1];
-  const b = utf8.decode(bytes.subarray(p + 2, p + 2 + lb));
-  const q = p + 2 + lb;
-  const password = ((bytes[q] << 24) >> 16) | bytes[q + 1];
-  return { a, b, password };
+  const decoder = new FrameDecoder();
+  decoder.push(bytes);
+  const step = decoder.next();
+  if (!step?.ok || !("password" in step.frame)) throw new Error("not a TCP frame");
+  return handshakeKeyOf(step.frame);
 }
