@@ -411,6 +411,30 @@ function cpuFields(o: LoadResult) {
   };
 }
 
+/** What a rate scenario reports of ours next to the ceiling measured in the same rounds. */
+function comparedRates(
+  r: {
+    c: LoadResult;
+    o: LoadResult;
+    cAll: number[];
+    oAll: number[];
+    ratio: number;
+    rAll: number[];
+  },
+) {
+  return {
+    value: r.o.rate,
+    ceiling: r.c.rate,
+    ratio: r.ratio,
+    ratio_rounds: r.rAll,
+    ...latency(r.o.hist),
+    ...sideBySideCpu(r.o, r.c),
+    ceiling_p99_ms: ms(r.c.hist.quantile(0.99)),
+    rounds: r.oAll,
+    ceiling_rounds: r.cAll,
+  };
+}
+
 /** The CPU fields of ours and of the ceiling measured beside it. */
 function sideBySideCpu(o: LoadResult, c: LoadResult) {
   return { ...cpuFields(o), ceiling_cpu_s: c.serverCpu, ceiling_gen_cpu_s: c.genCpu };
@@ -588,16 +612,8 @@ async function scenarioSpm(): Promise<void> {
     ceilings.spm = c.rate;
     emit({
       scenario: "spm",
-      value: o.rate,
       unit: "msgs/s",
-      ceiling: c.rate,
-      ratio,
-      ratio_rounds: rAll,
-      ...latency(o.hist),
-      ...sideBySideCpu(o, c),
-      ceiling_p99_ms: ms(c.hist.quantile(0.99)),
-      rounds: oAll,
-      ceiling_rounds: cAll,
+      ...comparedRates({ c, o, cAll, oAll, ratio, rAll }),
       pairs,
       window,
       msg_size: msgSize,
@@ -653,16 +669,8 @@ async function scenarioSma(): Promise<void> {
     ceilings.sma = c.rate;
     emit({
       scenario: "sma",
-      value: o.rate,
       unit: "deliveries/s",
-      ceiling: c.rate,
-      ratio,
-      ratio_rounds: rAll,
-      ...latency(o.hist),
-      ...sideBySideCpu(o, c),
-      ceiling_p99_ms: ms(c.hist.quantile(0.99)),
-      rounds: oAll,
-      ceiling_rounds: cAll,
+      ...comparedRates({ c, o, cAll, oAll, ratio, rAll }),
       receivers,
       senders,
       sma_per_s: o.sent,

@@ -23,70 +23,60 @@ async function withDirs(fn: (share: string, downloads: string, outside: string) 
   }
 }
 
+/** Bob serves `share` over a real private link while alice fetches `target` into `downloads`. */
+function transfer(share: string, downloads: string, target: string) {
+  return withWorld(async (w) => {
+    const alice = await w.login("alice");
+    const bob = await w.login("bob");
+    const [a, b] = await w.link(alice, "alice", bob, "bob");
+    const [served, fetched] = await Promise.all([
+      serveFile(b, share),
+      fetchFile(a, target, downloads),
+    ]);
+    return { served, fetched };
+  });
+}
+
 Deno.test("file transfer: a few MB over a real private link arrive byte-identical", async () => {
   await withDirs(async (share, downloads) => {
     const data = randomBytes(5 * 1024 * 1024 + 123);
     await Deno.mkdir(path.join(share, "sub dir"));
     await Deno.writeFile(path.join(share, "sub dir", "big file.bin"), data);
-    await withWorld(async (w) => {
-      const alice = await w.login("alice");
-      const bob = await w.login("bob");
-      const [a, b] = await w.link(alice, "alice", bob, "bob");
-      const [served, fetched] = await Promise.all([
-        serveFile(b, share),
-        fetchFile(a, "sub dir/big file.bin", downloads),
-      ]);
-      assert.equal(served.status, 200);
-      assert.equal(served.bytes, data.length);
-      assert.ok(fetched.ok, JSON.stringify(fetched));
-      assert.equal(fetched.savedTo, path.join(downloads, "big file.bin"));
-      assert.equal(fetched.bytes, data.length);
-      assert.equal(fetched.contentType, "application/octet-stream");
-      const got = await Deno.readFile(fetched.savedTo);
-      assert.equal(got.length, data.length);
-      assert.ok(got.every((v, i) => v === data[i]), "same bytes");
-    });
+    const { served, fetched } = await transfer(share, downloads, "sub dir/big file.bin");
+    assert.equal(served.status, 200);
+    assert.equal(served.bytes, data.length);
+    assert.ok(fetched.ok, JSON.stringify(fetched));
+    assert.equal(fetched.savedTo, path.join(downloads, "big file.bin"));
+    assert.equal(fetched.bytes, data.length);
+    assert.equal(fetched.contentType, "application/octet-stream");
+    const got = await Deno.readFile(fetched.savedTo);
+    assert.equal(got.length, data.length);
+    assert.ok(got.every((v, i) => v === data[i]), "same bytes");
   });
 });
 
 Deno.test("file transfer: a missing file is a 404 and nothing is saved", async () => {
   await withDirs(async (share, downloads) => {
-    await withWorld(async (w) => {
-      const alice = await w.login("alice");
-      const bob = await w.login("bob");
-      const [a, b] = await w.link(alice, "alice", bob, "bob");
-      const [served, fetched] = await Promise.all([
-        serveFile(b, share),
-        fetchFile(a, "nope.txt", downloads),
-      ]);
-      assert.equal(served.status, 404);
-      assert.deepEqual(fetched, {
-        ok: false,
-        status: 404,
-        reason: "Not Found",
-        message: "404 Not Found",
-      });
-      await assert.rejects(Deno.stat(path.join(downloads, "nope.txt")), Deno.errors.NotFound);
+    const { served, fetched } = await transfer(share, downloads, "nope.txt");
+    assert.equal(served.status, 404);
+    assert.deepEqual(fetched, {
+      ok: false,
+      status: 404,
+      reason: "Not Found",
+      message: "404 Not Found",
     });
+    await assert.rejects(Deno.stat(path.join(downloads, "nope.txt")), Deno.errors.NotFound);
   });
 });
 
 Deno.test("file transfer: ../ escaping the share is refused with 403", async () => {
   await withDirs(async (share, downloads, outside) => {
     await Deno.writeTextFile(path.join(outside, "secret.txt"), "top secret");
-    await withWorld(async (w) => {
-      const alice = await w.login("alice");
-      const bob = await w.login("bob");
-      const [a, b] = await w.link(alice, "alice", bob, "bob");
-      const [served, fetched] = await Promise.all([
-        serveFile(b, share),
-        fetchFile(a, "../secret.txt", downloads),
-      ]);
-      assert.equal(served.status, 403);
-      assert.equal(fetched.ok, false);
-      assert.equal(fetched.status, 403);
-      await assert.rejects(Deno.stat(path.join(downloads, "secret.txt")), Deno.errors.NotFound);
-    });
+    const { served, fetched } = await transfer(share, downloads, "../secret.txt");
+    assert.equal(served.status, 403);
+    assert.equal(fetched.ok, false);
+    assert.equal(fetched.status, 403);
+    await assert.rejects(Deno.stat(path.join(downloads, "secret.txt")), Deno.errors.NotFound);
   });
 });
 

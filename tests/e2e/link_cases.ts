@@ -5,9 +5,10 @@
  * (tests/cluster_e2e_test.ts).
  */
 import assert from "node:assert/strict";
-import { ChatClient, PrivateEnd } from "../../src/client/client.ts";
+import { PrivateEnd } from "../../src/client/client.ts";
 import { ErrorCode, type Frame, Op } from "../../src/protocol/mod.ts";
 import { eventually, type RunCase, sleep } from "../helpers/harness.ts";
+import { openLink, randomBytes } from "../helpers/link.ts";
 
 const ask = (a: string, b: string, password: number) =>
   ({ op: Op.TCPAsk, sender: a, recipient: b, password }) as const;
@@ -21,34 +22,6 @@ const accept = (a: string, b: string, password: number) =>
   ({ op: Op.TCPAccept, sender: a, recipient: b, password }) as const;
 const connect = (a: string, b: string, password: number) =>
   ({ op: Op.TCPConnect, sender: a, recipient: b, password }) as const;
-
-/** Runs the whole handshake and returns both linked private ends. */
-export async function openLink(
-  h: { port: number },
-  alice: ChatClient,
-  bob: ChatClient,
-  password = 4242,
-  names = { a: "alice", b: "bob" },
-): Promise<{ endA: PrivateEnd; endB: PrivateEnd }> {
-  const { a, b } = names;
-  alice.send(ask(a, b, password));
-  assert.equal(await alice.nextError(), ErrorCode.OK);
-  assert.deepEqual(await bob.next(), ask(a, b, password));
-  const endB = await PrivateEnd.open({ port: h.port }, accept(a, b, password));
-  assert.deepEqual(await alice.next(), accept(a, b, password), "TCPAccept relayed to A");
-  const endA = await PrivateEnd.open({ port: h.port }, connect(a, b, password));
-  assert.deepEqual(await endA.answer(), [{ op: Op.ERROR, code: ErrorCode.OK }]);
-  assert.deepEqual(await endB.answer(), [{ op: Op.ERROR, code: ErrorCode.OK }]);
-  return { endA, endB };
-}
-
-function randomBytes(n: number): Uint8Array {
-  const out = new Uint8Array(n);
-  for (let i = 0; i < n; i += 65536) {
-    crypto.getRandomValues(out.subarray(i, Math.min(n, i + 65536)));
-  }
-  return out;
-}
 
 async function readExactly(end: PrivateEnd, n: number): Promise<Uint8Array> {
   const out = new Uint8Array(n);
