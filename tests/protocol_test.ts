@@ -23,7 +23,7 @@ import {
   type ProtocolError,
 } from "../src/protocol/mod.ts";
 import { Rng, withSeed } from "./helpers/prng.ts";
-import { concatBytes } from "../src/protocol/bytes.ts";
+import { concatBytes } from "../src/lib/bytes.ts";
 
 // ---------------------------------------------------------------------------
 // helpers

@@ -18,7 +18,7 @@ import {
   type TCPAccept,
   type TCPConnect,
 } from "../protocol/mod.ts";
-import { concatBytes } from "../protocol/bytes.ts";
+import { concatBytes } from "../lib/bytes.ts";
 
 export interface ClientOptions {
   /** Default 127.0.0.1. */

@@ -11,7 +11,7 @@
  */
 import type { LinkEndpoint } from "../presence/presence.ts";
 import { writeAll } from "./link_end.ts";
-import { concatBytes } from "../protocol/bytes.ts";
+import { concatBytes } from "../lib/bytes.ts";
 
 const utf8 = new TextEncoder();
 const GREETING_TIMEOUT_MS = 5000;

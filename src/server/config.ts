@@ -4,7 +4,7 @@
  * every value is validated before anything listens.
  */
 import { parseArgs } from "node:util";
-import { LOG_LEVELS, type LogLevel } from "./log.ts";
+import { LOG_LEVELS, type LogLevel } from "../lib/log.ts";
 
 export interface ServerConfig {
   host: string;

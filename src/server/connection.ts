@@ -8,7 +8,7 @@ import { describeProtocolError, FrameDecoder, Op } from "../protocol/mod.ts";
 import type { ServerContext } from "./context.ts";
 import { OutboundQueue } from "./outbound.ts";
 import { ChatSession } from "./session.ts";
-import { clearTimer, unrefTimeout } from "./timers.ts";
+import { clearTimer, unrefTimeout } from "../lib/timers.ts";
 
 /** Small while idle (RSS per idle session); grown once for a client that fills it. */
 const SMALL_READ = 1024;

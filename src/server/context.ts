@@ -1,6 +1,6 @@
 import type { Presence } from "../presence/presence.ts";
 import type { ServerConfig } from "./config.ts";
-import type { Logger } from "./log.ts";
+import type { Logger } from "../lib/log.ts";
 import type { Metrics } from "./metrics.ts";
 import type { Handshakes } from "./handshakes.ts";
 import type { LinkBroker } from "./links.ts";

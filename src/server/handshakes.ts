@@ -6,7 +6,7 @@
 import { encode, type HandshakeKey, Op } from "../protocol/mod.ts";
 import type { Presence } from "../presence/presence.ts";
 import type { ServerConfig } from "./config.ts";
-import type { Logger } from "./log.ts";
+import type { Logger } from "../lib/log.ts";
 import type { Metrics } from "./metrics.ts";
 
 export function abortFrame(k: HandshakeKey): Uint8Array {

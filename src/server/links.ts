@@ -17,7 +17,7 @@ import { abortFrame } from "./handshakes.ts";
 import type { ServerContext } from "./context.ts";
 import { LinkEnd } from "./link_end.ts";
 import { dialBridge } from "./bridge.ts";
-import { clearTimer, type TimerId, unrefTimeout } from "./timers.ts";
+import { clearTimer, type TimerId, unrefTimeout } from "../lib/timers.ts";
 
 interface Parked {
   end: LinkEnd;

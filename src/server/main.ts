@@ -1,6 +1,6 @@
 /** `deno task serve`: parse the configuration, start a node, stop it on SIGINT/SIGTERM. */
 import { ConfigError, helpText, parseConfig } from "./config.ts";
-import { Logger } from "./log.ts";
+import { Logger } from "../lib/log.ts";
 import { startServer } from "./server.ts";
 
 async function main(): Promise<number> {

@@ -1,5 +1,5 @@
 import { setImmediate } from "node:timers";
-import { concatBytes } from "../protocol/bytes.ts";
+import { concatBytes } from "../lib/bytes.ts";
 import { pinsLargerBuffer } from "./arena.ts";
 
 /**

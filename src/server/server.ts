@@ -12,7 +12,7 @@ import { Handshakes } from "./handshakes.ts";
 import { LinkBroker } from "./links.ts";
 import { readGreeting } from "./bridge.ts";
 import { writeAll } from "./link_end.ts";
-import { Logger, type LogLevel, silentLogger } from "./log.ts";
+import { Logger, type LogLevel, silentLogger } from "../lib/log.ts";
 import { Metrics } from "./metrics.ts";
 import { startAdmin } from "./admin.ts";
 

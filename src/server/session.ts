@@ -20,7 +20,7 @@ import type { ServerContext } from "./context.ts";
 import { keepFrame } from "./arena.ts";
 import { Mailbox } from "./mailbox.ts";
 import { OrderedReplies } from "./replies.ts";
-import { clearTimer, type TimerId, unrefTimeout } from "./timers.ts";
+import { clearTimer, type TimerId, unrefTimeout } from "../lib/timers.ts";
 import type { OutboundQueue } from "./outbound.ts";
 
 export type SessionMessage =

@@ -9,6 +9,9 @@ export const LOG_LEVELS = Object.keys(rank) as LogLevel[];
 
 export type Fields = Record<string, unknown>;
 
+/** A log sink for modules that need no Logger of their own (the presence stores). */
+export type LogFn = (level: LogLevel, msg: string, fields?: Fields) => void;
+
 export class Logger {
   #max: number;
   #base: Fields;

@@ -11,3 +11,10 @@ export function concatBytes(chunks: readonly Uint8Array[]): Uint8Array {
   }
   return out;
 }
+
+/** True when `b` holds `x` at offset `at`. */
+export function bytesEqualAt(b: Uint8Array, at: number, x: Uint8Array): boolean {
+  if (at + x.length > b.length) return false;
+  for (let i = 0; i < x.length; i++) if (b[at + i] !== x[i]) return false;
+  return true;
+}
