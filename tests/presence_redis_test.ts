@@ -7,10 +7,10 @@
 import assert from "node:assert/strict";
 import { Buffer } from "node:buffer";
 import { Redis } from "ioredis";
+import type { LogFn } from "../src/lib/log.ts";
 import { PresenceUnavailable } from "../src/presence/presence.ts";
 import {
   createRedisPresence,
-  type LogFn,
   type RedisPresence,
   type RedisPresenceOptions,
 } from "../src/presence/redis.ts";

@@ -41,9 +41,30 @@ export class PresenceUnavailable extends Error {
   override name = "PresenceUnavailable";
 }
 
+/** Counters of a store that relays between nodes. */
+export interface RelayStats {
+  publishes: number;
+  receives: number;
+  reconnects: number;
+  /** The last round trip of the liveness ping through pub/sub. */
+  lastRttMs: number;
+}
+
+/**
+ * What a networked store tells about itself; the admin endpoint reads it. A
+ * store with nothing to tell (the in-memory one) leaves `Presence.health` out.
+ */
+export interface StoreHealth {
+  /** False while the backend is unreachable or this node's lease is not held. */
+  readonly ready: boolean;
+  readonly stats: Readonly<RelayStats>;
+}
+
 export interface Presence {
   /** This node's id; a LinkEndpoint whose `node` equals it is local. */
   readonly nodeId: string;
+  /** Readiness and relay counters, for stores that have them. */
+  readonly health?: StoreHealth;
 
   /** Binds `pseudo` to `inbox` everywhere, atomically; "taken" if anyone holds it. */
   reserve(pseudo: string, inbox: Inbox): Promise<ReserveResult>;

@@ -20,18 +20,18 @@ import { Redis, type RedisOptions } from "ioredis";
 import { setImmediate } from "node:timers";
 import type { HandshakeKey } from "../protocol/frames.ts";
 import { LocalUsers } from "./local_users.ts";
+import type { LogFn } from "../lib/log.ts";
 import {
   type Inbox,
   type LinkEndpoint,
   type Presence,
   PresenceUnavailable,
+  type RelayStats,
   type ReserveResult,
+  type StoreHealth,
 } from "./presence.ts";
 import { channels, keys, NODE_ID_PATTERN, PREFIX } from "./redis/schema.ts";
 import { type ScriptName, scripts } from "./redis/scripts.ts";
-
-export type LogLevel = "error" | "warn" | "info" | "debug";
-export type LogFn = (level: LogLevel, msg: string, fields?: Record<string, unknown>) => void;
 
 export interface RedisPresenceOptions {
   /** redis://[user:password@]host:port[/db] */
@@ -65,17 +65,6 @@ export interface RedisPresenceOptions {
    * the server should end that user's session.
    */
   onLost?: (pseudo: string) => void;
-}
-
-export interface RedisPresenceStats {
-  /** Frames published (remote sends and broadcasts; pings not counted). */
-  publishes: number;
-  /** Frames received from Redis (pings not counted). */
-  receives: number;
-  /** Times a connection came back after being lost (any of the three). */
-  reconnects: number;
-  /** Round trip of the last liveness ping through Redis pub/sub, in ms. */
-  lastRttMs: number;
 }
 
 type Kind = "cmd" | "pub" | "sub";
@@ -118,7 +107,7 @@ export class RedisPresence implements Presence {
   readonly bridge: string;
   readonly clientAddress: string;
   readonly users = new LocalUsers();
-  readonly stats: RedisPresenceStats = { publishes: 0, receives: 0, reconnects: 0, lastRttMs: 0 };
+  readonly stats: RelayStats = { publishes: 0, receives: 0, reconnects: 0, lastRttMs: 0 };
 
   readonly #opts: Required<Omit<RedisPresenceOptions, "onLost" | "clientAddress">>;
   readonly #log: LogFn;
@@ -231,6 +220,10 @@ export class RedisPresence implements Presence {
    * Redis reachable on all three connections, lease held, reservations re-asserted since the
    * last reconnect, and pub/sub proven by a recent ping.
    */
+  get health(): StoreHealth {
+    return this;
+  }
+
   get ready(): boolean {
     return this.#running && this.#leaseHeld && !this.#needResync &&
       this.#cmd.status === "ready" && this.#pub.status === "ready" &&

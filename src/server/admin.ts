@@ -6,16 +6,11 @@
  */
 import type { ServerContext } from "./context.ts";
 
-/** What a presence store may tell about itself; the in-memory store tells nothing. */
-interface Observable {
-  ready?: boolean;
-  stats?: { publishes: number; receives: number; reconnects: number; lastRttMs: number };
-}
-
 export function readiness(ctx: ServerContext): { ready: boolean; reason: string } {
   if (ctx.draining) return { ready: false, reason: "draining" };
-  const p = ctx.presence as unknown as Observable;
-  if (p.ready === false) return { ready: false, reason: "presence store unavailable" };
+  if (ctx.presence.health?.ready === false) {
+    return { ready: false, reason: "presence store unavailable" };
+  }
   return { ready: true, reason: "ok" };
 }
 
@@ -32,7 +27,7 @@ export function renderMetrics(ctx: ServerContext): string {
     outbound_queued_bytes: [...ctx.outbound].reduce((n, q) => n + q.pending, 0),
     ready: readiness(ctx).ready ? 1 : 0,
   };
-  const stats = (ctx.presence as unknown as Observable).stats;
+  const stats = ctx.presence.health?.stats;
   let text = ctx.metrics.render(extra);
   if (stats) {
     text += [

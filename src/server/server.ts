@@ -12,7 +12,7 @@ import { Handshakes } from "./handshakes.ts";
 import { LinkBroker } from "./links.ts";
 import { readGreeting } from "./bridge.ts";
 import { writeAll } from "./link_end.ts";
-import { Logger, type LogLevel, silentLogger } from "../lib/log.ts";
+import { Logger, silentLogger } from "../lib/log.ts";
 import { Metrics } from "./metrics.ts";
 import { startAdmin } from "./admin.ts";
 
@@ -50,8 +50,7 @@ async function makePresence(
     nodeId: config.nodeId,
     bridge,
     clientAddress: `${config.advertiseHost || Deno.hostname()}:${config.port}`,
-    log: (level: LogLevel, msg: string, fields?: Record<string, unknown>) =>
-      log.log(level, msg, fields),
+    log: (level, msg, fields) => log.log(level, msg, fields),
     onLost,
   });
 }
