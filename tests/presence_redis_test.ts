@@ -5,20 +5,17 @@
  * pub/sub link, and the ops tool.
  */
 import assert from "node:assert/strict";
-import { Buffer } from "node:buffer";
 import { Redis } from "ioredis";
 import type { LogFn } from "../src/lib/log.ts";
+import { sleep, withDeadline } from "../src/lib/async.ts";
 import { PresenceUnavailable } from "../src/presence/presence.ts";
-import {
-  createRedisPresence,
-  type RedisPresence,
-  type RedisPresenceOptions,
-} from "../src/presence/redis.ts";
+import type { RedisPresenceOptions } from "../src/presence/redis.ts";
+import { encodeBatch, encodeEntry } from "../src/presence/redis/envelope.ts";
 import { keys } from "../src/presence/redis/schema.ts";
 import { presenceContract, RecordingInbox } from "./presence_contract.ts";
-import { startRedis, type TestRedis } from "./helpers/redis_server.ts";
+import { BreakableRedisPresence } from "./helpers/redis_presence_probe.ts";
+import { freePort, startRedis, type TestRedis } from "./helpers/redis_server.ts";
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const bytes = (...xs: number[]) => Uint8Array.from(xs);
 let seq = 0;
 const uniq = (base: string) => `${base}${++seq}_${Math.random().toString(36).slice(2, 6)}`;
@@ -38,8 +35,11 @@ async function sharedRedis(): Promise<TestRedis> {
   return shared ??= await startRedis();
 }
 
-function node(url: string, extra: Partial<RedisPresenceOptions> = {}): Promise<RedisPresence> {
-  return createRedisPresence({
+function node(
+  url: string,
+  extra: Partial<RedisPresenceOptions> = {},
+): Promise<BreakableRedisPresence> {
+  return BreakableRedisPresence.start({
     url,
     nodeId: uniq("n"),
     bridge: `127.0.0.1:${7000 + (seq % 1000)}`,
@@ -49,14 +49,11 @@ function node(url: string, extra: Partial<RedisPresenceOptions> = {}): Promise<R
   });
 }
 
+/** Polls `fn` until true; an error thrown by `fn` fails the test (it is not "not yet"). */
 async function until(what: string, ms: number, fn: () => boolean | Promise<boolean>) {
   const deadline = Date.now() + ms;
   for (;;) {
-    try {
-      if (await fn()) return;
-    } catch {
-      // not yet
-    }
+    if (await fn()) return;
     if (Date.now() > deadline) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
     await sleep(50);
   }
@@ -132,12 +129,11 @@ test("a frame that overtakes the reserve's reply is not lost", async () => {
     for (let i = 0; i < 20; i++) {
       const u = uniq("early");
       const inbox = new RecordingInbox();
-      const name = new TextEncoder().encode(u);
-      const payload = new Uint8Array([0, name.length, ...name, 2, i]);
+      const payload = encodeBatch([encodeEntry(u, bytes(2, i))]);
       // Redis may run this publish before or after the reserve: before, the frame reaches a
       // pseudo that is only pending on p; either way it must not be lost.
       const reserved = p.reserve(u, inbox);
-      await raw.publish(`chatos:to:${p.nodeId}`, Buffer.from(payload));
+      await raw.publish(`chatos:to:${p.nodeId}`, payload);
       assert.equal(await reserved, "ok");
       await inbox.waitFor(1);
       assert.deepEqual(inbox.frames, [bytes(2, i)]);
@@ -158,7 +154,7 @@ test("a crashed node's users are free once its lease lapses", async () => {
     await p.reserve(bob, new RecordingInbox());
     assert.equal(await q.send(bob, bytes(2)), true);
     const t0 = Date.now();
-    p.crashForTest();
+    p.crash();
     // Its subscriber is gone at once, so delivery fails before the lease lapses.
     await until(
       "send to a crashed node's user to fail",
@@ -181,23 +177,163 @@ test("a crashed node's users are free once its lease lapses", async () => {
 test("a node restarted under a crashed node's id waits for the old lease, then starts clean", async () => {
   const r = await sharedRedis();
   const id = uniq("again");
-  const p = await node(r.url, { nodeId: id, leaseMs: 1000 });
+  const p = await node(r.url, { nodeId: id, leaseMs: 1500, heartbeatMs: 300 });
   const q = await node(r.url);
-  let p2: RedisPresence | null = null;
+  const raw = new Redis(r.url, { lazyConnect: true });
+  let p2: BreakableRedisPresence | null = null;
   try {
+    await raw.connect();
     const alice = uniq("alice");
     await p.reserve(alice, new RecordingInbox());
-    p.crashForTest();
+    p.crash();
     const t0 = Date.now();
-    p2 = await node(r.url, { nodeId: id, leaseMs: 1000 });
-    assert.ok(Date.now() - t0 < 3000);
+    const left = await raw.pttl(keys.lease(id));
+    assert.ok(left > 0, `the crashed node's lease is still running (${left})`);
+    p2 = await node(r.url, { nodeId: id, leaseMs: 1500, heartbeatMs: 300 });
+    const took = Date.now() - t0;
+    // Not before the old lease lapsed (it was not overwritten), and not much after.
+    assert.ok(took >= left - 50, `started after ${took} ms, the old lease had ${left} ms left`);
+    assert.ok(took < left + 2000, `started after ${took} ms, the old lease had ${left} ms left`);
     assert.ok(p2.ready);
     // The new process does not serve alice: what its predecessor left was dropped.
     assert.equal(await q.reserve(alice, new RecordingInbox()), "ok");
   } finally {
+    raw.disconnect();
     await p.close();
     await p2?.close();
     await q.close();
+  }
+});
+
+test("a reserve needs this node's own lease", async () => {
+  const r = await sharedRedis();
+  const p = await node(r.url);
+  const raw = new Redis(r.url, { lazyConnect: true });
+  try {
+    await raw.connect();
+    p.stallHeartbeats();
+    assert.equal(await raw.del(keys.lease(p.nodeId)), 1);
+    const u = uniq("nolease");
+    await rejectsUnavailable(p.reserve(u, new RecordingInbox()), 2000, "reserve without lease");
+    assert.equal(await raw.get(keys.user(u)), null, "nothing was written");
+    assert.ok(!p.ready, "a node without its lease is not ready");
+    p.resumeHeartbeats();
+    await until("ready again", 5000, () => p.ready);
+    assert.equal(await p.reserve(u, new RecordingInbox()), "ok");
+    assert.equal(await raw.get(keys.user(u)), p.nodeId);
+  } finally {
+    raw.disconnect();
+    await p.close();
+  }
+});
+
+test("strike windows expire in Redis too", async () => {
+  const r = await sharedRedis();
+  const p = await node(r.url);
+  const raw = new Redis(r.url, { lazyConnect: true });
+  try {
+    await raw.connect();
+    const a = uniq("a"), b = uniq("b");
+    assert.equal(await p.strike(a, b, 2000), 1);
+    const ttl = await raw.pttl(keys.strikes(a, b));
+    assert.ok(ttl > 0 && ttl <= 2000, `the strikes key expires with the window (PTTL ${ttl})`);
+  } finally {
+    raw.disconnect();
+    await p.close();
+  }
+});
+
+test("a dead node's sets are pruned by a live node", async () => {
+  const r = await sharedRedis();
+  const p = await node(r.url, { leaseMs: 600, heartbeatMs: 200 });
+  const q = await node(r.url, { heartbeatMs: 100 });
+  const raw = new Redis(r.url, { lazyConnect: true });
+  try {
+    await raw.connect();
+    const names = [uniq("dead"), uniq("dead"), uniq("dead")];
+    for (const u of names) assert.equal(await p.reserve(u, new RecordingInbox()), "ok");
+    assert.equal(await raw.scard(keys.nodeUsers(p.nodeId)), 3);
+    p.crash();
+    await until("the dead node's users set to be pruned", 8000, async () => {
+      return (await raw.exists(keys.nodeUsers(p.nodeId))) === 0;
+    });
+    await until("the dead node's id to leave the nodes set", 8000, async () => {
+      return !(await raw.smembers(keys.nodes)).includes(p.nodeId);
+    });
+    for (const u of names) assert.equal(await raw.get(keys.user(u)), null, `${u}'s key pruned`);
+    assert.ok((await raw.smembers(keys.nodes)).includes(q.nodeId), "the live node stays");
+  } finally {
+    raw.disconnect();
+    await p.close();
+    await q.close();
+  }
+});
+
+/** The first pseudo passed to onLost (within 5 s), and the callback to pass. */
+function lostSignal(): { onLost: (pseudo: string) => void; lost: () => Promise<string> } {
+  const { promise, resolve } = Promise.withResolvers<string>();
+  const lost = () => withDeadline(promise, 5000, () => new Error("onLost was not called"));
+  return { onLost: resolve, lost };
+}
+
+test("a node that stalls past its lease gives up what others took, and keeps the rest", async () => {
+  const r = await sharedRedis();
+  const signal = lostSignal();
+  const p = await node(r.url, { leaseMs: 800, heartbeatMs: 200, onLost: signal.onLost });
+  const q = await node(r.url);
+  const raw = new Redis(r.url, { lazyConnect: true });
+  try {
+    await raw.connect();
+    const alice = uniq("alice"), bob = uniq("bob");
+    const ib = new RecordingInbox();
+    await p.reserve(alice, new RecordingInbox());
+    await p.reserve(bob, ib);
+    p.stallHeartbeats();
+    await until("the stalled node's lease to lapse", 5000, async () => {
+      return (await raw.exists(keys.lease(p.nodeId))) === 0;
+    });
+    assert.equal(await q.reserve(alice, new RecordingInbox()), "ok", "free once the lease lapsed");
+    p.resumeHeartbeats();
+    assert.equal(await signal.lost(), alice, "onLost names the pseudo another node took");
+    await until("the stalled node to be ready again", 5000, () => p.ready);
+    assert.equal(await raw.get(keys.user(alice)), q.nodeId, "the live node keeps it");
+    assert.equal(await raw.get(keys.user(bob)), p.nodeId, "the rest is re-asserted");
+    assert.equal(await q.reserve(bob, new RecordingInbox()), "taken");
+    assert.equal(await q.send(bob, bytes(2, 6)), true);
+    await ib.waitFor(1);
+  } finally {
+    raw.disconnect();
+    await p.close();
+    await q.close();
+  }
+});
+
+test("after a Redis restart a node does not take back a pseudo a live node now holds", async () => {
+  const r = await startRedis();
+  const signal = lostSignal();
+  const p = await node(r.url, { onLost: signal.onLost });
+  const q = await node(r.url);
+  const raw = new Redis(r.url, { lazyConnect: true, retryStrategy: () => 50 });
+  raw.on("error", () => {}); // it reconnects across the restart
+  try {
+    const alice = uniq("alice"), carol = uniq("carol");
+    await p.reserve(alice, new RecordingInbox());
+    await p.reserve(carol, new RecordingInbox());
+    p.stallHeartbeats(); // p re-asserts only when told to, after q took alice
+    await r.restart();
+    await until("q ready again", 5000, () => q.ready);
+    assert.equal(await q.reserve(alice, new RecordingInbox()), "ok", "Redis came back empty");
+    p.resumeHeartbeats();
+    assert.equal(await signal.lost(), alice);
+    await until("p ready again", 5000, () => p.ready);
+    await raw.connect();
+    assert.equal(await raw.get(keys.user(alice)), q.nodeId, "held once, by q");
+    assert.equal(await raw.get(keys.user(carol)), p.nodeId, "p's other pseudo is back");
+  } finally {
+    raw.disconnect();
+    await p.close();
+    await q.close();
+    await r.stop();
   }
 });
 
@@ -289,7 +425,7 @@ test("the liveness probe revives a silently dead subscription", async () => {
     const bob = uniq("bob");
     const ib = new RecordingInbox();
     await q.reserve(bob, ib);
-    await q.unsubscribeForTest();
+    await q.dropSubscriptions();
     assert.equal(await p.send(bob, bytes(2)), false, "nobody listens on q's channel");
     await until("q to notice", 3000, () => !q.ready);
     await until("q to resubscribe", 5000, () => q.ready);
@@ -305,7 +441,6 @@ test("the liveness probe revives a silently dead subscription", async () => {
 
 test("start-up fails fast when Redis is unreachable or the node id is in use", async () => {
   const r = await sharedRedis();
-  const { freePort } = await import("./helpers/redis_server.ts");
   const t0 = Date.now();
   await assert.rejects(
     node(`redis://127.0.0.1:${freePort()}`, { connectTimeoutMs: 500 }),

@@ -29,10 +29,11 @@ export const keys = {
   strikes: (a: string, b: string) => `${PREFIX}strike:${pairId(a, b)}`,
 } as const;
 
+/** Payloads: envelope.ts. */
 export const channels = {
-  /** Frames for users on that node: [u16 len][pseudo][frame]; len 0 is a liveness ping. */
+  /** Batches of frames for users on that node, and the node's own liveness pings. */
   to: (nodeId: string) => `${PREFIX}to:${nodeId}`,
-  /** Broadcasts: [u16 len][origin node id][u16 len][except pseudo][frame]. */
+  /** Broadcasts, with their origin node and the pseudo they skip. */
   all: `${PREFIX}all`,
 } as const;
 

@@ -1,0 +1,17 @@
+-- Drops reservations of this node.
+-- KEYS[1]: this node's users set
+-- ARGV[1]: node id
+-- ARGV[2]: key prefix
+-- ARGV[3..]: pseudos
+-- Returns: how many user keys still pointed to this node and were deleted.
+local n = 0
+for i = 3, #ARGV do
+  local p = ARGV[i]
+  local uk = ARGV[2] .. 'user:' .. p
+  redis.call('SREM', KEYS[1], p)
+  if redis.call('GET', uk) == ARGV[1] then
+    redis.call('DEL', uk)
+    n = n + 1
+  end
+end
+return n
