@@ -4,7 +4,7 @@ import * as path from "node:path";
 import { startServer } from "../src/server/server.ts";
 import { randomBytes } from "./helpers/client_fixtures.ts";
 
-const CLI = new URL("../src/client/cli.ts", import.meta.url).pathname;
+const CLI = new URL("../src/client/cli/main.ts", import.meta.url).pathname;
 const enc = new TextEncoder();
 
 /** One `cli.ts` process: stdin to type into, stdout lines to wait for. */

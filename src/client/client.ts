@@ -19,6 +19,8 @@ import {
   type TCPConnect,
 } from "../protocol/mod.ts";
 import { concatBytes } from "../lib/bytes.ts";
+import { writeAll } from "../lib/async.ts";
+import { closeQuietly, errorMessage } from "../lib/errors.ts";
 
 export interface ClientOptions {
   /** Default 127.0.0.1. */
@@ -61,17 +63,6 @@ async function connectTcp(opts: ClientOptions): Promise<Deno.TcpConn> {
     // Not essential: only latency.
   }
   return conn;
-}
-
-async function writeAll(conn: Deno.Conn, bytes: Uint8Array): Promise<void> {
-  let off = 0;
-  while (off < bytes.length) {
-    off += await conn.write(bytes.subarray(off));
-  }
-}
-
-function errMessage(e: unknown): string {
-  return e instanceof Error ? e.message : String(e);
 }
 
 interface Waiter {
@@ -256,7 +247,7 @@ export class ChatClient {
         }
       }
     } catch (e) {
-      this.#end(`connection error: ${errMessage(e)}`);
+      this.#end(`connection error: ${errorMessage(e)}`);
     }
   }
 
@@ -270,11 +261,7 @@ export class ChatClient {
   #end(reason: string): void {
     if (this.#ended !== null) return;
     this.#ended = reason;
-    try {
-      this.conn.close();
-    } catch {
-      // Already closed.
-    }
+    closeQuietly(this.conn);
     this.#outbox = [];
     const waiters = this.#waiters;
     this.#waiters = [];
@@ -409,11 +396,7 @@ export class PrivateEnd {
   close(): void {
     if (this.#localClose) return;
     this.#localClose = true;
-    try {
-      this.conn.close();
-    } catch {
-      // Already closed.
-    }
+    closeQuietly(this.conn);
     this.#markEof();
   }
 

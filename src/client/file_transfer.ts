@@ -10,6 +10,8 @@
  */
 
 import * as path from "node:path";
+import { writeAll } from "../lib/async.ts";
+import { concatBytes } from "../lib/bytes.ts";
 
 /** What the transfer needs from a link end; `PrivateEnd` provides it. */
 export interface LinkStream {
@@ -96,10 +98,7 @@ async function readHead(link: LinkStream, timeoutMs: number): Promise<Head | nul
       if (timedOut) throw new Error(`no complete HTTP head within ${timeoutMs} ms`);
       if (chunk === null) return null;
       const scanFrom = buf.length - 2;
-      const next = new Uint8Array(buf.length + chunk.length);
-      next.set(buf);
-      next.set(chunk, buf.length);
-      buf = next;
+      buf = concatBytes([buf, chunk]);
       const end = indexOfHeadEnd(buf, scanFrom);
       if (end) {
         const text = latin1.decode(buf.subarray(0, end.at));
@@ -123,11 +122,6 @@ function parseHeaders(lines: string[]): Map<string, string> {
     headers.set(line.slice(0, colon).trim().toLowerCase(), line.slice(colon + 1).trim());
   }
   return headers;
-}
-
-async function writeAllTo(file: Deno.FsFile, bytes: Uint8Array): Promise<void> {
-  let off = 0;
-  while (off < bytes.length) off += await file.write(bytes.subarray(off));
 }
 
 /** The request target for a user-typed path: percent-encodes what would break the request line. */
@@ -385,7 +379,7 @@ export async function fetchFile(
     try {
       const take = async (chunk: Uint8Array) => {
         const part = length === null ? chunk : chunk.subarray(0, length - received);
-        await writeAllTo(file, part);
+        await writeAll(file, part);
         received += part.length;
         opts.onProgress?.(received, length);
       };
@@ -424,11 +418,5 @@ async function readBody(link: LinkStream, first: Uint8Array, limit: number): Pro
     chunks.push(c);
     size += c.length;
   }
-  const out = new Uint8Array(size);
-  let off = 0;
-  for (const c of chunks) {
-    out.set(c, off);
-    off += c.length;
-  }
-  return out.subarray(0, Math.min(size, limit));
+  return concatBytes(chunks).subarray(0, Math.min(size, limit));
 }
