@@ -102,7 +102,10 @@ export interface Overrides {
 /** A copy of `base` with the command line's overrides; throws on a `--set` naming no field. */
 export function withOverrides(base: Profile, o: Overrides): Profile {
   const p = structuredClone(base) as unknown as Record<string, unknown>;
-  if (o.rounds !== undefined) p.rounds = Math.max(1, o.rounds);
+  for (const [flag, v] of [["--rounds", o.rounds], ["--duration", o.durationS]] as const) {
+    if (v !== undefined && !(v > 0)) throw new Error(`${flag}: expected a positive number`);
+  }
+  if (o.rounds !== undefined) p.rounds = Math.max(1, Math.round(o.rounds));
   if (o.durationS !== undefined) p.durationMs = Math.max(100, o.durationS * 1000);
   for (const kv of o.sets ?? []) {
     const m = kv.match(/^(\w+)\.(\w+)=(\d+(?:\.\d+)?)$/);

@@ -119,4 +119,6 @@ Deno.test("--set overrides a copy of the profile and rejects unknown fields", ()
   assert.equal(PROFILES.quick.rounds, 1);
   assert.throws(() => withOverrides(PROFILES.quick, { sets: ["spm.nope=1"] }), /--set spm.nope/);
   assert.throws(() => withOverrides(PROFILES.quick, { sets: ["name.x=1"] }), /--set name.x/);
+  assert.throws(() => withOverrides(PROFILES.quick, { rounds: NaN }), /--rounds/);
+  assert.throws(() => withOverrides(PROFILES.quick, { durationS: 0 }), /--duration/);
 });
