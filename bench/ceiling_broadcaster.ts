@@ -13,6 +13,8 @@
  */
 import { setImmediate } from "node:timers";
 import { parseArgs } from "node:util";
+import { writeAll } from "../src/lib/async.ts";
+import { closeQuietly } from "../src/lib/errors.ts";
 import { frameLength, OK, OP_CR, OP_SMA } from "./wire.ts";
 import { runCeiling } from "./ceiling_listen.ts";
 
@@ -71,8 +73,7 @@ class Peer {
             off += c.length;
           }
         }
-        let off = 0;
-        while (off < buf.length) off += await this.conn.write(buf.subarray(off));
+        await writeAll(this.conn, buf);
       }
     } catch {
       this.close();
@@ -85,9 +86,7 @@ class Peer {
     this.closed = true;
     this.queue = [];
     members.delete(this);
-    try {
-      this.conn.close();
-    } catch { /* closed */ }
+    closeQuietly(this.conn);
   }
 }
 

@@ -9,6 +9,8 @@
  * Exits when its stdin closes (the orchestrator holds it open).
  */
 import { parseArgs } from "node:util";
+import { writeAll } from "../src/lib/async.ts";
+import { closeQuietly } from "../src/lib/errors.ts";
 import { runCeiling } from "./ceiling_listen.ts";
 
 const { values } = parseArgs({
@@ -17,11 +19,6 @@ const { values } = parseArgs({
 });
 
 const waiting = new Map<number, { conn: Deno.Conn; extra: Uint8Array }>();
-
-async function writeAll(c: Deno.Conn, b: Uint8Array): Promise<void> {
-  let off = 0;
-  while (off < b.length) off += await c.write(b.subarray(off));
-}
 
 async function copy(from: Deno.Conn, to: Deno.Conn, first: Uint8Array): Promise<void> {
   const buf = new Uint8Array(64 * 1024);
@@ -33,11 +30,8 @@ async function copy(from: Deno.Conn, to: Deno.Conn, first: Uint8Array): Promise<
       await writeAll(to, buf.subarray(0, n));
     }
   } catch { /* reset: close both */ }
-  for (const c of [from, to]) {
-    try {
-      c.close();
-    } catch { /* closed */ }
-  }
+  closeQuietly(from);
+  closeQuietly(to);
 }
 
 async function serve(conn: Deno.Conn): Promise<void> {

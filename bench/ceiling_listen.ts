@@ -3,6 +3,8 @@
  * as a JSON line on stdout, exit when the parent closes our stdin, and hand
  * each connection (no Nagle) to `serve`.
  */
+import { closeQuietly } from "../src/lib/errors.ts";
+
 export async function runCeiling(
   host: string,
   port: number,
@@ -16,10 +18,6 @@ export async function runCeiling(
   })();
   for await (const conn of listener) {
     conn.setNoDelay(true);
-    serve(conn).catch(() => {
-      try {
-        conn.close();
-      } catch { /* closed */ }
-    });
+    serve(conn).catch(() => closeQuietly(conn));
   }
 }

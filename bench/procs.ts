@@ -1,40 +1,19 @@
 /**
- * Child processes for the benchmark: spawning with line-based JSON control,
- * CPU time and RSS from /proc, free ports, and a registry that kills every
- * child when the orchestrator ends, however it ends.
+ * The benchmark's own process logic: children that talk in JSON lines (the
+ * load generators, the ceilings) tracked by a registry that stops them when a
+ * scenario or the run ends, however it ends; and CPU time and RSS read from
+ * /proc. Spawning, ports and Redis come from src/ops/processes.ts.
  */
+import { sleep } from "../src/lib/async.ts";
+import { errorMessage } from "../src/lib/errors.ts";
+import { spawnChild, waitForPort } from "../src/ops/processes.ts";
 
 export const ROOT = new URL("..", import.meta.url).pathname;
 const CLK_TCK = 100; // Linux USER_HZ; getconf CLK_TCK is 100 on every mainstream kernel
 
 export type Event = Record<string, unknown> & { ev?: string };
 
-const live = new Set<Child>();
-let hooked = false;
-
-function hook(): void {
-  if (hooked) return;
-  hooked = true;
-  globalThis.addEventListener("unload", () => killAllSync());
-  for (const sig of ["SIGINT", "SIGTERM"] as const) {
-    Deno.addSignalListener(sig, () => {
-      killAllSync();
-      Deno.exit(130);
-    });
-  }
-}
-
-/** SIGKILL every child still alive (by its own pid). */
-export function killAllSync(): void {
-  for (const c of live) c.kill("SIGKILL");
-}
-
-/** SIGTERM every child, then SIGKILL those still alive after `graceMs`. */
-export async function stopAll(graceMs = 2000): Promise<void> {
-  await Promise.all([...live].map((c) => c.stop(graceMs)));
-}
-
-export interface SpawnOptions {
+export interface ChildOptions {
   name: string;
   cmd: string;
   args: string[];
@@ -42,6 +21,36 @@ export interface SpawnOptions {
   cwd?: string;
   /** Pipe stdin (for control lines); otherwise it is /dev/null. */
   stdin?: boolean;
+}
+
+/**
+ * Every child of one run. `stop` ends the ones a scenario left behind; on
+ * SIGINT/SIGTERM all are killed before exiting (src/ops/processes.ts kills
+ * them again on unload, should anything slip through).
+ */
+export class Children {
+  readonly #live = new Set<Child>();
+
+  constructor() {
+    for (const sig of ["SIGINT", "SIGTERM"] as const) {
+      Deno.addSignalListener(sig, () => {
+        for (const c of this.#live) c.kill("SIGKILL");
+        Deno.exit(130);
+      });
+    }
+  }
+
+  spawn(o: ChildOptions): Child {
+    const c = new Child(o);
+    this.#live.add(c);
+    void c.proc.status.then(() => this.#live.delete(c));
+    return c;
+  }
+
+  /** Stops every child still alive but `keep` (closing stdin, SIGTERM, SIGKILL after `graceMs`). */
+  async stop(graceMs = 2000, keep: ReadonlySet<Child> = new Set()): Promise<void> {
+    await Promise.all([...this.#live].filter((c) => !keep.has(c)).map((c) => c.stop(graceMs)));
+  }
 }
 
 /** A child whose stdout is JSON lines (events) and whose stderr is kept (its tail) for errors. */
@@ -57,25 +66,19 @@ export class Child {
   #stdout = "";
   #writer: WritableStreamDefaultWriter<Uint8Array> | null = null;
 
-  constructor(o: SpawnOptions) {
-    hook();
+  constructor(o: ChildOptions) {
     this.name = o.name;
-    this.proc = new Deno.Command(o.cmd, {
-      args: o.args,
+    this.proc = spawnChild(o.cmd, o.args, "piped", {
       cwd: o.cwd ?? ROOT,
       stdin: o.stdin ? "piped" : "null",
-      stdout: "piped",
-      stderr: "piped",
-    }).spawn();
+    });
     this.pid = this.proc.pid;
-    live.add(this);
     if (o.stdin) this.#writer = this.proc.stdin.getWriter();
     void this.#pumpStdout();
     void this.#pumpStderr();
     void this.proc.status.then((s) => {
       this.exited = true;
       this.exitCode = s.code;
-      live.delete(this);
       this.#wake();
     });
   }
@@ -150,6 +153,17 @@ export class Child {
     }
   }
 
+  /** Resolves once the child accepts TCP on 127.0.0.1:port; rejects with its stderr if it exits. */
+  async listening(port: number, timeoutMs: number): Promise<void> {
+    try {
+      await waitForPort(port, timeoutMs, () => !this.exited);
+    } catch (e) {
+      throw new Error(
+        `${this.name}: ${errorMessage(e)} (exit code ${this.exitCode})${this.#tail()}`,
+      );
+    }
+  }
+
   #tail(): string {
     const t = this.stderrTail;
     return t ? `\n--- ${this.name} stderr ---\n${t.split("\n").slice(-15).join("\n")}` : "";
@@ -178,7 +192,7 @@ export class Child {
       this.#writer = null;
     }
     const done = this.proc.status.then(() => true);
-    const timeout = (ms: number) => new Promise<boolean>((r) => setTimeout(() => r(false), ms));
+    const timeout = (ms: number) => sleep(ms).then(() => false);
     if (this.exited || await Promise.race([done, timeout(Math.min(500, graceMs))])) return;
     this.kill("SIGTERM");
     if (await Promise.race([done, timeout(graceMs)])) return;
@@ -220,32 +234,5 @@ export function rssKbOf(pid: number): number {
     return m ? Number(m[1]) : NaN;
   } catch {
     return NaN;
-  }
-}
-
-export function freePort(): number {
-  const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const port = (l.addr as Deno.NetAddr).port;
-  l.close();
-  return port;
-}
-
-export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
-
-/** Polls until something accepts on 127.0.0.1:port. */
-export async function waitForPort(port: number, timeoutMs: number, child?: Child): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (true) {
-    if (child?.exited) {
-      throw new Error(`${child.name} exited (code ${child.exitCode}): ${child.stderrTail}`);
-    }
-    try {
-      const c = await Deno.connect({ hostname: "127.0.0.1", port });
-      c.close();
-      return;
-    } catch {
-      if (Date.now() > deadline) throw new Error(`nothing listens on port ${port}`);
-      await sleep(25);
-    }
   }
 }

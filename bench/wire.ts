@@ -168,12 +168,3 @@ export class FrameScanner {
     this.#carry = grown;
   }
 }
-
-/** Writes all of `bytes`, however many calls it takes. */
-export async function writeAll(
-  w: { write(p: Uint8Array): Promise<number> },
-  bytes: Uint8Array,
-): Promise<void> {
-  let off = 0;
-  while (off < bytes.length) off += await w.write(bytes.subarray(off));
-}

@@ -27,3 +27,20 @@ export async function writeAll(w: ByteWriter, b: Uint8Array): Promise<void> {
   let off = 0;
   while (off < b.length) off += await w.write(b.subarray(off));
 }
+
+/** Anything with Deno's `read` shape. */
+export interface ByteReader {
+  read(p: Uint8Array): Promise<number | null>;
+}
+
+/** Reads exactly `n` bytes, however many calls it takes; throws if the stream ends first. */
+export async function readExactly(r: ByteReader, n: number): Promise<Uint8Array> {
+  const out = new Uint8Array(n);
+  let got = 0;
+  while (got < n) {
+    const k = await r.read(out.subarray(got));
+    if (k === null) throw new Error(`stream ended after ${got} of ${n} bytes`);
+    got += k;
+  }
+  return out;
+}

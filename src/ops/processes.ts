@@ -1,9 +1,12 @@
 /**
- * Child processes for `deno task cluster` and the tests: free ports, waiting
- * for a listener, and a throwaway redis-server (no persistence, its own temp
- * dir, never the Redis that may already run on 6379). Every child is killed
- * when the process that started it unloads, so none outlives a failed run.
+ * Child processes for `deno task cluster`, the tests and the benchmark: free
+ * ports, waiting for a listener, and a throwaway redis-server (no persistence,
+ * its own temp dir, never the Redis that may already run on 6379). Every child
+ * is killed when the process that started it unloads, so none outlives a
+ * failed run.
  */
+import { sleep } from "../lib/async.ts";
+import { closeQuietly } from "../lib/errors.ts";
 
 const children = new Set<Deno.ChildProcess>();
 const dirs = new Set<string>();
@@ -26,22 +29,32 @@ function hookUnload(): void {
   });
 }
 
+export interface SpawnOptions {
+  /** Working directory (default: this process's). */
+  cwd?: string;
+  /** "piped" lets the caller write to the child (e.g. control lines); default "null". */
+  stdin?: "piped" | "null";
+}
+
 /**
  * Spawns `cmd` under `setsid`, in its own process group: a Ctrl-C in the
  * terminal reaches only the harness, which then stops children in order (a
- * node that got the signal twice would skip its graceful drain).
+ * node that got the signal twice would skip its graceful drain). setsid execs
+ * `cmd` in place, so the child's pid is the command's own (for /proc).
  */
 export function spawnChild(
   cmd: string,
   args: string[],
-  output: "inherit" | "null" = "null",
+  output: "inherit" | "null" | "piped" = "null",
+  options: SpawnOptions = {},
 ): Deno.ChildProcess {
   hookUnload();
   const child = new Deno.Command("setsid", {
     args: [cmd, ...args],
+    cwd: options.cwd,
     stdout: output,
     stderr: output,
-    stdin: "null",
+    stdin: options.stdin ?? "null",
   }).spawn();
   children.add(child);
   void child.status.then(() => children.delete(child));
@@ -80,7 +93,7 @@ export async function waitForPort(port: number, ms = 15000, alive: () => boolean
       c.close();
       return;
     } catch {
-      await new Promise((r) => setTimeout(r, 50));
+      await sleep(50);
     }
   }
   throw new Error(`nothing listens on 127.0.0.1:${port} after ${ms} ms`);
@@ -100,15 +113,15 @@ export async function pingRedis(port: number, timeoutMs = 500): Promise<boolean>
     return false;
   } finally {
     clearTimeout(timer);
-    try {
-      conn?.close();
-    } catch { /* closed by the timer */ }
+    closeQuietly(conn); // the timer may have closed it
   }
 }
 
 export interface RedisProcess {
   readonly url: string;
   readonly port: number;
+  /** The server's pid while it runs (for CPU and RSS figures); null when stopped. */
+  readonly pid: number | null;
   /** SIGTERM and wait. Idempotent. */
   stop(): Promise<void>;
   /** SIGKILL and wait, as a crash would. Idempotent. */
@@ -144,7 +157,7 @@ export async function startRedis(): Promise<RedisProcess> {
           child = proc;
           return;
         }
-        await new Promise((r) => setTimeout(r, 20));
+        await sleep(20);
       }
       try {
         proc.kill("SIGKILL");
@@ -170,6 +183,9 @@ export async function startRedis(): Promise<RedisProcess> {
   return {
     url: `redis://127.0.0.1:${port}`,
     port,
+    get pid() {
+      return child?.pid ?? null;
+    },
     stop: () => halt("SIGTERM"),
     kill: () => halt("SIGKILL"),
     start: () => (child ? Promise.resolve() : spawn(1)),

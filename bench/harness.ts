@@ -1,0 +1,98 @@
+/**
+ * The processes a scenario starts: the server under test, the ceilings and
+ * the load generators (all children that speak JSON lines), and a throwaway
+ * Redis (src/ops/processes.ts). One Harness per run; no module state.
+ */
+import { freePort, type RedisProcess, startRedis } from "../src/ops/processes.ts";
+import type { GenConfig } from "./gen/config.ts";
+import type { Profile } from "./profiles.ts";
+import { Child, Children, ROOT } from "./procs.ts";
+import type { Console } from "./report.ts";
+
+export interface HarnessOptions {
+  /** Runs <serverRoot>src/server/main.ts (a patched copy for A/B runs); the repository by default. */
+  serverRoot: string;
+  /** Runs the server(s) with --cpu-prof into this directory. */
+  cpuProfDir?: string;
+  /** The broadcaster's tick ("immediate" or "timeout"). */
+  ceilingTick?: string;
+}
+
+/** A listening child. */
+export interface Proc {
+  child: Child;
+  port: number;
+}
+
+const SERVER_FLAGS = ["--log-level", "error", "--max-connections", "19500"];
+
+export class Harness {
+  readonly profile: Profile;
+  readonly console: Console;
+  readonly options: HarnessOptions;
+  readonly children = new Children();
+  #genSeq = 0;
+
+  constructor(profile: Profile, console: Console, options: HarnessOptions) {
+    this.profile = profile;
+    this.console = console;
+    this.options = options;
+  }
+
+  #denoArgs(script: string, extra: string[]): string[] {
+    const dir = this.options.cpuProfDir;
+    const prof = dir && script.startsWith("src/") ? ["--cpu-prof", `--cpu-prof-dir=${dir}`] : [];
+    return ["run", "-A", ...prof, script, ...extra];
+  }
+
+  /** The ChatOS server on a free port, with the bench's flags and `extra` ones. */
+  async startServer(name: string, extra: string[] = []): Promise<Proc> {
+    const port = freePort();
+    const child = this.children.spawn({
+      name,
+      cmd: Deno.execPath(),
+      cwd: this.options.serverRoot,
+      args: this.#denoArgs("src/server/main.ts", [
+        ...["--host", "127.0.0.1", "--port", String(port)],
+        ...SERVER_FLAGS,
+        ...extra,
+      ]),
+    });
+    await child.listening(port, 15_000);
+    return { child, port };
+  }
+
+  async startCeiling(kind: "forwarder" | "broadcaster", extra: string[] = []): Promise<Proc> {
+    const tick = kind === "broadcaster" && this.options.ceilingTick
+      ? ["--tick", this.options.ceilingTick]
+      : [];
+    const child = this.children.spawn({
+      name: `ceiling_${kind}`,
+      cmd: Deno.execPath(),
+      args: this.#denoArgs(`bench/ceiling_${kind}.ts`, ["--port", "0", ...tick, ...extra]),
+      stdin: true,
+    });
+    const ev = await child.next("listening", 15_000);
+    return { child, port: ev.port as number };
+  }
+
+  spawnGen(cfg: Omit<GenConfig, "gen">): Child {
+    const gen = this.#genSeq++;
+    return this.children.spawn({
+      name: `loadgen#${gen}(${cfg.mode}→${cfg.target})`,
+      cmd: Deno.execPath(),
+      args: ["run", "-A", `${ROOT}bench/loadgen.ts`, JSON.stringify({ ...cfg, gen })],
+      stdin: true,
+    });
+  }
+
+  /** A throwaway redis-server on a free port; the caller stops it. Null if none is installed. */
+  async startRedis(): Promise<RedisProcess | null> {
+    try {
+      await new Deno.Command("redis-server", { args: ["--version"], stdout: "null" }).output();
+    } catch {
+      return null;
+    }
+    return await startRedis();
+  }
+}

@@ -1,0 +1,25 @@
+/** Every scenario, in the order a run goes through them. */
+import type { Scenario } from "../scenario.ts";
+import { smaCluster } from "./cluster_sma.ts";
+import { spmCluster } from "./cluster_spm.ts";
+import { connect } from "./connect.ts";
+import { floodBig } from "./flood_big.ts";
+import { floodSma } from "./flood_sma.ts";
+import { link } from "./link.ts";
+import { slowReaders } from "./slow_readers.ts";
+import { sma } from "./sma.ts";
+import { spm } from "./spm.ts";
+import { spmHalf } from "./spm_half.ts";
+
+export const SCENARIOS: readonly Scenario[] = [
+  connect,
+  spm,
+  spmHalf,
+  sma,
+  link,
+  spmCluster,
+  smaCluster,
+  floodSma,
+  floodBig,
+  slowReaders,
+];
