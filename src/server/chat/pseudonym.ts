@@ -1,14 +1,15 @@
 /**
- * Pseudonym policy: which names may log in, how others see them, and the key
- * that makes two names "the same" so nobody can counterfeit anyone.
+ * Pseudonym policy: which names may log in, how others see them, and the keys
+ * that make two names "the same" so nobody can counterfeit anyone.
  *
  * - `display`: NFC of what the owner typed; others see the name as typed.
- * - `canonical`: the uniqueness key. NFKC, then case folding, then the
+ * - `keys`: what the name holds; a name is refused while any of its keys is
+ *   held. `canonical` (the first) is NFKC, then case folding, then the
  *   confusable skeleton of UTS #39 (NFD → each character through Unicode's
- *   confusables.txt → NFD), repeated until it settles (at most a few rounds)
- *   because a skeleton can introduce capitals ("0" → "O") that folding then
- *   lowers. "Alice", "ALICE", Cyrillic "аlice", fullwidth and math-bold
- *   letters, "aⅼice" (U+217C) and "aǀice" (U+01C0) all share "alice"'s key.
+ *   confusables.txt → NFD), repeated until it settles; a second key takes the
+ *   skeleton before folding (see `pseudoKeys` for why one key is not enough).
+ *   "Alice", "ALICE", Cyrillic "аlice", fullwidth and math-bold letters,
+ *   "aⅼice" (U+217C), "aǀice" (U+01C0) and "aIice" all share a key with "alice".
  *
  * The confusables data is Unicode's confusables.txt as the npm package
  * `unhomoglyph` ships it (data.json, source → prototype); see docs/PROTOCOL.md
