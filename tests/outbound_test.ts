@@ -1,10 +1,11 @@
 /** The outbound queue: one write per tick, a hard bound, and no pinning of shared blocks by slow readers. */
 import assert from "node:assert/strict";
-import { OutboundQueue, type Writer } from "../src/server/outbound.ts";
-import { keepFrame } from "../src/server/arena.ts";
+import type { ByteWriter } from "../src/lib/async.ts";
+import { OutboundQueue } from "../src/server/chat/outbound.ts";
+import { keepFrame } from "../src/server/chat/arena.ts";
 
 /** A socket whose writes complete only when the test says so. */
-class GatedWriter implements Writer {
+class GatedWriter implements ByteWriter {
   writes: Uint8Array[] = [];
   #release: Array<() => void> = [];
   gated = false;

@@ -20,7 +20,9 @@ import {
   MAX_WIRE_STRING,
   OK_FRAME,
   Op,
+  opName,
   type ProtocolError,
+  readHandshakeKey,
 } from "../src/protocol/mod.ts";
 import { Rng, withSeed } from "./helpers/prng.ts";
 import { concatBytes } from "../src/lib/bytes.ts";
@@ -908,4 +910,28 @@ Deno.test("repeated pseudos decode to the right strings as they change", () => {
     if (step?.ok) assert.deepEqual(step.frame, f);
   }
   assert.equal(d.next(), null);
+});
+
+// ---------------------------------------------------------------------------
+// readHandshakeKey: the (A, B, password) of a relayed TCP frame, without a decoder
+
+Deno.test("readHandshakeKey: every TCP frame, any password, any script", () => {
+  for (const op of [Op.TCPAsk, Op.TCPAccept, Op.TCPAbort, Op.TCPConnect] as const) {
+    for (const password of [0, 1, -1, 32767, -32768]) {
+      for (const [a, b] of [["alice", "bob"], ["Ωμέγα", "日本"], ["", "x"]]) {
+        const key = readHandshakeKey(encode({ op, sender: a, recipient: b, password }));
+        assert.deepEqual(key, { a, b, password }, `${opName[op]} ${a}/${b}/${password}`);
+      }
+    }
+  }
+});
+
+Deno.test("readHandshakeKey: other frames and truncated bytes give null", () => {
+  assert.equal(readHandshakeKey(encode({ op: Op.CR, pseudo: "alice" })), null);
+  assert.equal(readHandshakeKey(encode({ op: Op.SMA, sender: "a", message: "hi" })), null);
+  assert.equal(readHandshakeKey(OK_FRAME), null);
+  const full = encode({ op: Op.TCPAsk, sender: "alice", recipient: "bob", password: 3 });
+  for (let n = 0; n < full.length; n++) {
+    assert.equal(readHandshakeKey(full.subarray(0, n)), null, `first ${n} bytes`);
+  }
 });

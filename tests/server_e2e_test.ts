@@ -4,7 +4,7 @@ import { linkCases } from "./e2e/link_cases.ts";
 import { withServer } from "./helpers/harness.ts";
 
 const t = (name: string, fn: () => Promise<void>) =>
-  Deno.test({ name: `single node: ${name}`, fn, sanitizeOps: false, sanitizeResources: false });
+  Deno.test({ name: `single node: ${name}`, fn });
 
 chatCases(t, withServer);
 linkCases(t, withServer);

@@ -7,8 +7,7 @@ import { ChatClient } from "../src/client/client.ts";
 import { encode, ErrorCode, Op } from "../src/protocol/mod.ts";
 import { eventually, type Harness, sleep, withServer } from "./helpers/harness.ts";
 
-const t = (name: string, fn: () => Promise<void>) =>
-  Deno.test({ name, fn, sanitizeOps: false, sanitizeResources: false });
+const t = (name: string, fn: () => Promise<void>) => Deno.test({ name, fn });
 
 let n = 0;
 /** Two fresh users can log in and exchange an SPM and an SMA. */

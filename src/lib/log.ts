@@ -27,10 +27,6 @@ export class Logger {
     this.#sink = sink;
   }
 
-  enabled(level: LogLevel): boolean {
-    return rank[level] <= this.#max;
-  }
-
   log(level: LogLevel, msg: string, fields?: Fields): void {
     if (rank[level] > this.#max) return;
     this.#sink(JSON.stringify({

@@ -1,5 +1,6 @@
 import { type Frame, Op } from "./frames.ts";
 import { MAX_WIRE_STRING } from "./encoder.ts";
+import { concatBytes } from "../lib/bytes.ts";
 
 /** Why a byte stream is not ChatOS. Returned as a value, never thrown. */
 export type ProtocolError =
@@ -101,7 +102,7 @@ function decodeUtf8(buf: Uint8Array, start: number, end: number): string | null 
   try {
     return utf8.decode(buf.subarray(start, end));
   } catch {
-    return null;
+    return null; // the fatal decoder throws on invalid UTF-8: that is the answer
   }
 }
 
@@ -183,7 +184,7 @@ function parse(
 ): Frame | ProtocolError {
   const opcode = buf[off];
   if (opcode === Op.ERROR) return { op: Op.ERROR, code: (buf[off + 1] << 24) >> 24 };
-  const [count, hasPassword] = LAYOUT[opcode]!;
+  const count = LAYOUT[opcode]![0];
   const strings: string[] = [];
   let p = off + 1;
   const hasMessage = opcode === Op.SPM || opcode === Op.SMA;
@@ -214,7 +215,6 @@ function parse(
     case Op.SMA:
       return { op: Op.SMA, sender: strings[0], message: strings[1] };
   }
-  void hasPassword;
   const password = ((buf[p] << 24) >> 16) | buf[p + 1];
   return {
     op: opcode as 4 | 5 | 6 | 7,
@@ -370,10 +370,10 @@ export class FrameDecoder {
    * handed over with this. The returned bytes are the caller's own (a copy).
    */
   takeRemainder(): Uint8Array {
-    const rest = concat(
-      this.#store.subarray(this.#cs, this.#ce),
-      this.#chunk.subarray(this.#off),
-    );
+    const carried = this.#store.subarray(this.#cs, this.#ce);
+    const unread = this.#chunk.subarray(this.#off);
+    // The chunk is the caller's read buffer: copy it. The carry is ours and dropped below.
+    const rest = carried.length === 0 ? unread.slice() : concatBytes([carried, unread]);
     this.#carryClear();
     this.#chunk = EMPTY;
     this.#off = 0;
@@ -384,13 +384,4 @@ export class FrameDecoder {
   get buffered(): number {
     return this.#ce - this.#cs;
   }
-}
-
-function concat(a: Uint8Array, b: Uint8Array): Uint8Array {
-  if (a.length === 0) return b.slice();
-  if (b.length === 0) return a;
-  const out = new Uint8Array(a.length + b.length);
-  out.set(a);
-  out.set(b, a.length);
-  return out;
 }

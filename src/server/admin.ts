@@ -4,31 +4,43 @@
  * answers) and /readyz (accepting logins, and in Redis mode Redis reachable
  * with the lease held).
  */
-import type { ServerContext } from "./context.ts";
+import type { StoreHealth } from "../presence/presence.ts";
+import type { Metrics } from "./metrics.ts";
 
-export function readiness(ctx: ServerContext): { ready: boolean; reason: string } {
-  if (ctx.draining) return { ready: false, reason: "draining" };
-  if (ctx.presence.health?.ready === false) {
+/** What the admin endpoint reads of its node, at request time. */
+export interface AdminView {
+  metrics: Metrics;
+  draining(): boolean;
+  /** The presence store's health, if it has any to tell. */
+  health(): StoreHealth | undefined;
+  /** The mailbox depth of each logged-in session. */
+  mailboxDepths(): Iterable<number>;
+  /** Output bytes queued for every chat connection together. */
+  queuedBytes(): number;
+}
+
+function readiness(view: AdminView): { ready: boolean; reason: string } {
+  if (view.draining()) return { ready: false, reason: "draining" };
+  if (view.health()?.ready === false) {
     return { ready: false, reason: "presence store unavailable" };
   }
   return { ready: true, reason: "ok" };
 }
 
-export function renderMetrics(ctx: ServerContext): string {
+function renderMetrics(view: AdminView): string {
   let depthMax = 0, depthTotal = 0;
-  for (const s of ctx.sessions.values()) {
-    const d = s.mailbox.depth;
+  for (const d of view.mailboxDepths()) {
     depthTotal += d;
     if (d > depthMax) depthMax = d;
   }
   const extra: Record<string, number> = {
     mailbox_depth_max: depthMax,
     mailbox_depth_total: depthTotal,
-    outbound_queued_bytes: [...ctx.outbound].reduce((n, q) => n + q.pending, 0),
-    ready: readiness(ctx).ready ? 1 : 0,
+    outbound_queued_bytes: view.queuedBytes(),
+    ready: readiness(view).ready ? 1 : 0,
   };
-  const stats = ctx.presence.health?.stats;
-  let text = ctx.metrics.render(extra);
+  const stats = view.health()?.stats;
+  let text = view.metrics.render(extra);
   if (stats) {
     text += [
       "# HELP chatos_redis_publishes_total frames published to Redis",
@@ -49,22 +61,26 @@ export function renderMetrics(ctx: ServerContext): string {
   return text;
 }
 
-export function startAdmin(ctx: ServerContext): Deno.HttpServer<Deno.NetAddr> {
+export function startAdmin(
+  hostname: string,
+  port: number,
+  view: AdminView,
+): Deno.HttpServer<Deno.NetAddr> {
   return Deno.serve({
-    hostname: ctx.config.adminHost,
-    port: ctx.config.adminPort,
+    hostname,
+    port,
     onListen: () => {},
   }, (req) => {
     const path = new URL(req.url).pathname;
     switch (path) {
       case "/metrics":
-        return new Response(renderMetrics(ctx), {
+        return new Response(renderMetrics(view), {
           headers: { "content-type": "text/plain; version=0.0.4" },
         });
       case "/healthz":
         return new Response("ok\n");
       case "/readyz": {
-        const r = readiness(ctx);
+        const r = readiness(view);
         return new Response(r.reason + "\n", { status: r.ready ? 200 : 503 });
       }
       default:

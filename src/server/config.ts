@@ -5,6 +5,7 @@
  */
 import { parseArgs } from "node:util";
 import { LOG_LEVELS, type LogLevel } from "../lib/log.ts";
+import { errorMessage } from "../lib/errors.ts";
 
 export interface ServerConfig {
   host: string;
@@ -303,7 +304,7 @@ export function parseConfig(
   try {
     parsed = parseArgs({ args, options, strict: true, allowPositionals: false });
   } catch (e) {
-    throw new ConfigError((e as Error).message);
+    throw new ConfigError(errorMessage(e));
   }
   if (parsed.values.help) return { help: true };
   const out: Record<string, string | number> = {};

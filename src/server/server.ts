@@ -1,20 +1,32 @@
 /**
  * A ChatOS node: the client listener, the bridge listener (cluster mode), the
  * presence store, and orderly shutdown. `startServer` is what `deno task
- * serve` runs and what the tests start in-process.
+ * serve` runs and what the tests start in-process. It builds each part with
+ * what that part uses, and nothing else.
  */
 import { MemoryPresence } from "../presence/memory.ts";
 import type { Presence } from "../presence/presence.ts";
-import { defaultConfig, type ServerConfig } from "./config.ts";
-import type { ServerContext } from "./context.ts";
-import { rejectConnection, serveConnection } from "./connection.ts";
-import { Handshakes } from "./handshakes.ts";
-import { LinkBroker } from "./links.ts";
-import { readGreeting } from "./bridge.ts";
-import { writeAll } from "./link_end.ts";
 import { Logger, silentLogger } from "../lib/log.ts";
+import { sleep, withDeadline } from "../lib/async.ts";
+import { closeQuietly, errorMessage } from "../lib/errors.ts";
+import { defaultConfig, type ServerConfig } from "./config.ts";
 import { Metrics } from "./metrics.ts";
 import { startAdmin } from "./admin.ts";
+import { remoteAddress, serveConnection } from "./chat/connection.ts";
+import { ChatSession } from "./chat/session.ts";
+import type { OutboundQueue } from "./chat/outbound.ts";
+import { Handshakes } from "./links/handshakes.ts";
+import { LinkGuard } from "./links/guard.ts";
+import { LinkBroker } from "./links/broker.ts";
+
+/** What may be inspected of a running node (tests, embedding). */
+export interface NodeView {
+  readonly metrics: Metrics;
+  /** Sessions logged in on this node, by pseudo. */
+  readonly sessions: ReadonlyMap<string, ChatSession>;
+  /** Every chat connection's outbound queue. */
+  readonly outbound: ReadonlySet<OutboundQueue>;
+}
 
 export interface RunningServer {
   readonly hostname: string;
@@ -23,7 +35,7 @@ export interface RunningServer {
   readonly bridgePort: number;
   /** The admin HTTP port, or -1 when off. */
   readonly adminPort: number;
-  readonly context: ServerContext;
+  readonly context: NodeView;
   /** Open client connections, chat and link ends alike. */
   readonly connections: number;
   /** Stops accepting, waits up to `drainMs` for queued output, releases presence, closes everything. */
@@ -64,6 +76,9 @@ export async function startServer(
   const log = deps.logger ??
     (partial.logLevel ? new Logger(config.logLevel, { node: config.nodeId }) : silentLogger);
   const metrics = new Metrics();
+  const sessions = new Map<string, ChatSession>();
+  const outbound = new Set<OutboundQueue>();
+  let draining = false;
 
   const listener = Deno.listen({ hostname: config.host, port: config.port, transport: "tcp" });
   let bridgeListener: Deno.TcpListener | null = null;
@@ -78,7 +93,7 @@ export async function startServer(
   try {
     presence = deps.presence ?? await makePresence(config, log, bridgeAddress, (pseudo) => {
       // After a Redis outage another node holds this pseudo: ours must go.
-      ctx.sessions.get(pseudo)?.evict("pseudo taken by another node during a Redis outage");
+      sessions.get(pseudo)?.evict("pseudo taken by another node during a Redis outage");
     });
   } catch (e) {
     listener.close();
@@ -86,56 +101,83 @@ export async function startServer(
     throw e;
   }
 
-  // The context and the broker refer to each other; the broker reads it lazily.
-  const links = new LinkBroker(() => ctx);
-  links.bridgeAddress = bridgeAddress;
-  links.secret = config.clusterSecret;
-  const handshakes = new Handshakes(presence, config, log, metrics, (k) => links.dropParked(k));
-  const ctx: ServerContext = {
-    config,
+  const handshakes = new Handshakes(presence, log);
+  const guard = new LinkGuard(presence, handshakes, config, log, metrics);
+  const links = new LinkBroker({
     presence,
+    handshakes,
+    guard,
     log,
     metrics,
+    limits: config,
+    bridge: { address: bridgeAddress, secret: config.clusterSecret },
+  });
+  const sessionDeps = {
+    presence,
     handshakes,
+    sessions,
+    log,
+    metrics,
+    limits: config,
+    draining: () => draining,
+  };
+  const connectionDeps = {
+    limits: config,
+    log,
+    metrics,
     links,
-    sessions: new Map(),
-    draining: false,
-    outbound: new Set(),
+    outbound,
+    newSession: (out: OutboundQueue, address: string, close: (reason: string) => void) =>
+      new ChatSession(sessionDeps, out, address, close),
   };
   metrics.gauges.connections = () => open.size;
-  metrics.gauges.sessions = () => ctx.sessions.size;
+  metrics.gauges.sessions = () => sessions.size;
   metrics.gauges.links_pending = () => links.parkedCount;
   metrics.gauges.link_ends_active = () => links.activeEnds;
 
   const open = new Set<Deno.Conn>();
   const handlers = new Set<Promise<void>>();
+  const isDraining = () => draining;
 
-  const acceptLoop = acceptEach(listener, ctx, (conn) => {
+  const acceptLoop = acceptEach(listener, isDraining, log, (conn) => {
     metrics.connectionsOpened++;
     if (open.size >= config.maxConnections) {
-      rejectConnection(conn, ctx, `over --max-connections ${config.maxConnections}`);
+      metrics.connectionsRejected++;
+      log.warn("connection rejected", {
+        address: remoteAddress(conn),
+        reason: `over --max-connections ${config.maxConnections}`,
+      });
+      closeQuietly(conn);
       return;
     }
     try {
       conn.setNoDelay(true);
-    } catch { /* closed already */ }
+    } catch {
+      // reset before we got to it: the first read will say so
+    }
     open.add(conn);
-    const h = serveConnection(conn, ctx, () => open.delete(conn));
+    const h = serveConnection(conn, connectionDeps, () => open.delete(conn));
     handlers.add(h);
     void h.finally(() => handlers.delete(h));
   });
 
   const bridgeLoop = bridgeListener &&
-    acceptEach(bridgeListener, ctx, (conn) => {
-      void serveBridge(conn, ctx, links).catch((e) =>
-        log.warn("bridge connection failed", { error: String(e) })
+    acceptEach(bridgeListener, isDraining, log, (conn) => {
+      void links.acceptBridge(conn).catch((e) =>
+        log.warn("bridge connection failed", { error: errorMessage(e) })
       );
     });
 
   let admin: Deno.HttpServer<Deno.NetAddr> | null = null;
   if (config.adminPort >= 0) {
     try {
-      admin = startAdmin(ctx);
+      admin = startAdmin(config.adminHost, config.adminPort, {
+        metrics,
+        draining: isDraining,
+        health: () => presence.health,
+        mailboxDepths: () => [...sessions.values()].map((s) => s.mailbox.depth),
+        queuedBytes: () => queuedBytes(outbound),
+      });
     } catch (e) {
       listener.close();
       bridgeListener?.close();
@@ -158,35 +200,27 @@ export async function startServer(
     port: addr.port,
     bridgePort: bridgeListener ? bridgeListener.addr.port : -1,
     adminPort: admin ? admin.addr.port : -1,
-    context: ctx,
+    context: { metrics, sessions, outbound },
     get connections() {
       return open.size;
     },
     close(drainMs = 0) {
       closing ??= (async () => {
-        ctx.draining = true;
-        try {
-          listener.close();
-        } catch { /* closed */ }
-        try {
-          bridgeListener?.close();
-        } catch { /* closed */ }
+        draining = true;
+        closeQuietly(listener);
+        closeQuietly(bridgeListener);
         await acceptLoop;
         await bridgeLoop;
         // Release every reservation and the lease first: other nodes stop
         // routing to us (their senders get ERROR 4, not a lost message) and
         // the pseudos can be taken elsewhere at once.
         await presence.close().catch((e) =>
-          log.warn("presence close failed", { error: String(e) })
+          log.warn("presence close failed", { error: errorMessage(e) })
         );
         // Then let what was already acknowledged reach its readers.
-        if (drainMs > 0) await drainOutput(ctx, drainMs);
+        if (drainMs > 0) await drainOutput(outbound, drainMs, log);
         links.closeAll();
-        for (const c of open) {
-          try {
-            c.close();
-          } catch { /* closed */ }
-        }
+        for (const c of open) closeQuietly(c);
         await Promise.allSettled([...handlers]);
         await admin?.shutdown();
         log.info("stopped");
@@ -203,7 +237,8 @@ export async function startServer(
  */
 async function acceptEach(
   listener: Deno.Listener,
-  ctx: ServerContext,
+  draining: () => boolean,
+  log: Logger,
   onConn: (conn: Deno.TcpConn) => void,
 ): Promise<void> {
   while (true) {
@@ -212,56 +247,30 @@ async function acceptEach(
       conn = await listener.accept();
     } catch (e) {
       if (
-        ctx.draining || e instanceof Deno.errors.BadResource || e instanceof Deno.errors.Interrupted
+        draining() || e instanceof Deno.errors.BadResource || e instanceof Deno.errors.Interrupted
       ) {
         return;
       }
-      ctx.log.warn("accept failed", { error: String(e) });
+      log.warn("accept failed", { error: errorMessage(e) });
       // Out of descriptors: give closing connections a moment instead of spinning.
-      if (String(e).includes("Too many open files")) await new Promise((r) => setTimeout(r, 100));
+      if (errorMessage(e).includes("Too many open files")) await sleep(100);
       continue;
     }
     onConn(conn as Deno.TcpConn);
   }
 }
 
-/** Waits until every connection's queued output is written, or `ms` passes (graceful drain). */
-async function drainOutput(ctx: ServerContext, ms: number): Promise<void> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const deadline = new Promise<void>((resolve) => {
-    timer = setTimeout(resolve, ms);
-  });
-  const all = Promise.all([...ctx.outbound].map((q) => q.drained()));
-  await Promise.race([all, deadline]);
-  clearTimeout(timer);
-  const left = [...ctx.outbound].reduce((n, q) => n + q.pending, 0);
-  if (left > 0) ctx.log.warn("drain deadline passed with output queued", { bytes: left });
+function queuedBytes(outbound: ReadonlySet<OutboundQueue>): number {
+  let n = 0;
+  for (const q of outbound) n += q.pending;
+  return n;
 }
 
-async function serveBridge(conn: Deno.Conn, ctx: ServerContext, links: LinkBroker): Promise<void> {
-  const greeting = await readGreeting(conn, ctx.config.clusterSecret).catch(() => null);
-  if (!greeting) {
-    ctx.log.warn("bridge greeting refused", {
-      address: (conn.remoteAddr as Deno.NetAddr).hostname,
-    });
-    try {
-      conn.close();
-    } catch { /* closed */ }
-    return;
-  }
-  const parked = links.takeForBridge(greeting.token);
-  if (!parked) {
-    await writeAll(conn, Uint8Array.of(0)).catch(() => {});
-    conn.close();
-    return;
-  }
-  try {
-    await writeAll(conn, Uint8Array.of(1));
-  } catch (e) {
-    // The dialing node is gone: so is this link. Close B's end rather than leave it parked.
-    parked.close();
-    conn.close();
-    throw e;
-  }
-  await links.joinBridge(parked, conn, greeting.initial);
+/** Waits until every connection's queued output is written, or `ms` passes (graceful drain). */
+async function drainOutput(outbound: Set<OutboundQueue>, ms: number, log: Logger): Promise<void> {
+  const all = Promise.all([...outbound].map((q) => q.drained()));
+  // Past the deadline the output left is reported below, not thrown.
+  await withDeadline(all, ms, () => new Error("drain deadline")).catch(() => {});
+  const left = queuedBytes(outbound);
+  if (left > 0) log.warn("drain deadline passed with output queued", { bytes: left });
 }

@@ -5,18 +5,15 @@
  * direction is a read → await write loop: a slow reader slows the fast writer
  * instead of growing memory.
  */
-import { encodeError, ErrorCode } from "../protocol/mod.ts";
+import { OK_FRAME } from "../../protocol/mod.ts";
+import { writeAll } from "../../lib/async.ts";
+import { closeQuietly } from "../../lib/errors.ts";
 
 export interface LinkConn {
   read(p: Uint8Array): Promise<number | null>;
   write(p: Uint8Array): Promise<number>;
   closeWrite(): Promise<void>;
   close(): void;
-}
-
-export async function writeAll(w: { write(p: Uint8Array): Promise<number> }, b: Uint8Array) {
-  let off = 0;
-  while (off < b.length) off += await w.write(b.subarray(off));
 }
 
 const COPY_BUFFER = 64 * 1024;
@@ -34,8 +31,7 @@ export class LinkEnd {
   #closed = false;
   #onBytes: (n: number) => void;
   #whenClosed = Promise.withResolvers<void>();
-  /** Called once if this end's socket ends (EOF or error) before it has a peer. */
-  onEndUnpaired: (() => void) | null = null;
+  #onEndUnpaired: (() => void) | null = null;
 
   constructor(
     conn: LinkConn,
@@ -62,7 +58,12 @@ export class LinkEnd {
     return this.#closed;
   }
 
-  start(): void {
+  /**
+   * Starts reading. `onEndUnpaired` is called once if the socket ends (EOF or
+   * error) before this end has a peer (a parked end whose owner went away).
+   */
+  start(onEndUnpaired?: () => void): void {
+    this.#onEndUnpaired = onEndUnpaired ?? null;
     void this.#pump();
   }
 
@@ -92,11 +93,9 @@ export class LinkEnd {
     this.#readDone = true;
     const peer = this.#peer;
     if (peer) return this.#propagateEof(peer);
-    if (this.onEndUnpaired && !this.#closed) {
-      const cb = this.onEndUnpaired;
-      this.onEndUnpaired = null;
-      cb();
-    }
+    const unpaired = this.#onEndUnpaired;
+    this.#onEndUnpaired = null;
+    if (unpaired && !this.#closed) unpaired();
   }
 
   /** This side finished sending: let the peer's reader see EOF; close when both sides are done. */
@@ -105,7 +104,7 @@ export class LinkEnd {
     try {
       await peer.conn.closeWrite();
     } catch {
-      this.#closeBoth();
+      this.#closeBoth(); // the peer's socket is gone: nothing left to half-close
     }
   }
 
@@ -115,7 +114,7 @@ export class LinkEnd {
    * `attach` on either, so ERROR 1 precedes any relayed byte.
    */
   async attach(peer: LinkEnd): Promise<void> {
-    this.onEndUnpaired = null;
+    this.#onEndUnpaired = null;
     try {
       while (this.#pending.length > 0) {
         const chunks = this.#pending;
@@ -126,7 +125,7 @@ export class LinkEnd {
         }
       }
     } catch {
-      return this.#closeBoth(peer);
+      return this.#closeBoth(peer); // the peer stopped taking bytes: the link is over
     }
     this.#pendingBytes = 0;
     this.#peer = peer;
@@ -136,25 +135,25 @@ export class LinkEnd {
   }
 
   async announceLinked(): Promise<void> {
-    if (this.announce) await writeAll(this.conn, encodeError(ErrorCode.OK));
+    if (this.announce) await writeAll(this.conn, OK_FRAME);
   }
 
   /** Writes a last frame (best effort) and closes, e.g. a TCPAbort to a parked end. */
   async refuse(frames: Uint8Array[]): Promise<void> {
     try {
       for (const f of frames) await writeAll(this.conn, f);
-    } catch { /* closing anyway */ }
+    } catch {
+      // the peer is gone: it will not read the last word, and we close anyway
+    }
     this.close();
   }
 
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
-    this.onEndUnpaired = null;
+    this.#onEndUnpaired = null;
     this.#resume?.();
-    try {
-      this.conn.close();
-    } catch { /* already closed */ }
+    closeQuietly(this.conn);
     this.#whenClosed.resolve();
   }
 

@@ -4,11 +4,43 @@
  * link broker with whatever bytes followed); anything else makes it a chat
  * session. Frames are decoded in place from one reusable read buffer.
  */
-import { describeProtocolError, FrameDecoder, Op } from "../protocol/mod.ts";
-import type { ServerContext } from "./context.ts";
+import {
+  describeProtocolError,
+  FrameDecoder,
+  Op,
+  type TCPAccept,
+  type TCPConnect,
+} from "../../protocol/mod.ts";
+import type { Logger } from "../../lib/log.ts";
+import { closeQuietly, errorMessage } from "../../lib/errors.ts";
+import { clearTimer, unrefTimeout } from "../../lib/timers.ts";
+import type { Metrics } from "../metrics.ts";
 import { OutboundQueue } from "./outbound.ts";
-import { ChatSession } from "./session.ts";
-import { clearTimer, unrefTimeout } from "../lib/timers.ts";
+import type { ChatSession } from "./session.ts";
+
+/** Where a connection whose first frame opens a private end goes (the link broker). */
+export interface LinkOpener {
+  openAccept(
+    conn: Deno.Conn,
+    frame: TCPAccept,
+    raw: Uint8Array,
+    rest: Uint8Array,
+    address: string,
+  ): Promise<void>;
+  openConnect(conn: Deno.Conn, frame: TCPConnect, rest: Uint8Array, address: string): Promise<void>;
+}
+
+/** What serving one connection uses of its node. */
+export interface ConnectionDeps {
+  limits: { loginTimeoutMs: number; maxQueuedBytes: number; maxStringBytes: number };
+  log: Logger;
+  metrics: Metrics;
+  links: LinkOpener;
+  /** Makes the chat session of a connection whose first frame is not a link's. */
+  newSession(out: OutboundQueue, address: string, close: (reason: string) => void): ChatSession;
+  /** Every chat connection's outbound queue, while it lives (a drain waits on them). */
+  outbound: Set<OutboundQueue>;
+}
 
 /** Small while idle (RSS per idle session); grown once for a client that fills it. */
 const SMALL_READ = 1024;
@@ -21,11 +53,11 @@ export function remoteAddress(conn: Deno.Conn): string {
 
 export async function serveConnection(
   conn: Deno.TcpConn,
-  ctx: ServerContext,
+  deps: ConnectionDeps,
   onClose: () => void,
 ): Promise<void> {
   const address = remoteAddress(conn);
-  const log = ctx.log;
+  const { log, metrics, limits } = deps;
   log.debug("connection opened", { address });
   let closeReason = "client closed";
   let closed = false;
@@ -33,29 +65,27 @@ export async function serveConnection(
     if (closed) return;
     closed = true;
     closeReason = reason;
-    try {
-      conn.close();
-    } catch { /* already closed */ }
+    closeQuietly(conn);
   };
-  const out = new OutboundQueue(conn, ctx.config.maxQueuedBytes, () => {
-    ctx.metrics.slowConsumerDrops++;
+  const out = new OutboundQueue(conn, limits.maxQueuedBytes, () => {
+    metrics.slowConsumerDrops++;
     log.warn("slow reader dropped", { address, pseudo: session?.pseudo, queued: out.pending });
     close("slow reader: outbound queue over limit");
-  }, (e) => close(`write failed: ${e}`));
-  ctx.outbound.add(out);
+  }, (e) => close(`write failed: ${errorMessage(e)}`));
+  deps.outbound.add(out);
   let session: ChatSession | null = null;
   let handedOver = false;
 
   const loginTimer = unrefTimeout(() => {
     if (session?.pseudo == null && !handedOver) {
-      ctx.metrics.loginTimeouts++;
+      metrics.loginTimeouts++;
       log.info("login timeout", { address });
       close("no login before the timeout");
     }
-  }, ctx.config.loginTimeoutMs);
+  }, limits.loginTimeoutMs);
 
   // The server relays messages without reading them: skip building their strings.
-  const decoder = new FrameDecoder(ctx.config.maxStringBytes, { lazyMessage: true });
+  const decoder = new FrameDecoder(limits.maxStringBytes, { lazyMessage: true });
   let buf = new Uint8Array(SMALL_READ);
   try {
     reading: while (true) {
@@ -70,7 +100,7 @@ export async function serveConnection(
       decoder.push(buf.subarray(0, n));
       for (let step = decoder.next(); step !== null; step = decoder.next()) {
         if (!step.ok) {
-          ctx.metrics.malformedFrames++;
+          metrics.malformedFrames++;
           const reason = describeProtocolError(step.error);
           log.warn("malformed frame, closing", { address, pseudo: session?.pseudo, reason });
           close(`malformed frame: ${reason}`);
@@ -79,18 +109,18 @@ export async function serveConnection(
         const { frame, raw } = step;
         if (session === null) {
           if (frame.op === Op.TCPAccept || frame.op === Op.TCPConnect) {
-            ctx.metrics.framesIn[frame.op]++;
+            metrics.framesIn[frame.op]++;
             handedOver = true;
             clearTimer(loginTimer);
             const rest = decoder.takeRemainder();
             if (frame.op === Op.TCPAccept) {
-              await ctx.links.openAccept(conn, frame, raw, rest, address);
+              await deps.links.openAccept(conn, frame, raw, rest, address);
             } else {
-              await ctx.links.openConnect(conn, frame, rest, address);
+              await deps.links.openConnect(conn, frame, rest, address);
             }
             return; // the link broker owns the socket now
           }
-          session = new ChatSession(ctx, out, address, close);
+          session = deps.newSession(out, address, close);
         }
         session.post({ kind: "frame", frame, raw });
       }
@@ -100,11 +130,11 @@ export async function serveConnection(
       if (n === buf.length && buf.length < LARGE_READ) buf = new Uint8Array(LARGE_READ);
     }
   } catch (e) {
-    log.error("connection handler failed", { address, error: String(e) });
+    log.error("connection handler failed", { address, error: errorMessage(e) });
     closeReason = "internal error";
   } finally {
     clearTimer(loginTimer);
-    ctx.outbound.delete(out);
+    deps.outbound.delete(out);
     if (!handedOver) {
       session?.post({ kind: "closed" });
       if (session) {
@@ -119,13 +149,4 @@ export async function serveConnection(
     }
     onClose();
   }
-}
-
-/** Answer for a connection over the limit: nothing in ChatOS fits, so close with a log line. */
-export function rejectConnection(conn: Deno.Conn, ctx: ServerContext, reason: string): void {
-  ctx.metrics.connectionsRejected++;
-  ctx.log.warn("connection rejected", { address: remoteAddress(conn), reason });
-  try {
-    conn.close();
-  } catch { /* already closed */ }
 }

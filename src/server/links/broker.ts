@@ -2,7 +2,8 @@
  * The private-link broker of one node. B's TCPAccept parks B's new socket
  * here under a random token and records {node, token, bridge} in presence;
  * A's TCPConnect claims that record and joins A's socket to B's, directly
- * when both landed on this node, or through a node-to-node bridge otherwise.
+ * when both landed on this node, or through a node-to-node bridge otherwise
+ * (this node dials the other's bridge port, or answers a dial on its own).
  */
 import {
   encodeError,
@@ -11,13 +12,33 @@ import {
   handshakeKeyOf,
   type TCPAccept,
   type TCPConnect,
-} from "../protocol/mod.ts";
-import { handshakeId, type LinkEndpoint, PresenceUnavailable } from "../presence/presence.ts";
-import { abortFrame } from "./handshakes.ts";
-import type { ServerContext } from "./context.ts";
-import { LinkEnd } from "./link_end.ts";
-import { dialBridge } from "./bridge.ts";
-import { clearTimer, type TimerId, unrefTimeout } from "../lib/timers.ts";
+} from "../../protocol/mod.ts";
+import {
+  handshakeId,
+  type LinkEndpoint,
+  type Presence,
+  PresenceUnavailable,
+} from "../../presence/presence.ts";
+import type { Logger } from "../../lib/log.ts";
+import { writeAll } from "../../lib/async.ts";
+import { closeQuietly, errorMessage } from "../../lib/errors.ts";
+import { clearTimer, type TimerId, unrefTimeout } from "../../lib/timers.ts";
+import type { Metrics } from "../metrics.ts";
+import { abortFrame, type Handshakes } from "./handshakes.ts";
+import type { LinkGuard } from "./guard.ts";
+import { LinkEnd } from "./end.ts";
+import { dialBridge, readGreeting } from "./bridge.ts";
+
+export interface BrokerDeps {
+  presence: Presence;
+  handshakes: Handshakes;
+  guard: LinkGuard;
+  log: Logger;
+  metrics: Metrics;
+  limits: { linkBufferBytes: number; handshakeTtlMs: number };
+  /** This node's bridge address ("" when single-node) and the secret that authenticates bridges. */
+  bridge: { address: string; secret: string };
+}
 
 interface Parked {
   end: LinkEnd;
@@ -26,16 +47,14 @@ interface Parked {
 }
 
 export class LinkBroker {
-  #ctx: () => ServerContext;
+  #d: BrokerDeps;
   #parked = new Map<string, Parked>();
   #tokenByKey = new Map<string, string>();
   #live = new Set<LinkEnd>();
-  /** This node's bridge address ("" when single-node) and the secret that authenticates bridges. */
-  bridgeAddress = "";
-  secret = "";
 
-  constructor(ctx: () => ServerContext) {
-    this.#ctx = ctx;
+  constructor(deps: BrokerDeps) {
+    this.#d = deps;
+    deps.handshakes.onAborted((k) => this.#dropParked(k));
   }
 
   get parkedCount(): number {
@@ -47,13 +66,13 @@ export class LinkBroker {
   }
 
   #newEnd(conn: Deno.Conn, initial: Uint8Array, announce: boolean): LinkEnd {
-    const ctx = this.#ctx();
+    const metrics = this.#d.metrics;
     const end = new LinkEnd(
       conn,
       initial,
-      ctx.config.linkBufferBytes,
+      this.#d.limits.linkBufferBytes,
       announce,
-      (n) => (ctx.metrics.linkBytes += n),
+      (n) => (metrics.linkBytes += n),
     );
     this.#live.add(end);
     void end.closed.then(() => this.#live.delete(end));
@@ -68,49 +87,49 @@ export class LinkBroker {
     rest: Uint8Array,
     address: string,
   ): Promise<void> {
-    const ctx = this.#ctx();
+    const { presence, handshakes, guard, log } = this.#d;
     const key = handshakeKeyOf(frame);
     const relay = raw.slice();
     const end = this.#newEnd(conn, rest, true);
-    if (ctx.handshakes.addressBlocked(address)) {
-      ctx.log.warn("link attempt refused: too many failures from address", { address });
+    if (guard.addressBlocked(address)) {
+      log.warn("link attempt refused: too many failures from address", { address });
       return end.refuse([encodeError(ErrorCode.TcpNotInProtocol)]);
     }
     const token = crypto.randomUUID();
-    const endpoint: LinkEndpoint = { node: ctx.presence.nodeId, token, bridge: this.bridgeAddress };
+    const endpoint: LinkEndpoint = { node: presence.nodeId, token, bridge: this.#d.bridge.address };
     let accepted: boolean;
     try {
-      accepted = await ctx.presence.acceptHandshake(key, endpoint);
+      accepted = await presence.acceptHandshake(key, endpoint);
     } catch (e) {
       return this.#unavailable(end, e);
     }
     if (!accepted) {
-      await ctx.handshakes.strike(key, address);
+      await guard.strike(key, address);
       return end.refuse([encodeError(ErrorCode.TcpNotInProtocol)]);
     }
     // Whichever comes first (the ttl, or B's socket closing) ends the wait.
     const giveUp = (reason: string) => {
       if (!this.#take(token)) return; // already joined or dropped
       end.close();
-      void ctx.handshakes.abort(key, reason);
+      void handshakes.abort(key, reason);
     };
     const timer = unrefTimeout(
       () => giveUp("accepted end not joined in time"),
-      ctx.config.handshakeTtlMs,
+      this.#d.limits.handshakeTtlMs,
     );
     this.#parked.set(token, { end, key, timer });
     this.#tokenByKey.set(handshakeId(key), token);
-    end.onEndUnpaired = () => giveUp("accepting end closed");
-    end.start();
+    end.start(() => giveUp("accepting end closed"));
     let told: boolean;
     try {
-      told = await ctx.presence.send(key.a, relay);
-    } catch {
+      told = await presence.send(key.a, relay);
+    } catch (e) {
+      log.debug("could not relay TCPAccept", { error: errorMessage(e) });
       told = false;
     }
     if (!told) {
       // A is gone: nobody will ever connect.
-      await ctx.handshakes.abort(key, "initiator unreachable");
+      await handshakes.abort(key, "initiator unreachable");
     }
   }
 
@@ -121,76 +140,91 @@ export class LinkBroker {
     rest: Uint8Array,
     address: string,
   ): Promise<void> {
-    const ctx = this.#ctx();
+    const { presence, handshakes, guard, log } = this.#d;
     const key = handshakeKeyOf(frame);
     const end = this.#newEnd(conn, rest, true);
     const refusal = [encodeError(ErrorCode.TcpNotInProtocol), abortFrame(key)];
-    if (ctx.handshakes.addressBlocked(address)) {
-      ctx.log.warn("link attempt refused: too many failures from address", { address });
+    if (guard.addressBlocked(address)) {
+      log.warn("link attempt refused: too many failures from address", { address });
       return end.refuse(refusal);
     }
     let endpoint: LinkEndpoint | null;
     try {
-      endpoint = await ctx.presence.claimHandshake(key);
+      endpoint = await presence.claimHandshake(key);
     } catch (e) {
       return this.#unavailable(end, e, [abortFrame(key)]);
     }
     if (!endpoint) {
-      await ctx.handshakes.strike(key, address);
+      await guard.strike(key, address);
       return end.refuse(refusal);
     }
     end.start();
-    const peer = endpoint.node === ctx.presence.nodeId
+    const peer = endpoint.node === presence.nodeId
       ? this.#take(endpoint.token)
       : await this.#dial(endpoint);
     if (!peer || peer.isClosed) {
-      ctx.log.info("private link failed: accepting end is gone", { a: key.a, b: key.b });
+      log.info("private link failed: accepting end is gone", { a: key.a, b: key.b });
       await end.refuse(refusal);
       // The claim consumed the handshake, so there is nothing left to cancel: just tell A and B.
-      await ctx.handshakes.tellAborted([key]);
+      await handshakes.tellAborted([key]);
       return;
     }
     await pair(end, peer);
-    ctx.metrics.linksOpened++;
-    ctx.log.info("private link opened", {
+    this.#d.metrics.linksOpened++;
+    log.info("private link opened", {
       a: key.a,
       b: key.b,
-      remote: endpoint.node !== ctx.presence.nodeId,
+      remote: endpoint.node !== presence.nodeId,
     });
   }
 
   async #dial(endpoint: LinkEndpoint): Promise<LinkEnd | null> {
-    const ctx = this.#ctx();
     try {
-      const { conn, initial } = await dialBridge(endpoint, this.secret);
+      const { conn, initial } = await dialBridge(endpoint, this.#d.bridge.secret);
       const end = this.#newEnd(conn, initial, false);
       end.start();
       return end;
     } catch (e) {
-      ctx.log.warn("bridge dial failed", {
+      this.#d.log.warn("bridge dial failed", {
         node: endpoint.node,
         bridge: endpoint.bridge,
-        error: String(e),
+        error: errorMessage(e),
       });
       return null;
     }
   }
 
   /**
-   * Another node's TCPConnect claimed a handshake whose accepting end is
-   * parked here: take it for the bridge. Null if the token names no parked
-   * end (the caller answers the bridge accordingly).
+   * Another node dialed our bridge port: check its greeting, then join the
+   * parked end its token names to this connection (answer 1), or answer 0
+   * if no such end is parked here.
    */
-  takeForBridge(token: string): LinkEnd | null {
-    return this.#take(token);
-  }
-
-  /** Joins a parked end to an authenticated bridge connection. */
-  async joinBridge(parked: LinkEnd, conn: Deno.Conn, initial: Uint8Array): Promise<void> {
-    const bridgeEnd = this.#newEnd(conn, initial, false);
+  async acceptBridge(conn: Deno.Conn): Promise<void> {
+    const { log, bridge } = this.#d;
+    const greeting = await readGreeting(conn, bridge.secret).catch(() => null); // timed out or closed: refused alike
+    if (!greeting) {
+      log.warn("bridge greeting refused", { address: (conn.remoteAddr as Deno.NetAddr).hostname });
+      closeQuietly(conn);
+      return;
+    }
+    const parked = this.#take(greeting.token);
+    if (!parked) {
+      await writeAll(conn, Uint8Array.of(0)).catch(() => {}); // the answer is a courtesy
+      closeQuietly(conn);
+      return;
+    }
+    try {
+      await writeAll(conn, Uint8Array.of(1));
+    } catch (e) {
+      // The dialing node is gone: so is this link. Close B's end rather than leave it parked.
+      parked.close();
+      closeQuietly(conn);
+      throw e;
+    }
+    const bridgeEnd = this.#newEnd(conn, greeting.initial, false);
     bridgeEnd.start();
     await pair(parked, bridgeEnd);
-    this.#ctx().metrics.linksOpened++;
+    this.#d.metrics.linksOpened++;
   }
 
   /** Removes a parked end from the lot (stopping its timer) and returns it; null if not parked. */
@@ -204,7 +238,7 @@ export class LinkBroker {
   }
 
   /** The handshake was aborted: close its parked end here, if any, with a TCPAbort. */
-  dropParked(key: HandshakeKey): void {
+  #dropParked(key: HandshakeKey): void {
     const token = this.#tokenByKey.get(handshakeId(key));
     const end = token === undefined ? null : this.#take(token);
     if (end) void end.refuse([abortFrame(key)]);
@@ -212,7 +246,7 @@ export class LinkBroker {
 
   async #unavailable(end: LinkEnd, e: unknown, extra: Uint8Array[] = []): Promise<void> {
     if (!(e instanceof PresenceUnavailable)) throw e;
-    this.#ctx().log.warn("presence unavailable", { op: "link", error: e.message });
+    this.#d.log.warn("presence unavailable", { op: "link", error: e.message });
     await end.refuse([encodeError(ErrorCode.ServiceUnavailable), ...extra]);
   }
 
@@ -227,6 +261,7 @@ async function pair(x: LinkEnd, y: LinkEnd): Promise<void> {
   try {
     await Promise.all([x.announceLinked(), y.announceLinked()]);
   } catch {
+    // one end is gone before the link began: close both, there is nothing to relay
     x.close();
     y.close();
     return;

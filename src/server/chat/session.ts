@@ -8,20 +8,22 @@ import {
   encodeError,
   ErrorCode,
   type Frame,
-  FrameDecoder,
   type HandshakeKey,
   handshakeKeyOf,
   OK_FRAME,
   Op,
-} from "../protocol/mod.ts";
-import { handshakeId, type Inbox, PresenceUnavailable } from "../presence/presence.ts";
-import { abortFrame } from "./handshakes.ts";
-import type { ServerContext } from "./context.ts";
+  readHandshakeKey,
+} from "../../protocol/mod.ts";
+import { type Inbox, type Presence, PresenceUnavailable } from "../../presence/presence.ts";
+import type { Logger } from "../../lib/log.ts";
+import { errorMessage } from "../../lib/errors.ts";
+import type { Metrics } from "../metrics.ts";
+import { abortFrame, type Handshakes } from "../links/handshakes.ts";
 import { keepFrame } from "./arena.ts";
 import { Mailbox } from "./mailbox.ts";
 import { OrderedReplies } from "./replies.ts";
-import { clearTimer, type TimerId, unrefTimeout } from "../lib/timers.ts";
 import type { OutboundQueue } from "./outbound.ts";
+import { type AskLimits, SessionHandshakes } from "./session_handshakes.ts";
 
 export type SessionMessage =
   /** A frame from this user's socket; `raw` is valid only while it is handled. */
@@ -33,6 +35,19 @@ export type SessionMessage =
   /** The socket is gone: release everything. */
   | { kind: "closed" };
 
+/** What a session uses of its node. */
+export interface SessionDeps {
+  presence: Presence;
+  handshakes: Handshakes;
+  /** Sessions logged in on this node, by pseudo: a session adds and removes itself. */
+  sessions: Map<string, ChatSession>;
+  log: Logger;
+  metrics: Metrics;
+  limits: AskLimits;
+  /** True once shutdown began: new work is refused. */
+  draining: () => boolean;
+}
+
 const STORE_TTL_GRACE_MS = 5000;
 /** Requests of one session waiting on the network before it stops reading its socket. */
 const MAX_REPLIES_IN_FLIGHT = 256;
@@ -43,54 +58,40 @@ export function validPseudo(p: string): boolean {
   return PSEUDO.test(p);
 }
 
-interface Asked {
-  key: HandshakeKey;
-  timer: TimerId;
-  /** B has answered (TCPAccept or TCPAbort reached A): no longer counts toward the limit. */
-  answered: boolean;
-}
-
 export class ChatSession implements Inbox {
-  #ctx: ServerContext;
+  #d: SessionDeps;
   #out: OutboundQueue;
   #mailbox: Mailbox<SessionMessage>;
   #pseudo: string | null = null;
   #closed = false;
-  // Created on first use: most sessions never touch a private connection,
-  // and idle sessions are what the per-session memory budget is about.
-  #askedMap: Map<string, Asked> | null = null;
-  #invitedMap: Map<string, HandshakeKey> | null = null;
-  /** Handshakes this user started (as A), by id. */
-  get #asked(): Map<string, Asked> {
-    return (this.#askedMap ??= new Map());
-  }
-  /** Handshakes offered to this user (as B), by id. */
-  get #invited(): Map<string, HandshakeKey> {
-    return (this.#invitedMap ??= new Map());
-  }
+  #hs: SessionHandshakes;
   readonly address: string;
   #closeConnection: (reason: string) => void;
   #replies: OrderedReplies = new OrderedReplies((b) => this.#send(b), MAX_REPLIES_IN_FLIGHT);
 
   constructor(
-    ctx: ServerContext,
+    deps: SessionDeps,
     out: OutboundQueue,
     address: string,
     closeConnection: (reason: string) => void,
   ) {
-    this.#ctx = ctx;
+    this.#d = deps;
     this.#out = out;
     this.address = address;
     this.#closeConnection = closeConnection;
     this.#mailbox = new Mailbox((m) => this.#handle(m), (e) => {
-      ctx.log.error("session failed", { pseudo: this.#pseudo, error: String(e) });
+      deps.log.error("session failed", { pseudo: this.#pseudo, error: errorMessage(e) });
       closeConnection("session error");
     });
+    this.#hs = new SessionHandshakes(
+      deps.limits,
+      (key) => this.#mailbox.post({ kind: "expire", key }),
+    );
   }
 
   /** Ends the session from outside (its pseudo was lost to another node). */
   evict(reason: string): void {
-    this.#ctx.log.warn("session evicted", { pseudo: this.#pseudo, reason });
+    this.#d.log.warn("session evicted", { pseudo: this.#pseudo, reason });
     this.#closeConnection(reason);
   }
 
@@ -112,13 +113,18 @@ export class ChatSession implements Inbox {
   }
 
   #send(bytes: Uint8Array): void {
-    this.#ctx.metrics.countOut(bytes);
+    this.#d.metrics.countOut(bytes);
     this.#out.push(bytes);
   }
 
-  /** A reply to this user's own request: ordered behind replies still in flight. */
-  #error(code: number): void {
+  /** An ERROR reply to this user's own request: ordered behind replies still in flight. */
+  #reply(code: number): void {
     this.#replies.now(encodeError(code));
+  }
+
+  /** The request succeeded (ERROR 1). */
+  #ok(): void {
+    this.#replies.now(OK_FRAME);
   }
 
   /** Resolves when every reply to requests handled so far has been queued. */
@@ -132,11 +138,11 @@ export class ChatSession implements Inbox {
         return this.#onDelivery(m.bytes);
       case "frame":
         if (this.#closed) return;
-        this.#ctx.metrics.framesIn[m.frame.op]++;
+        this.#d.metrics.framesIn[m.frame.op]++;
         return this.#onFrame(m.frame, m.raw);
       case "expire":
-        this.#asked.delete(handshakeId(m.key));
-        return void this.#ctx.handshakes.abort(m.key, "expired");
+        this.#hs.expired(m.key);
+        return void this.#d.handshakes.abort(m.key, "expired");
       case "closed":
         return this.#onClosed();
     }
@@ -146,46 +152,31 @@ export class ChatSession implements Inbox {
     if (this.#closed) return;
     const op = bytes[0];
     if (op === Op.TCPAsk || op === Op.TCPAbort || op === Op.TCPAccept) {
-      this.#track(op, bytes);
+      // Keeps the handshakes this user is part of, so a disconnect can abort them.
+      const key = readHandshakeKey(bytes);
+      if (key) {
+        this.#hs.delivered(op, key, this.#pseudo);
+        if (op === Op.TCPAbort) this.#d.handshakes.ended(key);
+      }
     }
     this.#send(bytes);
-  }
-
-  /** Keeps the handshakes this user is part of, so a disconnect can abort them. */
-  #track(op: number, bytes: Uint8Array): void {
-    const key = decodeTcpKey(bytes);
-    const id = handshakeId(key);
-    if (op === Op.TCPAsk && key.b === this.#pseudo) this.#invited.set(id, key);
-    if (op === Op.TCPAbort) {
-      this.#invited.delete(id);
-      const asked = this.#asked.get(id);
-      if (asked) {
-        clearTimer(asked.timer);
-        this.#asked.delete(id);
-      }
-      this.#ctx.handshakes.dropParked(key);
-    }
-    if (op === Op.TCPAccept) {
-      const asked = this.#asked.get(id);
-      if (asked) asked.answered = true;
-    }
   }
 
   #onFrame(frame: Frame, raw: Uint8Array): void | Promise<void> {
     if (frame.op === Op.CR) return this.#onCR(frame.pseudo);
     if (frame.op === Op.ERROR) return; // clients have nothing to report to the server
     const me = this.#pseudo;
-    if (me === null) return this.#error(ErrorCode.NotConnected);
+    if (me === null) return this.#reply(ErrorCode.NotConnected);
     // Draining: take no new work, so nothing is acknowledged that could be lost.
-    if (this.#ctx.draining && frame.op !== Op.TCPAbort) {
-      return this.#error(ErrorCode.ServiceUnavailable);
+    if (this.#d.draining() && frame.op !== Op.TCPAbort) {
+      return this.#reply(ErrorCode.ServiceUnavailable);
     }
     switch (frame.op) {
       case Op.SPM:
-        if (frame.sender !== me) return this.#error(ErrorCode.InvalidPseudonym);
+        if (frame.sender !== me) return this.#reply(ErrorCode.InvalidPseudonym);
         return this.#onSPM(frame.recipient, keepFrame(raw));
       case Op.SMA:
-        if (frame.sender !== me) return this.#error(ErrorCode.InvalidPseudonym);
+        if (frame.sender !== me) return this.#reply(ErrorCode.InvalidPseudonym);
         // Its own buffer, not a carved one: every recipient writes these same
         // bytes, and a carved view would be copied out once per recipient.
         return this.#onSMA(me, raw.slice());
@@ -196,42 +187,45 @@ export class ChatSession implements Inbox {
       case Op.TCPAccept:
       case Op.TCPConnect:
         // These open a private end and belong on a new connection.
-        return this.#error(ErrorCode.TcpNotInProtocol);
+        return this.#reply(ErrorCode.TcpNotInProtocol);
     }
   }
 
   async #onCR(pseudo: string): Promise<void> {
     if (this.#pseudo !== null) return; // RFC: a second CR is ignored
-    if (!validPseudo(pseudo)) return this.#error(ErrorCode.InvalidPseudonym);
-    if (this.#ctx.draining) return this.#error(ErrorCode.ServiceUnavailable);
+    if (!validPseudo(pseudo)) return this.#reply(ErrorCode.InvalidPseudonym);
+    if (this.#d.draining()) return this.#reply(ErrorCode.ServiceUnavailable);
+    const presence = this.#d.presence;
     let result;
     try {
-      result = await this.#ctx.presence.reserve(pseudo, this);
+      result = await presence.reserve(pseudo, this);
     } catch (e) {
       return this.#unavailable("CR", e);
     }
-    if (result === "taken") return this.#error(ErrorCode.PseudoUnavailable);
+    if (result === "taken") return this.#reply(ErrorCode.PseudoUnavailable);
     if (this.#closed) {
       // The socket went away while we waited: give the pseudo straight back.
-      await this.#ctx.presence.release(pseudo, this).catch(() => {});
+      await presence.release(pseudo, this).catch((e) =>
+        this.#d.log.warn("could not release pseudo", { pseudo, error: errorMessage(e) })
+      );
       return;
     }
     this.#pseudo = pseudo;
-    this.#ctx.sessions.set(pseudo, this);
-    this.#ctx.log.info("login", { pseudo, address: this.address });
-    this.#error(ErrorCode.OK);
+    this.#d.sessions.set(pseudo, this);
+    this.#d.log.info("login", { pseudo, address: this.address });
+    this.#ok();
   }
 
   #unavailable(what: string, e: unknown): void {
-    this.#error(this.#unavailableCode(what, e));
+    this.#reply(this.#unavailableCode(what, e));
   }
 
   /** ERROR 9 for a store that cannot answer; anything else is a bug, logged as one. */
   #unavailableCode(what: string, e: unknown): number {
     if (e instanceof PresenceUnavailable) {
-      this.#ctx.log.warn("presence unavailable", { op: what, error: e.message });
+      this.#d.log.warn("presence unavailable", { op: what, error: e.message });
     } else {
-      this.#ctx.log.error("presence failed", { op: what, error: String(e) });
+      this.#d.log.error("presence failed", { op: what, error: errorMessage(e) });
     }
     return ErrorCode.ServiceUnavailable;
   }
@@ -239,16 +233,16 @@ export class ChatSession implements Inbox {
   #onSPM(to: string, bytes: Uint8Array): void | Promise<void> {
     let sent;
     try {
-      sent = this.#ctx.presence.send(to, bytes);
+      sent = this.#d.presence.send(to, bytes);
     } catch (e) {
       return this.#unavailable("SPM", e);
     }
     // A local recipient answers at once: no promise, no extra turn, per message.
     if (!(sent instanceof Promise)) {
-      return this.#error(sent ? ErrorCode.OK : ErrorCode.UnreachableUser);
+      return sent ? this.#ok() : this.#reply(ErrorCode.UnreachableUser);
     }
     return this.#replies.later(sent.then(
-      (ok) => [encodeError(ok ? ErrorCode.OK : ErrorCode.UnreachableUser)],
+      (ok) => [ok ? OK_FRAME : encodeError(ErrorCode.UnreachableUser)],
       (e) => [encodeError(this.#unavailableCode("SPM", e))],
     ));
   }
@@ -256,11 +250,11 @@ export class ChatSession implements Inbox {
   #onSMA(me: string, bytes: Uint8Array): void | Promise<void> {
     let done;
     try {
-      done = this.#ctx.presence.broadcast(bytes, me);
+      done = this.#d.presence.broadcast(bytes, me);
     } catch (e) {
       return this.#unavailable("SMA", e);
     }
-    if (!(done instanceof Promise)) return this.#error(ErrorCode.OK);
+    if (!(done instanceof Promise)) return this.#ok();
     return this.#replies.later(done.then(
       () => [OK_FRAME],
       (e) => [encodeError(this.#unavailableCode("SMA", e))],
@@ -271,17 +265,12 @@ export class ChatSession implements Inbox {
     const refuse = (code: number) => this.#replies.now(encodeError(code), abortFrame(key));
     const key = handshakeKeyOf(frame);
     if (key.a !== this.#pseudo) return refuse(ErrorCode.InvalidPseudonym);
-    const id = handshakeId(key);
-    let unanswered = 0;
-    for (const a of this.#asked.values()) if (!a.answered) unanswered++;
-    if (this.#asked.has(id) || unanswered >= this.#ctx.config.maxPendingAsks) {
-      return refuse(ErrorCode.TcpInProtocol);
-    }
-    const presence = this.#ctx.presence;
+    if (!this.#hs.mayAsk(key)) return refuse(ErrorCode.TcpInProtocol);
+    const presence = this.#d.presence;
     try {
       // The store's expiry is only a backstop (e.g. for a node that died):
       // this actor's timer is what aborts a handshake on time and tells both.
-      const backstopMs = this.#ctx.config.handshakeTtlMs + STORE_TTL_GRACE_MS;
+      const backstopMs = this.#d.limits.handshakeTtlMs + STORE_TTL_GRACE_MS;
       if (!await presence.openHandshake(key, backstopMs)) {
         return refuse(ErrorCode.TcpInProtocol);
       }
@@ -293,23 +282,18 @@ export class ChatSession implements Inbox {
     } catch (e) {
       return this.#replies.now(encodeError(this.#unavailableCode("TCPAsk", e)), abortFrame(key));
     }
-    if (this.#closed) return void this.#ctx.handshakes.abort(key, "initiator left");
-    const timer = unrefTimeout(
-      () => this.#mailbox.post({ kind: "expire", key }),
-      this.#ctx.config.handshakeTtlMs,
-    );
-    this.#asked.set(id, { key, timer, answered: false });
-    this.#error(ErrorCode.OK);
+    this.#hs.asked(key);
+    this.#ok();
   }
 
   async #onAbort(frame: AnyTcpFrame): Promise<void> {
     const key = handshakeKeyOf(frame);
     // B declines; A may also withdraw its own request.
     if (key.b !== this.#pseudo && key.a !== this.#pseudo) {
-      return this.#error(ErrorCode.InvalidPseudonym);
+      return this.#reply(ErrorCode.InvalidPseudonym);
     }
-    if (!await this.#ctx.handshakes.abort(key, "declined")) {
-      this.#error(ErrorCode.TcpNotInProtocol);
+    if (!await this.#d.handshakes.abort(key, "declined")) {
+      this.#reply(ErrorCode.TcpNotInProtocol);
     }
   }
 
@@ -318,27 +302,20 @@ export class ChatSession implements Inbox {
     this.#closed = true;
     const pseudo = this.#pseudo;
     if (pseudo === null) return;
-    if (this.#ctx.sessions.get(pseudo) === this) this.#ctx.sessions.delete(pseudo);
-    for (const a of this.#asked.values()) clearTimer(a.timer);
-    const keys = [...this.#asked.values()].map((a) => a.key).concat([...this.#invited.values()]);
-    this.#asked.clear();
-    this.#invited.clear();
+    const { sessions, handshakes, presence, log } = this.#d;
+    if (sessions.get(pseudo) === this) sessions.delete(pseudo);
+    // Abort this user's handshakes while the pseudo is still ours, and tell
+    // only the other side: once it is released, a TCPAbort addressed to it
+    // would reach its next holder.
+    for (const k of this.#hs.takeAll()) {
+      await handshakes.abort(k, `${pseudo} left`, { except: pseudo });
+    }
     try {
       // While draining, presence was closed and released everyone already.
-      if (!this.#ctx.draining) await this.#ctx.presence.release(pseudo, this);
+      if (!this.#d.draining()) await presence.release(pseudo, this);
     } catch (e) {
-      this.#ctx.log.warn("could not release pseudo", { pseudo, error: String(e) });
+      log.warn("could not release pseudo", { pseudo, error: errorMessage(e) });
     }
-    for (const k of keys) await this.#ctx.handshakes.abort(k, `${pseudo} left`);
-    this.#ctx.log.info("logout", { pseudo });
+    log.info("logout", { pseudo });
   }
-}
-
-/** The (A, B, password) of a TCP frame's bytes, which are known to be well formed. */
-function decodeTcpKey(bytes: Uint8Array): HandshakeKey {
-  const decoder = new FrameDecoder();
-  decoder.push(bytes);
-  const step = decoder.next();
-  if (!step?.ok || !("password" in step.frame)) throw new Error("not a TCP frame");
-  return handshakeKeyOf(step.frame);
 }

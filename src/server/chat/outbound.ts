@@ -1,5 +1,6 @@
 import { setImmediate } from "node:timers";
-import { concatBytes } from "../lib/bytes.ts";
+import { concatBytes } from "../../lib/bytes.ts";
+import { type ByteWriter, writeAll } from "../../lib/async.ts";
 import { pinsLargerBuffer } from "./arena.ts";
 
 /**
@@ -10,12 +11,8 @@ import { pinsLargerBuffer } from "./arena.ts";
  * drops the connection instead of growing memory for a client that never reads.
  */
 
-export interface Writer {
-  write(p: Uint8Array): Promise<number>;
-}
-
 export class OutboundQueue {
-  #w: Writer;
+  #w: ByteWriter;
   #max: number;
   #chunks: Uint8Array[] = [];
   #bytes = 0;
@@ -26,11 +23,9 @@ export class OutboundQueue {
   #onOverflow: () => void;
   #onError: (e: unknown) => void;
   #idle: Array<() => void> = [];
-  /** Bytes handed to the socket so far (metrics). */
-  written = 0;
 
   constructor(
-    writer: Writer,
+    writer: ByteWriter,
     maxBytes: number,
     onOverflow: () => void,
     onError: (e: unknown) => void,
@@ -80,12 +75,10 @@ export class OutboundQueue {
         this.#chunks = [];
         let buf = chunks.length === 1 ? chunks[0] : concatBytes(chunks);
         if (buf === chunks[0] && pinsLargerBuffer(buf)) buf = buf.slice();
-        let off = 0;
         this.#writing = true;
-        while (off < buf.length) off += await this.#w.write(buf.subarray(off));
+        await writeAll(this.#w, buf);
         this.#writing = false;
         this.#bytes -= buf.length;
-        this.written += buf.length;
       }
     } catch (e) {
       this.close();

@@ -1,0 +1,95 @@
+/**
+ * The private-connection handshakes one chat session takes part in: those its
+ * user asked for (as A, each with an expiry timer, limited in number while
+ * unanswered) and those offered to it (as B). When the session ends, these
+ * are the handshakes to abort.
+ */
+import type { HandshakeKey } from "../../protocol/mod.ts";
+import { Op } from "../../protocol/mod.ts";
+import { handshakeId } from "../../presence/presence.ts";
+import { clearTimer, type TimerId, unrefTimeout } from "../../lib/timers.ts";
+
+interface Asked {
+  key: HandshakeKey;
+  timer: TimerId;
+  /** B has answered (TCPAccept or TCPAbort reached A): no longer counts toward the limit. */
+  answered: boolean;
+}
+
+export interface AskLimits {
+  /** Unanswered asks one user may have pending. */
+  maxPendingAsks: number;
+  /** An ask not completed by then expires. */
+  handshakeTtlMs: number;
+}
+
+export class SessionHandshakes {
+  #limits: AskLimits;
+  #onExpire: (key: HandshakeKey) => void;
+  // Created on first use: most sessions never touch a private connection,
+  // and idle sessions are what the per-session memory budget is about.
+  #askedMap: Map<string, Asked> | null = null;
+  #invitedMap: Map<string, HandshakeKey> | null = null;
+
+  /** `onExpire` is called (from a timer) for an ask that outlived its ttl. */
+  constructor(limits: AskLimits, onExpire: (key: HandshakeKey) => void) {
+    this.#limits = limits;
+    this.#onExpire = onExpire;
+  }
+
+  /** Handshakes this user started (as A), by id. */
+  get #asked(): Map<string, Asked> {
+    return (this.#askedMap ??= new Map());
+  }
+  /** Handshakes offered to this user (as B), by id. */
+  get #invited(): Map<string, HandshakeKey> {
+    return (this.#invitedMap ??= new Map());
+  }
+
+  /** False if `key` is already pending, or the user has too many unanswered asks. */
+  mayAsk(key: HandshakeKey): boolean {
+    if (this.#asked.has(handshakeId(key))) return false;
+    let unanswered = 0;
+    for (const a of this.#asked.values()) if (!a.answered) unanswered++;
+    return unanswered < this.#limits.maxPendingAsks;
+  }
+
+  /** Records an ask that presence accepted; its timer starts now. */
+  asked(key: HandshakeKey): void {
+    const timer = unrefTimeout(() => this.#onExpire(key), this.#limits.handshakeTtlMs);
+    this.#asked.set(handshakeId(key), { key, timer, answered: false });
+  }
+
+  /** The ask's timer fired: forget it (the caller aborts it). */
+  expired(key: HandshakeKey): void {
+    this.#asked.delete(handshakeId(key));
+  }
+
+  /** A TCPAsk, TCPAccept or TCPAbort for this user (`me`) is being delivered. */
+  delivered(op: number, key: HandshakeKey, me: string | null): void {
+    const id = handshakeId(key);
+    if (op === Op.TCPAsk && key.b === me) this.#invited.set(id, key);
+    if (op === Op.TCPAbort) {
+      this.#invited.delete(id);
+      const asked = this.#asked.get(id);
+      if (asked) {
+        clearTimer(asked.timer);
+        this.#asked.delete(id);
+      }
+    }
+    if (op === Op.TCPAccept) {
+      const asked = this.#asked.get(id);
+      if (asked) asked.answered = true;
+    }
+  }
+
+  /** Every handshake still pending, asked first; forgets them all and stops their timers. */
+  takeAll(): HandshakeKey[] {
+    const asked = [...this.#asked.values()];
+    for (const a of asked) clearTimer(a.timer);
+    const keys = asked.map((a) => a.key).concat([...this.#invited.values()]);
+    this.#askedMap = null;
+    this.#invitedMap = null;
+    return keys;
+  }
+}
