@@ -55,6 +55,11 @@ export type ChatEvent =
 
 export type SendResult = { ok: true } | { ok: false; reason: string };
 
+/** The server's default --max-string-bytes, and the most a STRING can hold. */
+export const MAX_STRING_BYTES = 32767;
+
+const utf8 = new TextEncoder();
+
 function randomPassword(): number {
   return crypto.getRandomValues(new Int16Array(1))[0];
 }
@@ -66,10 +71,16 @@ export class Requests {
   #outgoing = new Map<string, OutgoingAsk>();
   #incoming: TCPAsk[] = [];
   #drainWaiters: Array<() => void> = [];
+  #maxBytes: number;
 
-  constructor(client: ChatClient, me: string) {
+  /**
+   * `maxBytes`: the longest STRING the server takes. A longer message is
+   * refused here, with the reason, instead of getting the connection closed.
+   */
+  constructor(client: ChatClient, me: string, maxBytes = MAX_STRING_BYTES) {
     this.#client = client;
     this.#me = me;
+    this.#maxBytes = maxBytes;
   }
 
   /** Asks of others waiting for our answer, oldest first. */
@@ -78,10 +89,14 @@ export class Requests {
   }
 
   sendAll(message: string): SendResult {
+    const tooLong = this.#tooLong(message);
+    if (tooLong) return tooLong;
     return this.#send({ op: Op.SMA, sender: this.#me, message }, { kind: "sma" });
   }
 
   sendPrivate(to: string, message: string): SendResult {
+    const tooLong = this.#tooLong(message) ?? this.#tooLong(to, "the name");
+    if (tooLong) return tooLong;
     return this.#send(
       { op: Op.SPM, sender: this.#me, recipient: to, message },
       { kind: "spm", to },
@@ -90,6 +105,8 @@ export class Requests {
 
   /** Asks `to` for a private connection, to fetch `file` over it once accepted. */
   ask(to: string, file: string): SendResult {
+    const tooLong = this.#tooLong(to, "the name");
+    if (tooLong) return tooLong;
     let password = randomPassword();
     while (this.#outgoing.has(this.#id(this.#me, to, password))) password = randomPassword();
     const sent = this.#send(
@@ -162,6 +179,15 @@ export class Requests {
       default:
         return { kind: "unexpected", frame: f };
     }
+  }
+
+  #tooLong(text: string, what = "the message"): SendResult | null {
+    const n = utf8.encode(text).length;
+    if (n <= this.#maxBytes) return null;
+    return {
+      ok: false,
+      reason: `${what} is ${n} bytes; the server takes at most ${this.#maxBytes}`,
+    };
   }
 
   #send(frame: Frame, request: Request): SendResult {

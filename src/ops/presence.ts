@@ -5,6 +5,7 @@
  */
 import { parseArgs } from "node:util";
 import { Redis } from "ioredis";
+import { visible as show } from "../lib/visible.ts";
 import { keys, leaseKeyNodeId, patterns, PREFIX } from "../presence/redis/schema.ts";
 
 const HELP = `Usage: deno task presence [options]
@@ -52,13 +53,6 @@ async function scanAll(r: Redis, match: string, each: (keys: string[]) => Promis
     cursor = next;
     if (batch.length) await each(batch);
   } while (cursor !== "0");
-}
-
-/** Control characters would garble the terminal; show them escaped. */
-function show(s: string): string {
-  // deno-lint-ignore no-control-regex
-  const control = /[\u0000-\u001f\u007f]/g;
-  return s.replace(control, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`);
 }
 
 function table(headers: string[], rows: string[][]): string {
