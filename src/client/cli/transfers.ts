@@ -136,7 +136,7 @@ export class Transfers {
           ));
         }
         this.#d.show(
-          system(`${to} accepted; asking for ${file} (${to} decides whether to send it)`),
+          system(`linked to ${to}; asking for ${file} (${to} decides whether to send it)`),
         );
         const result = await this.#using(
           r.end,
