@@ -31,6 +31,8 @@ export interface OutgoingAsk {
   password: number;
   file: string;
   accepted: boolean;
+  /** When it was sent (ms since the epoch). */
+  askedAt: number;
 }
 
 /** What a received frame means for this user. */
@@ -45,8 +47,11 @@ export type ChatEvent =
   | { kind: "declined"; from: string }
   /** B accepted our ask: open our end (TCPConnect) now. */
   | { kind: "accepted"; ask: OutgoingAsk }
-  /** Our ask ended with a TCPAbort after its ERROR 1. */
-  | { kind: "ask-ended"; to: string; accepted: boolean }
+  /**
+   * Our ask ended with a TCPAbort after its ERROR 1: declined, expired
+   * (the same frame; `afterMs` tells them apart), or aborted after accepting.
+   */
+  | { kind: "ask-ended"; to: string; accepted: boolean; afterMs: number }
   /** The ERROR answering a request we sent. */
   | { kind: "reply"; request: Request; code: number }
   /** An ERROR that answers nothing we sent. */
@@ -119,6 +124,7 @@ export class Requests {
         password,
         file,
         accepted: false,
+        askedAt: Date.now(),
       });
     }
     return sent;
@@ -223,7 +229,12 @@ export class Requests {
       const ask = this.#outgoing.get(key);
       if (!ask) return null; // already reported
       this.#outgoing.delete(key);
-      return { kind: "ask-ended", to: f.recipient, accepted: ask.accepted };
+      return {
+        kind: "ask-ended",
+        to: f.recipient,
+        accepted: ask.accepted,
+        afterMs: Date.now() - ask.askedAt,
+      };
     }
     if (f.recipient !== this.#me) return null;
     const i = this.#expect.findIndex((e) =>

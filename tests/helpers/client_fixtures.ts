@@ -102,7 +102,8 @@ export class CliProcess {
       stdin: "piped",
       stdout: "piped",
       stderr: "piped",
-      env: opts.env ?? { NO_COLOR: "1" },
+      // INIT_CWD as `deno task client` sets it (and not the one of a `deno task test` run).
+      env: { INIT_CWD: opts.cwd, ...(opts.env ?? { NO_COLOR: "1" }) },
     }).spawn();
     this.#proc = proc;
     this.#stdin = proc.stdin.getWriter();

@@ -45,6 +45,9 @@ export const HELP = `commands:
   /help                this help
   /quit                leave (also Ctrl-D)`;
 
+/** The server's handshake deadline is 60 s by default; a decline comes well before. */
+const EXPIRED_AFTER_MS = 30_000;
+
 export function codeName(code: number): string {
   return errorCodeName[code] ?? `unknown error ${code}`;
 }
@@ -79,10 +82,13 @@ export function eventLine(e: ChatEvent, me: string): Line | null {
     case "declined":
       return null; // the app said so when it declined
     case "ask-ended":
+      // A decline and an expiry are the same TCPAbort; clients answer at once,
+      // so one that comes after EXPIRED_AFTER_MS is the server's deadline.
+      if (e.accepted) return error(`private connection with ${v(e.to)} aborted`);
       return system(
-        e.accepted
-          ? `private connection with ${v(e.to)} aborted`
-          : `${v(e.to)} declined, or the request expired before an answer`,
+        e.afterMs < EXPIRED_AFTER_MS
+          ? `${v(e.to)} declined`
+          : `no answer from ${v(e.to)} in ${Math.round(e.afterMs / 1000)} s: the request expired`,
       );
     case "stray-error":
       return e.code === ErrorCode.OK
