@@ -182,3 +182,25 @@ Deno.test("cli: after a server restart the client logs in again and says so", as
     assert.equal((await alice.end()).code, 0);
   });
 });
+
+Deno.test("cli: a server that drops a long line is said so, and such lines are then refused here", async () => {
+  await withCliWorld(async ({ spawn }) => {
+    const alice = spawn("alice");
+    const bob = spawn("bob");
+    await alice.waitFor(/^connected/);
+    await bob.waitFor(/^connected/);
+    await alice.type("short and fine, but over sixty-four bytes long: " + "-".repeat(30));
+    await bob.waitFor(/^\[alice\] short and fine/);
+    await alice.type("x".repeat(2000));
+    await alice.waitFor(/^disconnected: .*; reconnecting\.\.\.$/);
+    await alice.waitFor(
+      /^your 2000-byte message was not delivered: .* Lines over 1024 bytes are now refused here/,
+    );
+    await alice.waitFor(/^reconnected to /, 20_000);
+    await alice.type("y".repeat(1500));
+    await alice.waitFor(/^not sent: the message is 1500 bytes; the server takes at most 1024$/);
+    await alice.type("still here");
+    await bob.waitFor(/^\[alice\] still here$/);
+    assert.doesNotMatch(bob.output, /xxxx|yyyy/);
+  }, { maxStringBytes: 100 });
+});

@@ -20,8 +20,9 @@ import type { ChatClient } from "./client.ts";
 
 /** What an ERROR (or, for a decline, a TCPAbort) from the server answers, in send order. */
 export type Request =
-  | { kind: "spm"; to: string }
-  | { kind: "sma" }
+  /** `bytes`: the message's UTF-8 length. */
+  | { kind: "spm"; to: string; bytes: number }
+  | { kind: "sma"; bytes: number }
   | { kind: "ask"; to: string; password: number; file: string; aborted: boolean }
   | { kind: "decline"; ask: TCPAsk };
 
@@ -77,6 +78,7 @@ export class Requests {
   #incoming: TCPAsk[] = [];
   #drainWaiters: Array<() => void> = [];
   #maxBytes: number;
+  #largestAccepted = 0;
 
   /**
    * `maxBytes`: the longest STRING the server takes. A longer message is
@@ -93,10 +95,27 @@ export class Requests {
     return this.#incoming.length;
   }
 
+  /** The longest message the server answered so far, in bytes. */
+  get largestAccepted(): number {
+    return this.#largestAccepted;
+  }
+
+  /** The longest message sent and not answered yet, in bytes (0: none). */
+  largestUnanswered(): number {
+    let n = 0;
+    for (const r of this.#expect) {
+      if (r.kind === "sma" || r.kind === "spm") n = Math.max(n, r.bytes);
+    }
+    return n;
+  }
+
   sendAll(message: string): SendResult {
     const tooLong = this.#tooLong(message);
     if (tooLong) return tooLong;
-    return this.#send({ op: Op.SMA, sender: this.#me, message }, { kind: "sma" });
+    return this.#send({ op: Op.SMA, sender: this.#me, message }, {
+      kind: "sma",
+      bytes: utf8.encode(message).length,
+    });
   }
 
   sendPrivate(to: string, message: string): SendResult {
@@ -104,7 +123,7 @@ export class Requests {
     if (tooLong) return tooLong;
     return this.#send(
       { op: Op.SPM, sender: this.#me, recipient: to, message },
-      { kind: "spm", to },
+      { kind: "spm", to, bytes: utf8.encode(message).length },
     );
   }
 
@@ -255,6 +274,9 @@ export class Requests {
     const request = this.#expect.shift();
     this.#notifyDrained();
     if (!request) return { kind: "stray-error", code };
+    if (request.kind === "sma" || request.kind === "spm") {
+      this.#largestAccepted = Math.max(this.#largestAccepted, request.bytes);
+    }
     if (request.kind === "ask" && (code !== 1 || request.aborted)) {
       this.#outgoing.delete(this.#id(this.#me, request.to, request.password));
     }

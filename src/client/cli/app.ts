@@ -18,6 +18,10 @@ import { QUESTION_MS, Transfers } from "./transfers.ts";
 import { error, eventLine, HELP, type Line, loginFailedLine, ownLine, system, v } from "./view.ts";
 
 const LOGIN_TIMEOUT_MS = 5000;
+/** The lowest --max-string-bytes a server accepts: shorter messages are never over its limit. */
+const MIN_SERVER_LIMIT = 64;
+/** The authors' server took 1024 bytes at most: the first guess after a drop on a longer line. */
+const GUESSED_LIMIT = 1024;
 
 export interface CliOptions extends ClientOptions {
   pseudo: string;
@@ -51,12 +55,16 @@ export class ChatCli {
   #questions = new Questions(QUESTION_MS);
   #transfers: Transfers;
   #quitting = false;
+  /** The longest message the server takes, as far as we know (lowered by what we learn). */
+  #maxBytes: number;
+  #largestAccepted = 0;
 
   constructor(opts: CliOptions) {
     this.#o = opts;
     this.#me = opts.pseudo;
     this.#where = `${opts.host ?? "127.0.0.1"}:${opts.port}`;
     this.#screen = opts.screen;
+    this.#maxBytes = opts.maxBytes;
     this.#transfers = new Transfers({
       server: { host: opts.host, port: opts.port },
       me: opts.pseudo,
@@ -99,6 +107,7 @@ export class ChatCli {
         if (this.#quitting) break;
         this.#conn = null;
         this.#show(error(`disconnected: ${conn.client.endReason}; reconnecting...`));
+        this.#learnLimit(conn.requests);
         const back = await this.#reconnect(input);
         if (back === "gave-up") {
           this.#leave();
@@ -156,8 +165,27 @@ export class ChatCli {
     }
     return {
       ok: true,
-      conn: { client, requests: new Requests(client, this.#me, this.#o.maxBytes) },
+      conn: { client, requests: new Requests(client, this.#me, this.#maxBytes) },
     };
+  }
+
+  /**
+   * A server closes the connection, without an answer, on a STRING over its
+   * --max-string-bytes. If a message longer than any it answered was
+   * pending when it closed, say so and refuse such lines here from now on.
+   */
+  #learnLimit(requests: Requests): void {
+    this.#largestAccepted = Math.max(this.#largestAccepted, requests.largestAccepted);
+    const n = requests.largestUnanswered();
+    if (n <= MIN_SERVER_LIMIT || n <= this.#largestAccepted) return;
+    const limit = Math.max(this.#largestAccepted, Math.min(n - 1, GUESSED_LIMIT));
+    if (limit >= this.#maxBytes) return;
+    this.#maxBytes = limit;
+    this.#show(error(
+      `your ${n}-byte message was not delivered: the server closed the connection without ` +
+        `answering it, so it probably takes fewer bytes. Lines over ${limit} bytes are now ` +
+        "refused here (--max-bytes N sets the limit).",
+    ));
   }
 
   /** Logs in again until it works, the user leaves, or the pseudo stays taken. */
