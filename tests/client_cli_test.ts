@@ -1,6 +1,8 @@
 /** The interactive CLI, run as real processes with piped stdin/stdout against an in-test server. */
 import assert from "node:assert/strict";
 import * as path from "node:path";
+import { ChatClient } from "../src/client/client.ts";
+import { ErrorCode } from "../src/protocol/mod.ts";
 import { randomBytes, withCliWorld } from "./helpers/client_fixtures.ts";
 
 Deno.test("cli: two users chat; own lines echoed; errors print by name; EOF exits 0", async () => {
@@ -203,4 +205,27 @@ Deno.test("cli: a server that drops a long line is said so, and such lines are t
     await bob.waitFor(/^\[alice\] still here$/);
     assert.doesNotMatch(bob.output, /xxxx|yyyy/);
   }, { maxStringBytes: 100 });
+});
+
+Deno.test("cli: if the pseudo was taken while away, the client says so and exits 1", async () => {
+  await withCliWorld(async ({ port, spawn, stopServer, startServer }) => {
+    const alice = spawn("alice");
+    await alice.waitFor(/^connected/);
+    await stopServer();
+    // Its first try failed; the next is a second away: time for someone else to take "alice".
+    await alice.waitFor(/^cannot connect to .*; retrying in 1\.0 s$/);
+    await startServer();
+    const thief = await ChatClient.connect({ port });
+    try {
+      assert.equal(await thief.login("alice"), ErrorCode.OK);
+      await alice.waitFor(/^alice is still taken \(your old session may not have expired yet\)/);
+      await alice.waitFor(
+        /^alice was taken by someone else while you were away; giving up/,
+        20_000,
+      );
+      assert.equal((await alice.exited()).code, 1);
+    } finally {
+      thief.close();
+    }
+  });
 });

@@ -22,6 +22,8 @@ const LOGIN_TIMEOUT_MS = 5000;
 const MIN_SERVER_LIMIT = 64;
 /** The authors' server took 1024 bytes at most: the first guess after a drop on a longer line. */
 const GUESSED_LIMIT = 1024;
+/** The longest wait between tries while the pseudo is taken. */
+const TAKEN_RETRY_MS = 2000;
 
 export interface CliOptions extends ClientOptions {
   pseudo: string;
@@ -35,8 +37,11 @@ export interface CliOptions extends ClientOptions {
   err?: (line: string) => void;
   /** Reconnect backoff: first and longest wait (default 500 ms, 15 s). */
   backoffMs?: [number, number];
-  /** Tries to log in again while the pseudo stays taken (default 6). */
-  takenRetries?: number;
+  /**
+   * How long to keep trying while the pseudo is taken (default 8 s: a dead
+   * cluster node's users are free again after its 3 s lease).
+   */
+  takenForMs?: number;
 }
 
 interface Connection {
@@ -191,9 +196,9 @@ export class ChatCli {
   /** Logs in again until it works, the user leaves, or the pseudo stays taken. */
   async #reconnect(input: Promise<"eof" | "quit">): Promise<"ok" | "eof" | "quit" | "gave-up"> {
     const [first, longest] = this.#o.backoffMs ?? [500, 15_000];
-    const takenRetries = this.#o.takenRetries ?? 6;
+    const takenForMs = this.#o.takenForMs ?? 8000;
     let delay = first;
-    let taken = 0;
+    let takenSince: number | null = null;
     while (true) {
       const woke = await Promise.race([sleep(delay).then(() => "tick" as const), input]);
       if (woke !== "tick") return woke;
@@ -203,9 +208,13 @@ export class ChatCli {
         this.#show(system(`reconnected to ${this.#where}, logged in again as ${v(this.#me)}`));
         return "ok";
       }
-      const wait = `retrying in ${(Math.min(delay * 2, longest) / 1000).toFixed(1)} s`;
-      if (a.code === ErrorCode.PseudoUnavailable) {
-        if (++taken >= takenRetries) {
+      const taken = a.code === ErrorCode.PseudoUnavailable;
+      // While only the pseudo is in the way, try often: it frees up within seconds or not at all.
+      delay = Math.min(delay * 2, taken ? TAKEN_RETRY_MS : longest);
+      const wait = `retrying in ${(delay / 1000).toFixed(1)} s`;
+      if (taken) {
+        takenSince ??= Date.now();
+        if (Date.now() - takenSince >= takenForMs) {
           this.#show(error(
             `${v(this.#me)} was taken by someone else while you were away; giving up ` +
               "(start again with another pseudo)",
@@ -221,7 +230,6 @@ export class ChatCli {
       } else {
         this.#show(system(`${a.why}; ${wait}`));
       }
-      delay = Math.min(delay * 2, longest);
     }
   }
 
