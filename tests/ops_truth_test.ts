@@ -67,7 +67,13 @@ Deno.test("ops: cluster refuses a bad flag cleanly, and a taken port by its flag
   });
 });
 
-Deno.test("ops: cluster stops everything and exits 1 when a node dies; the secret is not in ps", async () => {
+/**
+ * Starts `deno task cluster` with a private TMPDIR, kills the one child whose
+ * command line matches `child` (and names that TMPDIR), and returns the
+ * cluster's exit code and stderr, and that child's command line.
+ */
+async function killChildOfCluster(child: string) {
+  let result!: { code: number; stderr: string; args: string; left: Deno.DirEntry[] };
   await withTmp(async (tmp) => {
     const proc = new Deno.Command(Deno.execPath(), {
       args: ["run", "-A", "src/ops/cluster.ts", "--nodes", "1", "--port", String(freePort())],
@@ -85,23 +91,23 @@ Deno.test("ops: cluster stops everything and exits 1 when a node dies; the secre
         if (done) throw new Error(`cluster ended early: ${stdout}\n${await stderr}`);
         stdout += value;
       }
-      // The node this cluster started: its command line names our TMPDIR.
       const ps = dec.decode(
         (await new Deno.Command("ps", { args: ["-eo", "pid,args"] }).output()).stdout,
       );
-      const lines = ps.split("\n").filter((l) => l.includes(tmp) && l.includes("--node-id=node-1"));
+      const lines = ps.split("\n").filter((l) => l.includes(tmp) && l.includes(child));
       assert.equal(lines.length, 1, ps);
-      assert.match(lines[0], /--cluster-secret-file=/);
-      assert.doesNotMatch(lines[0], /--cluster-secret=/, "the secret is not on the command line");
       Deno.kill(Number(lines[0].trim().split(/\s+/)[0]), "SIGKILL");
       const status = await withDeadline(
         proc.status,
         30_000,
-        () => new Error("the cluster kept running after its node died"),
+        () => new Error(`the cluster kept running after ${child} died`),
       );
-      assert.equal(status.code, 1);
-      assert.match(await stderr, /cluster: node-1 exited \(code \d+\); stopping everything/);
-      assert.deepEqual(await Array.fromAsync(Deno.readDir(tmp)), [], "no temp folder left");
+      result = {
+        code: status.code,
+        stderr: await stderr,
+        args: lines[0],
+        left: await Array.fromAsync(Deno.readDir(tmp)),
+      };
     } finally {
       try {
         proc.kill("SIGKILL");
@@ -111,6 +117,23 @@ Deno.test("ops: cluster stops everything and exits 1 when a node dies; the secre
       await stderr;
     }
   });
+  return result;
+}
+
+Deno.test("ops: cluster stops everything and exits 1 when a node dies; the secret is not in ps", async () => {
+  const r = await killChildOfCluster("--node-id=node-1");
+  assert.equal(r.code, 1);
+  assert.match(r.stderr, /cluster: node-1 exited \(code \d+\); stopping everything/);
+  assert.match(r.args, /--cluster-secret-file=/);
+  assert.doesNotMatch(r.args, /--cluster-secret=/, "the secret is not on the command line");
+  assert.deepEqual(r.left, [], "no temp folder left");
+});
+
+Deno.test("ops: cluster stops everything and exits 1 when HAProxy dies", async () => {
+  const r = await killChildOfCluster("haproxy -f");
+  assert.equal(r.code, 1);
+  assert.match(r.stderr, /cluster: HAProxy exited \(code \d+\); stopping everything/);
+  assert.deepEqual(r.left, [], "no temp folder left");
 });
 
 Deno.test("ops: an address in use is named by flag and port; the listening line has the admin URL", async () => {
