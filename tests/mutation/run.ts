@@ -101,8 +101,10 @@ async function runTests(tests: string[], timeoutS: number): Promise<"pass" | "fa
   const [out, err] = await output;
   if (Deno.env.get("MUTATE_VERBOSE")) console.log(out + err);
   else {
-    const failed = (out + err).split("\n").filter((l) => /\.\.\. FAILED|^error:/.test(l));
-    for (const l of failed.slice(0, 4)) console.log(`      ${l.trim()}`);
+    // deno test colours its output even into a pipe
+    const plain = (out + err).replaceAll(/\x1b\[[0-9;]*m/g, "");
+    const failed = plain.split("\n").filter((l) => /\.\.\. FAILED/.test(l));
+    for (const l of failed.slice(0, 6)) console.log(`      ${l.trim()}`);
   }
   if (timedOut) return "hung";
   return status.success ? "pass" : "fail";
