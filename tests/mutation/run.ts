@@ -85,6 +85,7 @@ async function runTests(tests: string[], timeoutS: number): Promise<"pass" | "fa
     stdout: "piped",
     stderr: "piped",
     stdin: "null",
+    env: { NO_COLOR: "1" },
   }).spawn();
   const c = child;
   const output = Promise.all([new Response(c.stdout).text(), new Response(c.stderr).text()]);
@@ -101,9 +102,7 @@ async function runTests(tests: string[], timeoutS: number): Promise<"pass" | "fa
   const [out, err] = await output;
   if (Deno.env.get("MUTATE_VERBOSE")) console.log(out + err);
   else {
-    // deno test colours its output even into a pipe
-    const plain = (out + err).replaceAll(/\x1b\[[0-9;]*m/g, "");
-    const failed = plain.split("\n").filter((l) => /\.\.\. FAILED/.test(l));
+    const failed = (out + err).split("\n").filter((l) => /\.\.\. FAILED/.test(l));
     for (const l of failed.slice(0, 6)) console.log(`      ${l.trim()}`);
   }
   if (timedOut) return "hung";
