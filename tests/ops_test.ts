@@ -6,11 +6,13 @@ import assert from "node:assert/strict";
 import { ChatClient } from "../src/client/client.ts";
 import { startCluster } from "../src/ops/cluster.ts";
 import { withDeadline } from "../src/lib/async.ts";
-import { ErrorCode, Op } from "../src/protocol/mod.ts";
+import { encode, ErrorCode, Op } from "../src/protocol/mod.ts";
 import { helpText, OPTIONS, parseConfig } from "../src/server/config.ts";
 import { eventually, withServer } from "./helpers/harness.ts";
 import { HeldReader } from "./helpers/held_reader.ts";
-import { startNode } from "./helpers/node_process.ts";
+import { type NodeProcess, startNode } from "./helpers/node_process.ts";
+import { openLink } from "./helpers/link.ts";
+import { freePort, startRedis } from "./helpers/redis_server.ts";
 
 const t = (name: string, fn: () => Promise<void>) =>
   Deno.test({ name: `ops: ${name}`, fn, sanitizeOps: false, sanitizeResources: false });
@@ -414,3 +416,110 @@ t("a second signal during the drain exits at once, non-zero", async () => {
     await node.status;
   }
 });
+
+t(
+  "message bodies never reach the logs, even at debug level, on one node or across two",
+  async () => {
+    const redis = await startRedis();
+    const secret = crypto.randomUUID() + crypto.randomUUID();
+    const nodes: NodeProcess[] = [];
+    const clients: ChatClient[] = [];
+    try {
+      for (const id of ["logs-1", "logs-2"]) {
+        nodes.push(
+          await startNode([
+            "--presence=redis",
+            `--redis-url=${redis.url}`,
+            `--node-id=${id}`,
+            "--bridge-host=127.0.0.1",
+            `--bridge-port=${freePort()}`,
+            "--advertise-host=127.0.0.1",
+            `--cluster-secret=${secret}`,
+            "--log-level=debug",
+          ]),
+        );
+      }
+      const [n1, n2] = nodes;
+      const login = async (port: number, pseudo: string) => {
+        const c = await ChatClient.connect({ port });
+        clients.push(c);
+        assert.equal(await c.login(pseudo), ErrorCode.OK, pseudo);
+        return c;
+      };
+      const alice = await login(n1.port, "alice");
+      const bob = await login(n1.port, "bob");
+      const carol = await login(n2.port, "carol");
+      const body = (what: string) => `BODY-${what}-${crypto.randomUUID()}`;
+      const bodies = [body("local"), body("remote"), body("nobody"), body("sma")];
+      const spmTo = async (to: string, message: string, code: number) => {
+        alice.send({ op: Op.SPM, sender: "alice", recipient: to, message });
+        assert.equal(await alice.nextError(3000), code, to);
+      };
+      await spmTo("bob", bodies[0], ErrorCode.OK);
+      assert.equal(((await bob.next()) as { message: string }).message, bodies[0]);
+      await spmTo("carol", bodies[1], ErrorCode.OK);
+      assert.equal(((await carol.next()) as { message: string }).message, bodies[1]);
+      await spmTo("nobody", bodies[2], ErrorCode.UnreachableUser);
+      alice.send({ op: Op.SMA, sender: "alice", message: bodies[3] });
+      assert.equal(await alice.nextError(3000), ErrorCode.OK);
+      for (const c of [bob, carol]) {
+        assert.equal(((await c.next()) as { message: string }).message, bodies[3]);
+      }
+      // bytes over a private link bridged from node 1 to node 2
+      let turn = 0;
+      const { endA, endB } = await openLink(
+        {
+          get port() {
+            return nodes[turn++ % 2].port;
+          },
+        },
+        alice,
+        carol,
+        4242,
+        { a: "alice", b: "carol" },
+      );
+      const linkBody = body("link");
+      bodies.push(linkBody);
+      await endA.write(new TextEncoder().encode(linkBody));
+      let seen = "";
+      while (seen.length < linkBody.length) seen += new TextDecoder().decode((await endB.read())!);
+      assert.equal(seen, linkBody);
+      endA.close();
+      endB.close();
+      // a malformed frame carrying a body: the log names the reason, not the bytes
+      const mallory = await login(n1.port, "mallory");
+      const malformed = body("malformed");
+      bodies.push(malformed);
+      const m = new TextEncoder().encode(malformed);
+      mallory.sendRaw(
+        new Uint8Array([
+          ...encode({ op: Op.SMA, sender: "mallory", message: "x" }).subarray(0, 10),
+          0,
+          m.length + 2,
+          ...m,
+          0xc3,
+          0x28,
+        ]),
+      );
+      await mallory.closed;
+      await n1.waitForLine(/"msg":"malformed frame, closing"/);
+      for (const n of nodes) n.signal("SIGTERM");
+      for (const n of nodes) assert.equal((await n.status).code, 0);
+      const logs = nodes.map((n) => n.stderr()).join("\n");
+      // the capture worked, at debug level
+      assert.match(logs, /"level":"debug"/);
+      assert.match(logs, /"msg":"login".*"pseudo":"carol"/);
+      assert.match(logs, /"msg":"private link opened"/);
+      for (const b of bodies) {
+        assert.ok(!logs.includes(b), `a message body reached the logs: ${b}`);
+        const bytes = [...new TextEncoder().encode(b.slice(0, 12))].join(",");
+        assert.ok(!logs.includes(bytes), `a message body reached the logs as bytes: ${b}`);
+      }
+    } finally {
+      for (const c of clients) c.close();
+      for (const n of nodes) n.signal("SIGKILL");
+      await Promise.all(nodes.map((n) => n.status));
+      await redis.stop();
+    }
+  },
+);
