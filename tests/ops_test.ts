@@ -377,7 +377,11 @@ t(
       await holdOutput(flooder, "flooder", "sink", queuedOn(node.adminPort));
       const started = Date.now();
       node.signal("SIGTERM");
-      const status = await node.status;
+      const status = await withDeadline(
+        node.status,
+        20_000,
+        () => new Error("the drain outlived its 1.5 s deadline by far"),
+      );
       const waited = Date.now() - started;
       assert.equal(status.code, 0);
       assert.ok(waited >= 1500, `exited after ${waited} ms: the drain did not wait for the reader`);

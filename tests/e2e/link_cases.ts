@@ -31,17 +31,25 @@ const accept = (a: string, b: string, password: number) =>
 const connect = (a: string, b: string, password: number) =>
   ({ op: Op.TCPConnect, sender: a, recipient: b, password }) as const;
 
-async function readExactly(end: PrivateEnd, n: number): Promise<Uint8Array> {
-  const out = new Uint8Array(n);
-  let got = 0;
-  while (got < n) {
-    const c = await end.read();
-    if (c === null) throw new Error(`EOF after ${got} of ${n} bytes`);
-    out.set(c.subarray(0, n - got), got);
-    got += c.length;
-  }
-  return out;
+/** Exactly `n` bytes from `end`; rejects at EOF or after `ms`. */
+function readExactly(end: PrivateEnd, n: number, ms = 30_000): Promise<Uint8Array> {
+  const reading = (async () => {
+    const out = new Uint8Array(n);
+    let got = 0;
+    while (got < n) {
+      const c = await end.read();
+      if (c === null) throw new Error(`EOF after ${got} of ${n} bytes`);
+      out.set(c.subarray(0, n - got), got);
+      got += c.length;
+    }
+    return out;
+  })();
+  return within(reading, `${n} bytes`, ms);
 }
+
+/** Everything until the server closes `end`; rejects after 10 s. */
+const readToEnd = (end: PrivateEnd, what = "the server closing the end") =>
+  within(end.readAll(), what);
 
 export function linkCases(t: RunCase["t"], withServer: RunCase["withServer"]): void {
   t(
@@ -62,8 +70,8 @@ export function linkCases(t: RunCase["t"], withServer: RunCase["withServer"]): v
         assert.ok(gotAtA.every((v, i) => v === fromB[i]), "B→A unchanged");
         // closing one end closes the other
         endA.close();
-        assert.equal(await endB.read(), null);
-        assert.equal((await endB.readAll()).length, 0, "closed by the server");
+        assert.equal(await within(endB.read(), "A's close at B"), null);
+        assert.equal((await readToEnd(endB)).length, 0, "closed by the server");
         // the chat connections are untouched
         alice.send({ op: Op.SPM, sender: "alice", recipient: "bob", message: "after" });
         assert.equal(await alice.nextError(), ErrorCode.OK);
@@ -179,7 +187,7 @@ export function linkCases(t: RunCase["t"], withServer: RunCase["withServer"]): v
         // after the abort, TCPAccept finds nothing
         const endB = await PrivateEnd.open({ port: h.port }, accept("alice", "bob", 5));
         assert.deepEqual(await endB.answer(), [{ op: Op.ERROR, code: ErrorCode.TcpNotInProtocol }]);
-        assert.equal((await endB.readAll()).length, 0, "closed by the server");
+        assert.equal((await readToEnd(endB)).length, 0, "closed by the server");
       }),
   );
 
@@ -201,10 +209,10 @@ export function linkCases(t: RunCase["t"], withServer: RunCase["withServer"]): v
       withServer({}, async (h) => {
         const endB = await PrivateEnd.open({ port: h.port }, accept("alice", "bob", 9));
         assert.deepEqual(await endB.answer(), [{ op: Op.ERROR, code: ErrorCode.TcpNotInProtocol }]);
-        assert.equal((await endB.readAll()).length, 0, "closed by the server");
+        assert.equal((await readToEnd(endB)).length, 0, "closed by the server");
         const endA = await PrivateEnd.open({ port: h.port }, connect("alice", "bob", 9));
         assert.deepEqual(await endA.answer(), [{ op: Op.ERROR, code: ErrorCode.TcpNotInProtocol }]);
-        const rest = await endA.readAll();
+        const rest = await readToEnd(endA);
         assert.deepEqual([...rest], [
           Op.TCPAbort,
           0,
@@ -279,7 +287,7 @@ export function linkCases(t: RunCase["t"], withServer: RunCase["withServer"]): v
         assert.deepEqual(await alice.next(3000), abort("alice", "bob", 13));
         assert.deepEqual(await bob.next(3000), abort("alice", "bob", 13));
         assert.deepEqual(
-          await within(endB.readAll(), "the parked end's TCPAbort and close"),
+          await readToEnd(endB, "the parked end's TCPAbort and close"),
           encode(abort("alice", "bob", 13)),
           "the parked end hears the TCPAbort, then is closed",
         );
@@ -317,7 +325,7 @@ export function linkCases(t: RunCase["t"], withServer: RunCase["withServer"]): v
         for (const guess of [1, 2]) {
           const m = await PrivateEnd.open({ port: h.port }, accept("alice", "bob", guess));
           assert.deepEqual(await m.answer(), [{ op: Op.ERROR, code: ErrorCode.TcpNotInProtocol }]);
-          await m.readAll();
+          await readToEnd(m);
         }
         await alice.expectSilence(100);
         const third = await PrivateEnd.open({ port: h.port }, connect("alice", "bob", 3));
@@ -423,13 +431,13 @@ export function linkCases(t: RunCase["t"], withServer: RunCase["withServer"]): v
         await endA.write(text.encode("last words from A"));
         await endA.closeWrite();
         assert.equal(
-          utf8.decode(await within(endB.readAll(), "A's bytes, then EOF, at B")),
+          utf8.decode(await readToEnd(endB, "A's bytes, then EOF, at B")),
           "last words from A",
         );
         // B still may talk: the server closed only the direction A ended
         await endB.write(text.encode("B answers after A's EOF"));
         assert.equal(
-          utf8.decode(await within(readExactly(endA, 23), "B's late bytes at A")),
+          utf8.decode(await readExactly(endA, 23)),
           "B answers after A's EOF",
         );
         await endB.closeWrite();
@@ -444,11 +452,15 @@ export function linkCases(t: RunCase["t"], withServer: RunCase["withServer"]): v
         const alice = await h.login("alice");
         const bob = await h.login("bob");
         const { endA, endB } = await openLink(h, alice, bob);
-        // B floods; A reads a little and closes with the rest unread, which resets the socket.
-        const flood = endB.write(randomBytes(8 << 20)).then(() => "written", () => "failed");
+        // B writes until its end is closed; A reads a little and closes with the rest unread,
+        // which resets its socket.
+        const chunk = randomBytes(1 << 20);
+        const flood = (async () => {
+          while (true) await endB.write(chunk);
+        })().catch(() => "B's end closed");
         assert.ok(((await within(endA.read(), "B's first bytes at A")) ?? []).length > 0);
         endA.close();
-        assert.equal(await within(flood, "B's blocked write"), "failed", "B's end was closed");
+        assert.equal(await within(flood, "B's writes failing"), "B's end closed");
         assert.equal(await within(endB.read().catch(() => null), "B's read"), null);
         // the chat connections are untouched
         bob.send({ op: Op.SPM, sender: "bob", recipient: "alice", message: "after reset" });
@@ -471,9 +483,9 @@ export function linkCases(t: RunCase["t"], withServer: RunCase["withServer"]): v
           await eventually(async () => (await again.login(name)) === ErrorCode.OK, 5000, name);
         }
         await endA.write(text.encode("A still here"));
-        assert.equal(utf8.decode(await within(readExactly(endB, 12), "A→B")), "A still here");
+        assert.equal(utf8.decode(await readExactly(endB, 12)), "A still here");
         await endB.write(text.encode("B too"));
-        assert.equal(utf8.decode(await within(readExactly(endA, 5), "B→A")), "B too");
+        assert.equal(utf8.decode(await readExactly(endA, 5)), "B too");
       }),
   );
 }

@@ -176,4 +176,32 @@ export const MUTATIONS: Mutation[] = [
     replace: "return;",
     tests: E2E,
   },
+  {
+    name: "slow-reader-unbounded",
+    why: "a client that never reads is never dropped; its queue grows without bound",
+    find: "if (this.#bytes + bytes.length > this.#max) {",
+    replace: "if (false) {",
+    tests: ["tests/server_robustness_test.ts"],
+  },
+  {
+    name: "login-timeout-hits-logged-in",
+    why: "the login timeout also closes connections that did log in",
+    find: "if (session?.pseudo == null && !handedOver) {",
+    replace: "if (!handedOver) {",
+    tests: ["tests/server_robustness_test.ts"],
+  },
+  {
+    name: "drain-deadline-ignored",
+    why: "SIGTERM waits far past --drain-timeout-ms for a reader that never reads",
+    find: "timer = setTimeout(resolve, ms);",
+    replace: "timer = setTimeout(resolve, ms * 100);",
+    tests: ["tests/ops_test.ts"],
+  },
+  {
+    name: "second-signal-ignored",
+    why: "a second SIGTERM during the drain does not exit at once",
+    find: 'Deno.exit(1);\n    }\n    log.info("shutting down"',
+    replace: 'return;\n    }\n    log.info("shutting down"',
+    tests: ["tests/ops_test.ts"],
+  },
 ];

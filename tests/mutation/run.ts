@@ -77,6 +77,23 @@ for (const sig of ["SIGINT", "SIGTERM"] as const) {
   });
 }
 
+/**
+ * A test run killed on timeout leaves the nodes it started (own sessions, see
+ * src/ops/processes.ts) to init: stop those running this worktree's server.
+ */
+async function killOrphanNodes(): Promise<void> {
+  const main = `${REPO}src/server/main.ts`;
+  for await (const e of Deno.readDir("/proc")) {
+    if (!/^\d+$/.test(e.name)) continue;
+    try {
+      const stat = await Deno.readTextFile(`/proc/${e.name}/stat`);
+      const ppid = Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]);
+      const cmd = await Deno.readTextFile(`/proc/${e.name}/cmdline`);
+      if (ppid === 1 && cmd.includes(main)) Deno.kill(Number(e.name), "SIGKILL");
+    } catch { /* gone meanwhile */ }
+  }
+}
+
 async function runTests(tests: string[], timeoutS: number): Promise<"pass" | "fail" | "hung"> {
   const args = ["test", "-A", "--no-check", ...tests.map((t) => `${REPO}${t}`)];
   child = new Deno.Command(Deno.execPath(), {
@@ -105,7 +122,10 @@ async function runTests(tests: string[], timeoutS: number): Promise<"pass" | "fa
     const failed = (out + err).split("\n").filter((l) => /\.\.\. FAILED/.test(l));
     for (const l of failed.slice(0, 6)) console.log(`      ${l.trim()}`);
   }
-  if (timedOut) return "hung";
+  if (timedOut) {
+    await killOrphanNodes();
+    return "hung";
+  }
   return status.success ? "pass" : "fail";
 }
 
