@@ -111,24 +111,32 @@ async function readyz(adminPort: number): Promise<{ status: number; body: string
   return { status: r.status, body: await r.text() };
 }
 
-const FILL = 500;
 const FILL_MESSAGE = "f".repeat(32_000);
 
 /**
- * Queues ~16 MB for `to`, a reader that does not read, until the node's own
- * queue holds some (its socket buffers are full): a drain must then wait.
+ * Sends 32 kB SPMs to `to`, a reader that does not read, 100 at a time until
+ * the node's own queue holds some (the socket buffers between are full,
+ * however large this machine makes them): a drain must then wait. Returns how
+ * many were sent, all acknowledged.
  */
 async function holdOutput(
   from: ChatClient,
   sender: string,
   to: string,
   queued: () => Promise<number>,
-) {
-  for (let i = 0; i < FILL; i++) {
-    from.send({ op: Op.SPM, sender, recipient: to, message: FILL_MESSAGE });
+): Promise<number> {
+  let sent = 0;
+  while ((await queued()) === 0) {
+    assert.ok(sent < 1500, `${sent} SPMs to ${to} and still nothing queued on the node`);
+    for (let i = 0; i < 100; i++) {
+      from.send({ op: Op.SPM, sender, recipient: to, message: FILL_MESSAGE });
+    }
+    for (let i = 0; i < 100; i++) {
+      assert.equal(await from.nextError(10_000), ErrorCode.OK, "fill");
+    }
+    sent += 100;
   }
-  for (let i = 0; i < FILL; i++) assert.equal(await from.nextError(10_000), ErrorCode.OK, "fill");
-  await eventually(async () => (await queued()) > 0, 10_000, `output for ${to} queued on the node`);
+  return sent;
 }
 
 const queuedOn = (adminPort: number) => async () =>
@@ -146,7 +154,7 @@ async function drainUnderLoad(node: Drainable, whileDraining: () => Promise<void
   const alice = await ChatClient.connect({ port: node.port });
   try {
     assert.equal(await alice.login("alice"), ErrorCode.OK);
-    await holdOutput(alice, "alice", "bob", queuedOn(node.adminPort));
+    const fill = await holdOutput(alice, "alice", "bob", queuedOn(node.adminPort));
     const acked: number[] = [], refused: number[] = [];
     let exit: Promise<Deno.CommandStatus> | null = null;
     let seq = 0;
@@ -187,7 +195,7 @@ async function drainUnderLoad(node: Drainable, whileDraining: () => Promise<void
     const spms = frames.filter((f) => f.op === Op.SPM).map((f) =>
       (f as { message: string }).message
     );
-    assert.equal(spms.filter((m) => m === FILL_MESSAGE).length, FILL, "the fill reached bob");
+    assert.equal(spms.filter((m) => m === FILL_MESSAGE).length, fill, "the fill reached bob");
     assert.deepEqual(
       spms.filter((m) => m !== FILL_MESSAGE).map((m) => Number(m.slice(1))),
       acked,
