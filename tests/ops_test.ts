@@ -321,14 +321,20 @@ t("bad configuration exits non-zero with a message before listening", async () =
     const stderr = new TextDecoder().decode(out.stderr);
     assert.notEqual(out.code, 0, `${args} ${JSON.stringify(env)}`);
     assert.match(stderr, expected);
+    assert.doesNotMatch(stderr, /"msg":"listening"/, "refused before listening");
   }
 });
 
 t("--help lists every option with its environment variable and default", () => {
   const text = helpText();
+  const lines = text.split("\n");
   for (const o of OPTIONS) {
-    assert.ok(text.includes(`--${o.flag}`), o.flag);
-    assert.ok(text.includes(o.env), o.env);
+    const line = lines.find((l) => l.trimStart().startsWith(`--${o.flag} `));
+    assert.ok(line, `--${o.flag} is listed`);
+    const words = line.trim().split(/\s+/);
+    assert.equal(words[1], o.env, `--${o.flag}'s environment variable`);
+    assert.equal(words[2], "default", `--${o.flag} names its default`);
+    assert.equal(words[3], o.default === "" ? '""' : o.default, `--${o.flag}'s default`);
   }
   assert.deepEqual(parseConfig(["--help"]), { help: true });
   return Promise.resolve();
