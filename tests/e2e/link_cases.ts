@@ -488,4 +488,28 @@ export function linkCases(t: RunCase["t"], withServer: RunCase["withServer"]): v
         assert.equal(utf8.decode(await readExactly(endA, 5)), "B too");
       }),
   );
+
+  t(
+    "A disconnecting with B's end parked: B hears the TCPAbort, and so does B's parked end, which closes",
+    () =>
+      withServer({}, async (h) => {
+        const alice = await h.login("alice");
+        const bob = await h.login("bob");
+        // On a cluster the next two connections go to the third and first nodes, so B's end
+        // lands on B's node, which hears the TCPAbort.
+        await h.connect();
+        await h.connect();
+        alice.send(ask("alice", "bob", 21));
+        assert.equal(await alice.nextError(), ErrorCode.OK);
+        await bob.next();
+        const endB = await PrivateEnd.open({ port: h.port }, accept("alice", "bob", 21));
+        assert.deepEqual(await alice.next(), accept("alice", "bob", 21));
+        alice.close();
+        assert.deepEqual(await bob.next(), abort("alice", "bob", 21));
+        assert.deepEqual(
+          await readToEnd(endB, "the parked end's TCPAbort and close"),
+          encode(abort("alice", "bob", 21)),
+        );
+      }),
+  );
 }
