@@ -42,8 +42,8 @@ export const MUTATIONS: Mutation[] = [
   {
     name: "pending-asks-unlimited",
     why: "the limit of 16 unanswered TCPAsks per user is gone",
-    find: "unanswered >= this.#ctx.config.maxPendingAsks",
-    replace: "false",
+    find: "return unanswered < this.#limits.maxPendingAsks;",
+    replace: "return true;",
     tests: E2E,
   },
   {
@@ -56,7 +56,7 @@ export const MUTATIONS: Mutation[] = [
   {
     name: "draining-accepts-work",
     why: "a draining node still takes new requests",
-    find: "if (this.#ctx.draining && frame.op !== Op.TCPAbort) {",
+    find: "if (this.#d.draining() && frame.op !== Op.TCPAbort) {",
     replace: "if (false) {",
     tests: ["tests/ops_test.ts"],
   },
@@ -64,8 +64,8 @@ export const MUTATIONS: Mutation[] = [
     name: "draining-drops-requests",
     why: "a draining node drops new requests without an answer",
     find:
-      "if (this.#ctx.draining && frame.op !== Op.TCPAbort) {\n      return this.#error(ErrorCode.ServiceUnavailable);",
-    replace: "if (this.#ctx.draining && frame.op !== Op.TCPAbort) {\n      return;",
+      "if (this.#d.draining() && frame.op !== Op.TCPAbort) {\n      return this.#reply(ErrorCode.ServiceUnavailable);",
+    replace: "if (this.#d.draining() && frame.op !== Op.TCPAbort) {\n      return;",
     tests: ["tests/ops_test.ts"],
   },
   {
@@ -73,7 +73,7 @@ export const MUTATIONS: Mutation[] = [
     why: "one end's EOF closes the whole link instead of half-closing the other end",
     find: "if (peer.#readDone) return this.#closeBoth();",
     replace: "return this.#closeBoth();",
-    tests: E2E,
+    tests: ["tests/link_end_test.ts", ...E2E],
   },
   {
     name: "parked-end-closed-without-tcpabort",
@@ -89,27 +89,51 @@ export const MUTATIONS: Mutation[] = [
     replace: "if false then",
     tests: ["tests/presence_redis_test.ts", "tests/cluster_test.ts"],
   },
+  // ---- the product bug issue 13 found
+  {
+    name: "aborts-after-release",
+    why: "a leaving user's handshakes are aborted after its pseudo is released, so the " +
+      "TCPAborts meant for it reach the pseudo's next holder",
+    find: "for (const k of this.#hs.takeAll()) {\n" +
+      "      await handshakes.abort(k, `${pseudo} left`, { except: pseudo });\n" +
+      "    }\n" +
+      "    try {\n" +
+      "      // While draining, presence was closed and released everyone already.\n" +
+      "      if (!this.#d.draining()) await presence.release(pseudo, this);\n" +
+      "    } catch (e) {\n" +
+      '      log.warn("could not release pseudo", { pseudo, error: errorMessage(e) });\n' +
+      "    }",
+    replace: "try {\n" +
+      "      if (!this.#d.draining()) await presence.release(pseudo, this);\n" +
+      "    } catch (e) {\n" +
+      '      log.warn("could not release pseudo", { pseudo, error: errorMessage(e) });\n' +
+      "    }\n" +
+      "    for (const k of this.#hs.takeAll()) {\n" +
+      "      await handshakes.abort(k, `${pseudo} left`);\n" +
+      "    }",
+    tests: ["tests/handshake_release_test.ts"],
+  },
   // ---- more, one per promise the new tests cover
   {
     name: "drain-skips-queued-output",
     why: "SIGTERM closes connections without letting acknowledged output reach its readers",
-    find: "if (drainMs > 0) await drainOutput(ctx, drainMs);",
+    find: "if (drainMs > 0) await drainOutput(outbound, drainMs, log);",
     replace: "",
     tests: ["tests/ops_test.ts"],
   },
   {
     name: "readyz-ready-while-draining",
     why: "/readyz still answers 200 while the node drains",
-    find: 'if (ctx.draining) return { ready: false, reason: "draining" };',
+    find: 'if (view.draining()) return { ready: false, reason: "draining" };',
     replace: "",
     tests: ["tests/ops_test.ts"],
   },
   {
     name: "spm-body-logged",
     why: "message bodies reach the logs",
-    find: "sent = this.#ctx.presence.send(to, bytes);",
+    find: "sent = this.#d.presence.send(to, bytes);",
     replace:
-      'this.#ctx.log.debug("spm", { to, frame: new TextDecoder().decode(bytes) });\n      sent = this.#ctx.presence.send(to, bytes);',
+      'this.#d.log.debug("spm", { to, frame: new TextDecoder().decode(bytes) });\n      sent = this.#d.presence.send(to, bytes);',
     tests: ["tests/ops_test.ts"],
   },
   {
@@ -150,7 +174,7 @@ export const MUTATIONS: Mutation[] = [
   {
     name: "lost-pseudo-not-evicted",
     why: "a local session whose pseudo another live node took during an outage stays connected",
-    find: 'ctx.sessions.get(pseudo)?.evict("pseudo taken by another node during a Redis outage");',
+    find: 'sessions.get(pseudo)?.evict("pseudo taken by another node during a Redis outage");',
     replace: "void pseudo;",
     tests: ["tests/cluster_test.ts"],
   },
@@ -166,7 +190,7 @@ export const MUTATIONS: Mutation[] = [
     why: "one end's EOF never reaches the other end",
     find: "await peer.conn.closeWrite();",
     replace: "",
-    tests: E2E,
+    tests: ["tests/link_end_test.ts", ...E2E],
   },
   {
     name: "reset-not-propagated",
@@ -181,7 +205,7 @@ export const MUTATIONS: Mutation[] = [
     why: "a client that never reads is never dropped; its queue grows without bound",
     find: "if (this.#bytes + bytes.length > this.#max) {",
     replace: "if (false) {",
-    tests: ["tests/server_robustness_test.ts"],
+    tests: ["tests/outbound_test.ts", "tests/server_robustness_test.ts"],
   },
   {
     name: "login-timeout-hits-logged-in",
@@ -193,8 +217,8 @@ export const MUTATIONS: Mutation[] = [
   {
     name: "drain-deadline-ignored",
     why: "SIGTERM waits far past --drain-timeout-ms for a reader that never reads",
-    find: "timer = setTimeout(resolve, ms);",
-    replace: "timer = setTimeout(resolve, ms * 100);",
+    find: 'await withDeadline(all, ms, () => new Error("drain deadline"))',
+    replace: 'await withDeadline(all, ms * 100, () => new Error("drain deadline"))',
     tests: ["tests/ops_test.ts"],
   },
   {
@@ -209,6 +233,6 @@ export const MUTATIONS: Mutation[] = [
     why: "a private end waiting for its peer is read without bound",
     find: "if (!this.#peer && this.#pendingBytes >= this.#limit) {",
     replace: "if (false) {",
-    tests: ["tests/server_e2e_test.ts"],
+    tests: ["tests/link_end_test.ts", "tests/server_e2e_test.ts"],
   },
 ];
