@@ -6,6 +6,16 @@
  */
 import { parseArgs } from "node:util";
 import { freePort, type RedisProcess, spawnChild, startRedis, waitForPort } from "./processes.ts";
+import {
+  type RedisClusterSet,
+  type SentinelSet,
+  startRedisCluster,
+  startSentinelSet,
+} from "./redis_topologies.ts";
+
+/** Which Redis the nodes share: one server, a primary and replica under Sentinel, a Redis Cluster. */
+export type RedisMode = "single" | "sentinel" | "cluster";
+export const REDIS_MODES: readonly RedisMode[] = ["single", "sentinel", "cluster"];
 
 export interface ClusterOptions {
   /** Number of ChatOS nodes (default 3). */
@@ -14,8 +24,10 @@ export interface ClusterOptions {
   port?: number;
   /** Start HAProxy in front of the nodes (default true). */
   haproxy?: boolean;
-  /** Use this Redis instead of starting one. */
+  /** Use this Redis instead of starting one (single mode). */
   redisUrl?: string;
+  /** The Redis topology to start (default single). */
+  redis?: RedisMode;
   logLevel?: "error" | "warn" | "info" | "debug";
   /** Extra flags for every node. */
   nodeArgs?: string[];
@@ -36,8 +48,14 @@ export interface ClusterNode {
 }
 
 export interface Cluster {
+  /** The redis-server in single mode (null when given --redis-url or in other modes). */
   readonly redis: RedisProcess | null;
+  /** The Sentinel set or Redis Cluster in those modes. */
+  readonly topology: SentinelSet | RedisClusterSet | null;
+  /** In single mode; "" otherwise. */
   readonly redisUrl: string;
+  /** The flags that point a node (or `deno task presence`) at this Redis. */
+  readonly redisFlags: string[];
   readonly nodes: ClusterNode[];
   /** HAProxy's port, or -1 without HAProxy. */
   readonly port: number;
@@ -84,13 +102,28 @@ export async function startCluster(opts: ClusterOptions = {}): Promise<Cluster> 
   const count = opts.nodes ?? 3;
   const output = opts.output ?? "null";
   const secret = crypto.randomUUID() + crypto.randomUUID();
-  const redis = opts.redisUrl ? null : await startRedis();
-  const redisUrl = opts.redisUrl ?? redis!.url;
+  const mode = opts.redis ?? "single";
+  const redis = opts.redisUrl || mode !== "single" ? null : await startRedis();
+  const redisUrl = mode === "single" ? opts.redisUrl ?? redis!.url : "";
+  const topology = mode === "sentinel"
+    ? await startSentinelSet()
+    : mode === "cluster"
+    ? await startRedisCluster()
+    : null;
+  const redisFlags = !topology
+    ? [`--redis-url=${redisUrl}`]
+    : "name" in topology
+    ? [`--redis-sentinels=${topology.sentinels}`, `--redis-sentinel-name=${topology.name}`]
+    : [`--redis-cluster=${topology.seeds}`];
+  const stopRedis = async () => {
+    await redis?.stop();
+    await topology?.stop();
+  };
   const nodes: ClusterNode[] = [];
   const stoppers: Array<() => Promise<void>> = [];
   try {
     for (let i = 1; i <= count; i++) {
-      const node = makeNode(`node-${i}`, redisUrl, secret, opts, output);
+      const node = makeNode(`node-${i}`, redisFlags, secret, opts, output);
       nodes.push(node.handle);
       stoppers.push(node.stop);
     }
@@ -112,25 +145,27 @@ export async function startCluster(opts: ClusterOptions = {}): Promise<Cluster> 
     }
     return {
       redis,
+      topology,
       redisUrl,
+      redisFlags,
       nodes,
       port,
       secret,
       async stop() {
         await Promise.all(stoppers.map((s) => s()));
-        await redis?.stop();
+        await stopRedis();
       },
     };
   } catch (e) {
     await Promise.all(stoppers.map((s) => s().catch(() => {})));
-    await redis?.stop();
+    await stopRedis();
     throw e;
   }
 }
 
 function makeNode(
   id: string,
-  redisUrl: string,
+  redisFlags: string[],
   secret: string,
   opts: ClusterOptions,
   output: "inherit" | "null",
@@ -163,7 +198,7 @@ function makeNode(
         "--host=127.0.0.1",
         `--port=${port}`,
         "--presence=redis",
-        `--redis-url=${redisUrl}`,
+        ...redisFlags,
         `--node-id=${id}`,
         "--bridge-host=127.0.0.1",
         `--bridge-port=${bridgePort}`,
@@ -197,18 +232,28 @@ if (import.meta.main) {
       nodes: { type: "string", default: "3" },
       port: { type: "string", default: "7777" },
       "redis-url": { type: "string" },
+      redis: { type: "string", default: "single" },
       "log-level": { type: "string", default: "info" },
       help: { type: "boolean" },
     },
   });
   if (values.help) {
-    console.log(`deno task cluster [--nodes 3] [--port 7777] [--redis-url URL] [--log-level info]
+    console.log(`deno task cluster [--nodes 3] [--port 7777] [--redis single|sentinel|cluster]
+                  [--redis-url URL] [--log-level info]
 
-Starts redis-server (unless --redis-url), N ChatOS nodes in Redis mode and
-HAProxy on 127.0.0.1:PORT in front of them. Ctrl-C stops everything.`);
+Starts Redis, N ChatOS nodes in Redis mode and HAProxy on 127.0.0.1:PORT in
+front of them. Ctrl-C stops everything. --redis picks what Redis is:
+  single    one redis-server (default; or the one at --redis-url)
+  sentinel  a primary, a replica and 3 sentinels
+  cluster   a Redis Cluster of 3 primaries and 3 replicas`);
     Deno.exit(0);
   }
   const nodes = Number(values.nodes), port = Number(values.port);
+  const redisMode = values.redis as RedisMode;
+  if (!REDIS_MODES.includes(redisMode)) {
+    console.error(`cluster: --redis must be one of ${REDIS_MODES.join(", ")}`);
+    Deno.exit(2);
+  }
   if (
     !Number.isInteger(nodes) || nodes < 1 || !Number.isInteger(port) || port < 0 || port > 65535
   ) {
@@ -219,12 +264,13 @@ HAProxy on 127.0.0.1:PORT in front of them. Ctrl-C stops everything.`);
     nodes,
     port,
     redisUrl: values["redis-url"],
+    redis: redisMode,
     logLevel: values["log-level"] as ClusterOptions["logLevel"],
     output: "inherit",
   });
   console.log(`\nChatOS cluster up:
   clients:  127.0.0.1:${cluster.port} (HAProxy, round robin)
-  redis:    ${cluster.redisUrl}   (deno task presence --redis-url ${cluster.redisUrl})
+  redis:    ${redisMode}   (deno task presence ${cluster.redisFlags.join(" ")})
 ${
     cluster.nodes.map((n) =>
       `  ${n.id}:   127.0.0.1:${n.port}  bridge ${n.bridgePort}  admin http://127.0.0.1:${n.adminPort}/metrics`

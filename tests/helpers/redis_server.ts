@@ -5,3 +5,10 @@ export {
   type RedisProcess as TestRedis,
   startRedis,
 } from "../../src/ops/processes.ts";
+export {
+  redisCli,
+  type RedisClusterSet,
+  type SentinelSet,
+  startRedisCluster,
+  startSentinelSet,
+} from "../../src/ops/redis_topologies.ts";

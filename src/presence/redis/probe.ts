@@ -76,7 +76,7 @@ export class Probe {
 
   #ping(): Promise<void> {
     const sentAt = performance.now();
-    return this.#conns.pub.publish(this.#o.channel, encodePing(sentAt)).then(() => {
+    return this.#conns.publishTo(this.#o.channel, encodePing(sentAt)).then(() => {
       this.#lastAckedSentAt = Math.max(this.#lastAckedSentAt, sentAt);
     });
   }

@@ -1,0 +1,130 @@
+/**
+ * RedisPresence on a Redis Cluster (3 primaries, 3 replicas) started by this
+ * file: the shared contract, the schema's slot layout, then kill -9 of a
+ * primary while nodes hold pseudos.
+ */
+import assert from "node:assert/strict";
+import { Cluster } from "ioredis";
+import { parseHostPorts, type RedisTarget } from "../src/presence/redis.ts";
+import { keys } from "../src/presence/redis/schema.ts";
+import { presenceContract, RecordingInbox } from "./presence_contract.ts";
+import { redisCli, type RedisClusterSet, startRedisCluster } from "./helpers/redis_server.ts";
+import { bytes, log, node, rejectsUnavailable, uniq, until } from "./helpers/presence_testkit.ts";
+
+let shared: Promise<RedisClusterSet> | null = null;
+const clusterSet = () => shared ??= startRedisCluster();
+
+async function target(): Promise<RedisTarget> {
+  const seeds = parseHostPorts((await clusterSet()).seeds);
+  if (typeof seeds === "string") throw new Error(seeds);
+  return { mode: "cluster", seeds };
+}
+
+presenceContract({
+  name: "redis cluster",
+  maxNodes: 3,
+  async makeCluster(n) {
+    const t = await target();
+    return await Promise.all(Array.from({ length: n }, () => node(t)));
+  },
+});
+
+const test = (name: string, fn: () => Promise<void>) =>
+  Deno.test({
+    name: `cluster presence: ${name}`,
+    sanitizeOps: false,
+    sanitizeResources: false,
+    fn,
+  });
+
+test("the keys of each atomic step share a slot", async () => {
+  const set = await clusterSet();
+  const port = set.servers[0].port;
+  const slot = async (k: string) => Number(await redisCli(port, "CLUSTER", "KEYSLOT", k));
+  for (const id of ["n1", "node-2.x"]) {
+    const s = await slot(keys.lease(id));
+    assert.equal(await slot(keys.nodeUsers(id)), s);
+    assert.equal(await slot(`chatos:to:{${id}}`), s, "the channel is in the lease's slot");
+  }
+  for (const [a, b] of [["alice", "bob"], ["a}b", "c"], ["x{", "}y"]]) {
+    const k = { a, b, password: 7 };
+    const s = await slot(keys.pairIndex(a, b));
+    assert.equal(await slot(keys.handshake(k)), s, `${a}/${b}`);
+    assert.equal(await slot(keys.handshakePrefix(a, b) + "123"), s);
+  }
+});
+
+test("a user key names its node and the lease's fence", async () => {
+  const t = await target();
+  const p = await node(t);
+  const raw = new Cluster(parseHostPorts((await clusterSet()).seeds) as never, {
+    lazyConnect: true,
+  });
+  try {
+    await raw.connect();
+    const u = uniq("fenced");
+    assert.equal(await p.reserve(u, new RecordingInbox()), "ok");
+    const fence = await raw.hget(keys.lease(p.nodeId), "fence");
+    assert.ok(fence, "the lease has a fence");
+    assert.equal(await raw.get(keys.user(u)), `${p.nodeId}|${fence}`);
+  } finally {
+    raw.disconnect();
+    await p.close();
+  }
+});
+
+/** From the primary's death to every node ready again: detection (node timeout 1 s), vote, resync. */
+const FAILOVER_BOUND_MS = 15_000;
+
+test("kill -9 of a primary: fail fast, a replica takes over, pseudos held once, relay works", async () => {
+  const set = await clusterSet();
+  const t = await target();
+  const nodes = await Promise.all([node(t), node(t), node(t)]);
+  const [p, q, r] = nodes;
+  try {
+    const alice = uniq("alice"), bob = uniq("bob");
+    const ia = new RecordingInbox(), ib = new RecordingInbox();
+    assert.equal(await p.reserve(alice, ia), "ok");
+    assert.equal(await q.reserve(bob, ib), "ok");
+    // The primary of alice's key: the worst case for her reservation.
+    const victim = (await set.primaryFor(keys.user(alice)))!;
+    const t0 = Date.now();
+    await victim.kill();
+    await rejectsUnavailable(
+      r.reserve(alice, new RecordingInbox()),
+      5000,
+      "reserve on a dead slot",
+    );
+    await until("a replica to take over", FAILOVER_BOUND_MS, async () => {
+      const now = await set.primaryFor(keys.user(alice));
+      return now !== null && now !== victim;
+    });
+    await until("every node ready again", FAILOVER_BOUND_MS, () => nodes.every((n) => n.ready));
+    const took = Date.now() - t0;
+    assert.ok(took < FAILOVER_BOUND_MS, `recovered in ${took} ms`);
+    log("info", "cluster failover: every node ready again", { tookMs: took });
+    // Held once: nobody else gets alice or bob, and the nodes still serve them.
+    assert.equal(await r.reserve(alice, new RecordingInbox()), "taken");
+    assert.equal(await r.reserve(bob, new RecordingInbox()), "taken");
+    assert.equal(await q.send(alice, bytes(2, 1)), true);
+    assert.equal(await p.send(bob, bytes(2, 2)), true);
+    await ia.waitFor(1);
+    await ib.waitFor(1);
+    await r.broadcast(bytes(3, 3), "");
+    await ia.waitFor(2);
+    await ib.waitFor(2);
+    const contested = uniq("race");
+    const results = await Promise.all(
+      Array.from({ length: 30 }, (_, i) => nodes[i % 3].reserve(contested, new RecordingInbox())),
+    );
+    assert.equal(results.filter((x) => x === "ok").length, 1);
+  } finally {
+    for (const n of nodes) await n.close();
+  }
+});
+
+// Runs last: the shared servers must not outlive the run (they are also killed on unload).
+test("stop the redis cluster", async () => {
+  await (await shared)?.stop();
+  shared = null;
+});
