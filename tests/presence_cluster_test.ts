@@ -73,6 +73,30 @@ test("a user key names its node and the lease's fence", async () => {
   }
 });
 
+test("deno task presence reads a Redis Cluster (every primary)", async () => {
+  const set = await clusterSet();
+  const p = await node(await target(), { clientAddress: "127.0.0.1:4343" });
+  try {
+    const names = [uniq("opsa"), uniq("opsb"), uniq("opsc"), uniq("opsd")];
+    for (const u of names) await p.reserve(u, new RecordingInbox());
+    const out = await new Deno.Command(Deno.execPath(), {
+      args: [
+        ...["run", "--allow-net", "--allow-env", "src/ops/presence.ts"],
+        ...["--redis-cluster", set.seeds],
+      ],
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    const text = new TextDecoder().decode(out.stdout);
+    assert.equal(out.code, 0, new TextDecoder().decode(out.stderr));
+    assert.ok(text.includes("127.0.0.1:4343"), text);
+    // Keys spread over the primaries; every one is listed, with its node (not node|fence).
+    for (const u of names) assert.match(text, new RegExp(`${u}\\s+${p.nodeId}\\s*$`, "m"));
+  } finally {
+    await p.close();
+  }
+});
+
 /** From the primary's death to every node ready again: detection (node timeout 1 s), vote, resync. */
 const FAILOVER_BOUND_MS = 15_000;
 

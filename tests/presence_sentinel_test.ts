@@ -36,6 +36,29 @@ const test = (name: string, fn: () => Promise<void>) =>
     fn,
   });
 
+test("deno task presence finds the primary through the sentinels", async () => {
+  const set = await sentinelSet();
+  const p = await node(await target(), { clientAddress: "127.0.0.1:4344" });
+  try {
+    const u = uniq("opss");
+    await p.reserve(u, new RecordingInbox());
+    const out = await new Deno.Command(Deno.execPath(), {
+      args: [
+        ...["run", "--allow-net", "--allow-env", "src/ops/presence.ts"],
+        ...["--redis-sentinels", set.sentinels, "--redis-sentinel-name", set.name],
+      ],
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    const text = new TextDecoder().decode(out.stdout);
+    assert.equal(out.code, 0, new TextDecoder().decode(out.stderr));
+    assert.ok(text.includes("127.0.0.1:4344"), text);
+    assert.match(text, new RegExp(`${u}\\s+${p.nodeId}`));
+  } finally {
+    await p.close();
+  }
+});
+
 /** From the primary's death to every node ready again: detection 1 s, election, reconnects. */
 const FAILOVER_BOUND_MS = 12_000;
 
