@@ -28,6 +28,7 @@ const TAKEOVER_TRIES = 4;
 type Send = Extract<Outgoing, { kind: "send" }>;
 
 export class ClusterStore implements PresenceStore {
+  readonly batchesBroadcasts = true;
   readonly #conns: Connections;
   readonly #nodeId: string;
   readonly #instance: string;

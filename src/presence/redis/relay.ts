@@ -77,10 +77,14 @@ export class Relay {
       },
       reject: (e: unknown) => reject(unavailable(e)),
     };
-    this.#queue.push({ kind: "send", to, entry: encodeEntry(to, frame), settle });
+    this.#enqueue({ kind: "send", to, entry: encodeEntry(to, frame), settle });
+    return promise;
+  }
+
+  #enqueue(item: Outgoing): void {
+    this.#queue.push(item);
     if (this.#queue.length === 1) setImmediate(this.#flush);
     else if (this.#queue.length >= SEND_BATCH_MAX) this.#flush();
-    return promise;
   }
 
   /** Publishes to the other nodes (the caller fanned out locally already), after queued sends. */
@@ -100,8 +104,8 @@ export class Relay {
       reject: (e: unknown) => reject(unavailable(e)),
     };
     // Queued private messages go first: one sender's frames keep their order.
-    this.#queue.push({ kind: "broadcast", payload, settle });
-    this.#flush();
+    this.#enqueue({ kind: "broadcast", payload, settle });
+    if (!this.#d.store.batchesBroadcasts) this.#flush();
     return promise;
   }
 

@@ -15,6 +15,7 @@ const PRUNE_BATCH = 1000;
 const PRUNE_ROUNDS = 50;
 
 export class SingleStore implements PresenceStore {
+  readonly batchesBroadcasts = false;
   readonly #conns: Connections;
   readonly #nodeId: string;
   readonly #instance: string;

@@ -20,6 +20,11 @@ export type Outgoing =
 export const NO_LEASE = "NOLEASE node lease missing";
 
 export interface PresenceStore {
+  /**
+   * Broadcasts wait for the end of the turn like sends (Redis Cluster: they share each node's
+   * per-turn script call), rather than leaving at once (single Redis: one PUBLISH each).
+   */
+  readonly batchesBroadcasts: boolean;
   /** True: `pseudo` is now bound to this node; false: a live node holds it. */
   reserve(pseudo: string): Promise<boolean>;
   /** Unbinds the pseudos that are still bound to this node. */
