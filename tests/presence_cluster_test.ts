@@ -9,7 +9,15 @@ import { parseHostPorts, type RedisTarget } from "../src/presence/redis.ts";
 import { keys } from "../src/presence/redis/schema.ts";
 import { presenceContract, RecordingInbox } from "./presence_contract.ts";
 import { redisCli, type RedisClusterSet, startRedisCluster } from "./helpers/redis_server.ts";
-import { bytes, log, node, rejectsUnavailable, uniq, until } from "./helpers/presence_testkit.ts";
+import {
+  bytes,
+  log,
+  lostSignal,
+  node,
+  rejectsUnavailable,
+  uniq,
+  until,
+} from "./helpers/presence_testkit.ts";
 
 let shared: Promise<RedisClusterSet> | null = null;
 const clusterSet = () => shared ??= startRedisCluster();
@@ -57,11 +65,8 @@ test("the keys of each atomic step share a slot", async () => {
 test("a user key names its node and the lease's fence", async () => {
   const t = await target();
   const p = await node(t);
-  const raw = new Cluster(parseHostPorts((await clusterSet()).seeds) as never, {
-    lazyConnect: true,
-  });
+  const raw = await rawCluster();
   try {
-    await raw.connect();
     const u = uniq("fenced");
     assert.equal(await p.reserve(u, new RecordingInbox()), "ok");
     const fence = await raw.hget(keys.lease(p.nodeId), "fence");
@@ -93,6 +98,130 @@ test("deno task presence reads a Redis Cluster (every primary)", async () => {
     // Keys spread over the primaries; every one is listed, with its node (not node|fence).
     for (const u of names) assert.match(text, new RegExp(`${u}\\s+${p.nodeId}\\s*$`, "m"));
   } finally {
+    await p.close();
+  }
+});
+
+/** A raw client on the shared cluster, for looking at keys. */
+async function rawCluster(): Promise<Cluster> {
+  const raw = new Cluster(parseHostPorts((await clusterSet()).seeds) as never, {
+    lazyConnect: true,
+  });
+  await raw.connect();
+  return raw;
+}
+
+test("a reserve needs this node's own lease", async () => {
+  const p = await node(await target());
+  const raw = await rawCluster();
+  try {
+    p.stallHeartbeats();
+    assert.equal(await raw.del(keys.lease(p.nodeId)), 1);
+    const u = uniq("nolease");
+    await rejectsUnavailable(p.reserve(u, new RecordingInbox()), 3000, "reserve without lease");
+    assert.equal(await raw.get(keys.user(u)), null, "nothing was left behind");
+    p.resumeHeartbeats();
+    await until("ready again", 5000, () => p.ready);
+    assert.equal(await p.reserve(u, new RecordingInbox()), "ok");
+  } finally {
+    raw.disconnect();
+    await p.close();
+  }
+});
+
+test("a node that stalls past its lease gives up what others took, and keeps the rest", async () => {
+  const signal = lostSignal();
+  const t = await target();
+  const p = await node(t, { leaseMs: 800, heartbeatMs: 200, onLost: signal.onLost });
+  const q = await node(t);
+  const raw = await rawCluster();
+  try {
+    const alice = uniq("alice"), bob = uniq("bob");
+    const ib = new RecordingInbox();
+    await p.reserve(alice, new RecordingInbox());
+    await p.reserve(bob, ib);
+    const oldFence = await raw.hget(keys.lease(p.nodeId), "fence");
+    p.stallHeartbeats();
+    await until("the stalled node's lease to lapse", 5000, async () => {
+      return (await raw.exists(keys.lease(p.nodeId))) === 0;
+    });
+    assert.equal(await q.send(bob, bytes(2, 5)), false, "a dead fence receives nothing");
+    assert.equal(await q.reserve(alice, new RecordingInbox()), "ok", "free once the lease lapsed");
+    p.resumeHeartbeats();
+    assert.equal(await signal.lost(), alice, "onLost names the pseudo another node took");
+    await until("the stalled node to be ready again", 5000, () => p.ready);
+    const newFence = await raw.hget(keys.lease(p.nodeId), "fence");
+    assert.notEqual(newFence, oldFence, "a lease created anew has a new fence");
+    assert.equal(
+      await raw.get(keys.user(alice)),
+      `${q.nodeId}|${await raw.hget(keys.lease(q.nodeId), "fence")}`,
+    );
+    assert.equal(await raw.get(keys.user(bob)), `${p.nodeId}|${newFence}`, "the rest re-asserted");
+    assert.equal(await q.send(bob, bytes(2, 6)), true);
+    await ib.waitFor(1);
+    assert.deepEqual(ib.frames, [bytes(2, 6)]);
+  } finally {
+    raw.disconnect();
+    await p.close();
+    await q.close();
+  }
+});
+
+test("a dead holder's pseudo is taken over exactly once by racing nodes", async () => {
+  const t = await target();
+  const p = await node(t, { leaseMs: 600, heartbeatMs: 200 });
+  const [q, r] = await Promise.all([node(t), node(t)]);
+  const raw = await rawCluster();
+  try {
+    const alice = uniq("alice");
+    await p.reserve(alice, new RecordingInbox());
+    p.crash();
+    await until("the dead node's lease to lapse", 5000, async () => {
+      return (await raw.exists(keys.lease(p.nodeId))) === 0;
+    });
+    // Both read the dead holder's value and both try to replace it: one compare-and-set wins.
+    const results = await Promise.all([
+      q.reserve(alice, new RecordingInbox()),
+      r.reserve(alice, new RecordingInbox()),
+    ]);
+    assert.deepEqual(results.toSorted(), ["ok", "taken"]);
+  } finally {
+    raw.disconnect();
+    await Promise.all([p.close(), q.close(), r.close()]);
+  }
+});
+
+test("a value naming a live node with another fence receives nothing", async () => {
+  const t = await target();
+  const [p, q] = await Promise.all([node(t), node(t)]);
+  const raw = await rawCluster();
+  try {
+    const ghost = uniq("ghost");
+    await raw.set(keys.user(ghost), `${p.nodeId}|not-the-fence`);
+    assert.equal(await q.send(ghost, bytes(2, 1)), false);
+    assert.equal(p.stats.receives, 0, "nothing reached p");
+  } finally {
+    raw.disconnect();
+    await Promise.all([p.close(), q.close()]);
+  }
+});
+
+test("after a failover (the epoch grows) a node writes its reservations again", async () => {
+  const set = await clusterSet();
+  const p = await node(await target(), { heartbeatMs: 200 });
+  const raw = await rawCluster();
+  try {
+    const alice = uniq("alice");
+    await p.reserve(alice, new RecordingInbox());
+    const mine = await raw.get(keys.user(alice));
+    // As if the promoted replica had missed this write.
+    await raw.del(keys.user(alice));
+    await set.manualFailover();
+    await until("alice written again", 8000, async () => {
+      return (await raw.get(keys.user(alice))) === mine;
+    });
+  } finally {
+    raw.disconnect();
     await p.close();
   }
 });

@@ -33,6 +33,11 @@ export interface RedisClusterSet {
   readonly servers: RedisMember[];
   /** The ports of the servers that are primaries now. */
   primaryPorts(): Promise<number[]>;
+  /**
+   * A replica takes over from its primary on request (CLUSTER FAILOVER): no data lost, but the
+   * cluster's epoch grows, as after a real failover.
+   */
+  manualFailover(): Promise<void>;
   /** The server that is primary for `key`'s slot now; null while none is (a failover). */
   primaryFor(key: string): Promise<RedisMember | null>;
   stop(): Promise<void>;
@@ -234,6 +239,20 @@ export async function startRedisCluster(): Promise<RedisClusterSet> {
             .map((l) => Number(l.split(" ")[1].split("@")[0].split(":")[1]));
         }
         throw new Error("no cluster member running");
+      },
+      async manualFailover() {
+        const live = members.find((m) => m.running)!;
+        const lines = (await redisCli(live.port, "CLUSTER", "NODES")).split("\n");
+        const replica = lines.map((l) => l.split(" ")).find((f) =>
+          /\bslave\b/.test(f[2] ?? "") && !/fail/.test(f[2]) && f[7] === "connected"
+        );
+        if (!replica) throw new Error("no healthy replica to fail over to");
+        const port = Number(replica[1].split("@")[0].split(":")[1]);
+        await redisCli(port, "CLUSTER", "FAILOVER");
+        await until("the replica to be primary", 10000, async () => {
+          const info = await redisCli(port, "ROLE");
+          return info.startsWith("master");
+        });
       },
       async primaryFor(key: string): Promise<RedisMember | null> {
         const live = members.find((m) => m.running);
