@@ -12,6 +12,7 @@ import { redisCli, type RedisClusterSet, startRedisCluster } from "./helpers/red
 import {
   bytes,
   log,
+  logLines,
   lostSignal,
   node,
   rejectsUnavailable,
@@ -252,6 +253,15 @@ test("kill -9 of a primary: fail fast, a replica takes over, pseudos held once, 
       const now = await set.primaryFor(keys.user(alice));
       return now !== null && now !== victim;
     });
+    // Each node learns of the failover from the cluster's epoch, at its next heartbeat.
+    await until(
+      "every node to notice the failover",
+      FAILOVER_BOUND_MS,
+      () =>
+        nodes.every((n) =>
+          logLines.some((l) => l.includes("failed over") && l.includes(`"${n.nodeId}"`))
+        ),
+    );
     await until("every node ready again", FAILOVER_BOUND_MS, () => nodes.every((n) => n.ready));
     const took = Date.now() - t0;
     assert.ok(took < FAILOVER_BOUND_MS, `recovered in ${took} ms`);

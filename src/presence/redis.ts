@@ -152,7 +152,14 @@ export class RedisPresence implements Presence, StoreHealth {
       leaseMs: opts.leaseMs ?? 3000,
       heartbeatMs: opts.heartbeatMs ?? 1000,
       instance,
-    }, { conns, store, users, reservations, log });
+    }, {
+      conns,
+      store,
+      users,
+      reservations,
+      log,
+      onFailover: () => this.probe.subscriberReady(),
+    });
     this.probe = new Probe(
       {
         nodeId,

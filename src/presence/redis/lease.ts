@@ -30,6 +30,8 @@ export interface LeaseOptions {
 }
 
 export interface LeaseDeps {
+  /** Redis Cluster failed over (its epoch changed): subscriptions may have moved. */
+  onFailover?: () => void;
   conns: Connections;
   store: PresenceStore;
   users: LocalUsers;
@@ -195,7 +197,10 @@ export class Lease {
       const epoch = await conns.clusterEpoch();
       if (epoch !== this.#epoch) {
         // A shard failed over and may have lost its last writes, ours among them.
-        if (this.#epoch !== null) log("info", "redis cluster failed over; re-asserting");
+        if (this.#epoch !== null) {
+          log("info", "redis cluster failed over; re-asserting", { node: this.#o.nodeId });
+          this.#d.onFailover?.();
+        }
         this.#epoch = epoch;
         this.#needResync = true;
       }

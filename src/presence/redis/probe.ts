@@ -69,8 +69,12 @@ export class Probe {
     this.#waiter = null;
   }
 
-  /** The subscriber reconnected: give it a timeout's worth of grace before judging it. */
+  /**
+   * The subscriber reconnected, or Redis failed over under it: pings from before prove nothing
+   * now. Not fresh until one comes back; a timeout's worth of grace before judging it.
+   */
   subscriberReady(): void {
+    this.#lastRecvAt = Math.min(this.#lastRecvAt, performance.now() - this.#o.timeoutMs - 1);
     this.#graceUntil = performance.now() + this.#o.timeoutMs;
   }
 
