@@ -329,17 +329,17 @@ t("--help lists every option with its environment variable and default", () => {
   const text = helpText();
   const lines = text.split("\n");
   for (const o of OPTIONS) {
-    const i = lines.findIndex((l) => l.trimStart().startsWith(`--${o.flag} `));
-    assert.ok(i >= 0, `--${o.flag} is listed`);
-    const words = lines[i].trim().split(/\s+/);
+    const line = lines.find((l) => l.trimStart().startsWith(`--${o.flag} `));
+    assert.ok(line, `--${o.flag} is listed`);
+    const words = line.trim().split(/\s+/);
     assert.equal(words[1], o.env, `--${o.flag}'s environment variable`);
     if (o.default === "") {
-      // No value to show (ops_truth_test: never `default ""`); its help line says what happens.
+      // No `default ""`: the description says what an unset option means.
       assert.equal(words.length, 2, `--${o.flag} shows no empty default`);
-    } else {
-      assert.equal(words[2], "default", `--${o.flag} names its default`);
-      assert.equal(words[3], o.default, `--${o.flag}'s default`);
+      continue;
     }
+    assert.equal(words[2], "default", `--${o.flag} names its default`);
+    assert.equal(words[3], o.default, `--${o.flag}'s default`);
   }
   assert.deepEqual(parseConfig(["--help"]), { help: true });
   return Promise.resolve();

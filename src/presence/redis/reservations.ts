@@ -7,15 +7,12 @@ import { errorMessage } from "../../lib/errors.ts";
 import type { LogFn } from "../../lib/log.ts";
 import type { LocalUsers } from "../local_users.ts";
 import { type Inbox, PresenceUnavailable, type ReserveResult } from "../presence.ts";
-import { type Connections, unavailable } from "./connections.ts";
-import { keys, PREFIX } from "./schema.ts";
-
-/** Pseudos per script call when many are written or released at once. */
-const CHUNK = 500;
+import { unavailable } from "./connections.ts";
+import { NO_LEASE, type PresenceStore } from "./store.ts";
 
 export interface ReservationDeps {
   nodeId: string;
-  conns: Connections;
+  store: PresenceStore;
   users: LocalUsers;
   log: LogFn;
   /** Redis refused a reserve because this node's lease is gone. */
@@ -26,8 +23,6 @@ export interface ReservationDeps {
 
 export class Reservations {
   readonly #d: ReservationDeps;
-  readonly #ownUsers: string;
-  readonly #lease: string;
   /** Pseudos whose reserve is in flight on this node. */
   #pending = new Set<string>();
   /** Frames that arrived for a pending pseudo before its reserve's reply. */
@@ -38,25 +33,14 @@ export class Reservations {
 
   constructor(deps: ReservationDeps) {
     this.#d = deps;
-    this.#ownUsers = keys.nodeUsers(deps.nodeId);
-    this.#lease = keys.lease(deps.nodeId);
   }
 
   async reserve(pseudo: string, inbox: Inbox): Promise<ReserveResult> {
-    const { users, nodeId, conns, log } = this.#d;
+    const { users, store, log } = this.#d;
     if (users.get(pseudo) || this.#pending.has(pseudo)) return "taken";
     this.#pending.add(pseudo);
     try {
-      const r = await conns.script(
-        "reserve",
-        keys.user(pseudo),
-        this.#ownUsers,
-        this.#lease,
-        nodeId,
-        pseudo,
-        PREFIX,
-      );
-      if (r !== 1) return "taken";
+      if (!(await store.reserve(pseudo))) return "taken";
       if (this.#closed) throw new PresenceUnavailable("presence closed");
       users.add(pseudo, inbox);
       this.#uncertain.delete(pseudo);
@@ -74,13 +58,13 @@ export class Reservations {
       // connection; if that fails too, the heartbeat retries.
       if (!this.#closed) {
         this.#uncertain.add(pseudo);
-        this.#release([pseudo]).then(
+        this.#d.store.release([pseudo]).then(
           () => {
             if (!this.#pending.has(pseudo)) this.#uncertain.delete(pseudo);
           },
           () => {}, // still uncertain: flushUncertain retries from the heartbeat
         );
-        if (errorMessage(e).includes("NOLEASE")) this.#d.onNoLease();
+        if (errorMessage(e).includes(NO_LEASE)) this.#d.onNoLease();
       }
       throw unavailable(e);
     } finally {
@@ -92,7 +76,7 @@ export class Reservations {
   async release(pseudo: string, inbox: Inbox): Promise<void> {
     if (!this.#d.users.remove(pseudo, inbox) || this.#closed) return;
     try {
-      await this.#release([pseudo]);
+      await this.#d.store.release([pseudo]);
     } catch (e) {
       this.#uncertain.add(pseudo); // retried by the heartbeat
       throw unavailable(e);
@@ -113,42 +97,30 @@ export class Reservations {
 
   /** Writes every local reservation again (Redis may have restarted empty). */
   async reassert(): Promise<void> {
-    const { users, nodeId, conns, log } = this.#d;
+    const { users, nodeId, store, log } = this.#d;
     const all = [...users.pseudos()];
-    let restored = 0;
-    for (let i = 0; i < all.length; i += CHUNK) {
-      const chunk = all.slice(i, i + CHUNK);
-      const lost = await conns.script(
-        "reassert",
-        this.#ownUsers,
-        this.#lease,
-        nodeId,
-        PREFIX,
-        ...chunk,
-      ) as string[];
-      restored += chunk.length - lost.length;
-      for (const p of lost) {
-        if (!users.get(p)) continue;
-        log("warn", "a local user's pseudo is now held by another live node", {
-          pseudo: p,
-          node: nodeId,
-        });
-        try {
-          this.#d.onLost?.(p);
-        } catch (e) {
-          log("error", "onLost callback threw", { error: errorMessage(e) });
-        }
+    const lost = await store.reassert(all);
+    for (const p of lost) {
+      if (!users.get(p)) continue;
+      log("warn", "a local user's pseudo is now held by another live node", {
+        pseudo: p,
+        node: nodeId,
+      });
+      try {
+        this.#d.onLost?.(p);
+      } catch (e) {
+        log("error", "onLost callback threw", { error: errorMessage(e) });
       }
     }
-    log("info", "reservations re-asserted", { node: nodeId, restored });
+    log("info", "reservations re-asserted", { node: nodeId, restored: all.length - lost.length });
   }
 
   /** Drops what Redis binds to this node but this node does not serve. */
   async reconcile(): Promise<void> {
-    const members = await this.#d.conns.cmd.smembers(this.#ownUsers);
+    const members = await this.#d.store.members();
     const stale = members.filter((p) => !this.#d.users.get(p) && !this.#pending.has(p));
     // Sent in the same tick as the check: anything reserved later is ordered after it.
-    await this.#release(stale);
+    await this.#d.store.release(stale);
   }
 
   /** Retries the releases whose outcome was unknown. */
@@ -157,7 +129,7 @@ export class Reservations {
     const { users } = this.#d;
     const todo = [...this.#uncertain].filter((p) => !users.get(p) && !this.#pending.has(p));
     for (const p of this.#uncertain) if (users.get(p)) this.#uncertain.delete(p);
-    await this.#release(todo);
+    await this.#d.store.release(todo);
     for (const p of todo) this.#uncertain.delete(p);
   }
 
@@ -167,21 +139,5 @@ export class Reservations {
     this.#d.users.clear();
     this.#pending.clear();
     this.#uncertain.clear();
-  }
-
-  #release(pseudos: string[]): Promise<unknown> {
-    const calls: Promise<unknown>[] = [];
-    for (let i = 0; i < pseudos.length; i += CHUNK) {
-      calls.push(
-        this.#d.conns.script(
-          "release",
-          this.#ownUsers,
-          this.#d.nodeId,
-          PREFIX,
-          ...pseudos.slice(i, i + CHUNK),
-        ),
-      );
-    }
-    return Promise.all(calls);
   }
 }

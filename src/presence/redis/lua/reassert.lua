@@ -11,10 +11,10 @@ for i = 3, #ARGV do
   local p = ARGV[i]
   local uk = ARGV[2] .. 'user:' .. p
   local cur = redis.call('GET', uk)
-  if cur and cur ~= ARGV[1] and redis.call('EXISTS', ARGV[2] .. 'node:' .. cur) == 1 then
+  if cur and cur ~= ARGV[1] and redis.call('EXISTS', ARGV[2] .. 'node:{' .. cur .. '}') == 1 then
     lost[#lost + 1] = p
   else
-    if cur and cur ~= ARGV[1] then redis.call('SREM', ARGV[2] .. 'node:' .. cur .. ':users', p) end
+    if cur and cur ~= ARGV[1] then redis.call('SREM', ARGV[2] .. 'node:{' .. cur .. '}:users', p) end
     redis.call('SET', uk, ARGV[1])
     redis.call('SADD', KEYS[1], p)
   end

@@ -10,8 +10,8 @@
 if redis.call('EXISTS', KEYS[3]) == 0 then return redis.error_reply('NOLEASE node lease missing') end
 local cur = redis.call('GET', KEYS[1])
 if cur and cur ~= ARGV[1] then
-  if redis.call('EXISTS', ARGV[3] .. 'node:' .. cur) == 1 then return 0 end
-  redis.call('SREM', ARGV[3] .. 'node:' .. cur .. ':users', ARGV[2])
+  if redis.call('EXISTS', ARGV[3] .. 'node:{' .. cur .. '}') == 1 then return 0 end
+  redis.call('SREM', ARGV[3] .. 'node:{' .. cur .. '}:users', ARGV[2])
 end
 redis.call('SET', KEYS[1], ARGV[1])
 redis.call('SADD', KEYS[2], ARGV[2])
