@@ -85,9 +85,25 @@ export const MUTATIONS: Mutation[] = [
   {
     name: "restart-takes-back-live-pseudos",
     why: "after a Redis restart a node takes back pseudos that a live node now holds",
-    find: "if cur and cur ~= ARGV[1] and redis.call('EXISTS', ARGV[2] .. 'node:' .. cur) == 1 then",
+    find:
+      "if cur and cur ~= ARGV[1] and redis.call('EXISTS', ARGV[2] .. 'node:{' .. cur .. '}') == 1 then",
     replace: "if false then",
     tests: ["tests/presence_redis_test.ts", "tests/cluster_test.ts"],
+  },
+  // ---- the same promises in Redis Cluster mode (src/presence/redis/cluster_store.ts)
+  {
+    name: "cluster-mode-reserve-without-own-lease",
+    why: "in Redis Cluster mode a reservation no longer requires the node's own lease",
+    find: 'if ((await this.#conns.cmd.hget(this.#lease, "fence")) !== fence) {',
+    replace: "if (false) {",
+    tests: ["tests/presence_cluster_test.ts"],
+  },
+  {
+    name: "cluster-mode-takes-live-pseudos",
+    why: "in Redis Cluster mode a node takes over (or takes back) a pseudo a live node holds",
+    find: "if (await this.#alive(cur)) return false;",
+    replace: "",
+    tests: ["tests/presence_cluster_test.ts"],
   },
   // ---- the product bug issue 13 found
   {
@@ -147,7 +163,7 @@ export const MUTATIONS: Mutation[] = [
     name: "redis-down-cr-error-2",
     why: "with Redis down, CR is answered ERROR 2 instead of ERROR 9",
     find: 'return this.#unavailable("CR", e);',
-    replace: "return this.#error(ErrorCode.PseudoUnavailable);",
+    replace: "return this.#reply(ErrorCode.PseudoUnavailable);",
     tests: ["tests/cluster_test.ts"],
   },
   {
