@@ -204,7 +204,7 @@ test("strike windows expire in Redis too", async () => {
   }
 });
 
-test("a dead node's sets are pruned by a live node", async () => {
+test("a dead node's sets are pruned by a live node, sparing keys another node holds", async () => {
   const r = await sharedRedis();
   const p = await node(r.url, { leaseMs: 600, heartbeatMs: 200 });
   const q = await node(r.url, { heartbeatMs: 100 });
@@ -214,6 +214,10 @@ test("a dead node's sets are pruned by a live node", async () => {
     const names = [uniq("dead"), uniq("dead"), uniq("dead")];
     for (const u of names) assert.equal(await p.reserve(u, new RecordingInbox()), "ok");
     assert.equal(await raw.scard(keys.nodeUsers(p.nodeId)), 3);
+    // The state after q took names[0] over: p's set still lists it, its key names q.
+    const [taken, ...gone] = names;
+    await raw.set(keys.user(taken), q.nodeId);
+    await raw.sadd(keys.nodeUsers(q.nodeId), taken);
     p.crash();
     await until("the dead node's users set to be pruned", 8000, async () => {
       return (await raw.exists(keys.nodeUsers(p.nodeId))) === 0;
@@ -221,7 +225,8 @@ test("a dead node's sets are pruned by a live node", async () => {
     await until("the dead node's id to leave the nodes set", 8000, async () => {
       return !(await raw.smembers(keys.nodes)).includes(p.nodeId);
     });
-    for (const u of names) assert.equal(await raw.get(keys.user(u)), null, `${u}'s key pruned`);
+    for (const u of gone) assert.equal(await raw.get(keys.user(u)), null, `${u}'s key pruned`);
+    assert.equal(await raw.get(keys.user(taken)), q.nodeId, "a key another node holds is left");
     assert.ok((await raw.smembers(keys.nodes)).includes(q.nodeId), "the live node stays");
   } finally {
     raw.disconnect();

@@ -217,6 +217,27 @@ export const MUTATIONS: Mutation[] = [
     tests: E2E,
   },
   {
+    name: "prune-skips-dead-nodes",
+    why: "a dead node's users set, user keys and id are never pruned",
+    find: "if redis.call('EXISTS', KEYS[1]) == 1 then return -1 end",
+    replace: "do return -1 end",
+    tests: ["tests/presence_redis_test.ts"],
+  },
+  {
+    name: "prune-deletes-keys-others-hold",
+    why: "pruning a dead node deletes user keys another node has taken over since",
+    find: "if redis.call('GET', uk) == ARGV[1] then redis.call('DEL', uk) end",
+    replace: "redis.call('DEL', uk)",
+    tests: ["tests/presence_redis_test.ts"],
+  },
+  {
+    name: "bridge-token-reusable",
+    why: "a replayed bridge greeting joins the parked end again (a token is not used up)",
+    find: "this.#parked.delete(token);",
+    replace: "",
+    tests: ["tests/bridge_test.ts"],
+  },
+  {
     name: "slow-reader-unbounded",
     why: "a client that never reads is never dropped; its queue grows without bound",
     find: "if (this.#bytes + bytes.length > this.#max) {",
