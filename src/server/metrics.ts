@@ -19,9 +19,25 @@ export class Metrics {
   linksOpened = 0;
   linkBytes = 0;
   hijackStrikes = 0;
+  /** Connections and requests refused by a limit, by the limit's name. */
+  refused: Record<string, number> = {};
+  /** Never-logged-in connections closed to make room on a full node. */
+  evictions = 0;
+  /** Times a session's socket stopped being read until its rate budget refilled. */
+  throttled = 0;
+  /** Output bytes thrown away with dropped slow readers. */
+  slowReaderDiscardedBytes = 0;
+  /** Failed accepts (e.g. out of descriptors); the listener backs off and goes on. */
+  acceptErrors = 0;
+  /** Private links closed for being idle. */
+  linksIdleClosed = 0;
 
   /** Gauges read at scrape time. */
   gauges: Record<string, () => number> = {};
+
+  refuse(reason: string): void {
+    this.refused[reason] = (this.refused[reason] ?? 0) + 1;
+  }
 
   countOut(frame: Uint8Array): void {
     const op = frame[0];
@@ -75,6 +91,31 @@ export class Metrics {
     counter("link_strikes_total", "failed attempts to join a private link", [[
       "",
       this.hijackStrikes,
+    ]]);
+    counter(
+      "refused_total",
+      "connections or requests refused by a limit, by reason",
+      Object.entries(this.refused).map(([r, v]) => [`{reason="${r}"}`, v] as [string, number]),
+    );
+    counter("evictions_total", "never-logged-in connections closed to make room", [[
+      "",
+      this.evictions,
+    ]]);
+    counter("throttled_total", "times a session was not read until its rate budget refilled", [[
+      "",
+      this.throttled,
+    ]]);
+    counter("slow_reader_discarded_bytes_total", "output discarded with dropped slow readers", [[
+      "",
+      this.slowReaderDiscardedBytes,
+    ]]);
+    counter("accept_errors_total", "failed accepts (the listener backs off and goes on)", [[
+      "",
+      this.acceptErrors,
+    ]]);
+    counter("links_idle_closed_total", "private links closed for being idle", [[
+      "",
+      this.linksIdleClosed,
     ]]);
     for (const [name, read] of Object.entries(this.gauges)) {
       gauge(name, name.replaceAll("_", " "), read());
