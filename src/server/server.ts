@@ -86,7 +86,7 @@ export async function startServer(
   const outbound = new Set<OutboundQueue>();
   const queueBudget = new QueueBudget(config.maxQueuedBytesTotal);
   const budget = new FdBudget(config.maxFds || defaultFdBudget(processFdLimit()));
-  const admission = new Admission(config, budget);
+  const admission = new Admission(config, budget, metrics);
   const warn = new WarnThrottle(log, config.warnIntervalMs);
   let draining = false;
 

@@ -7,6 +7,7 @@
  */
 import { TokenBucket } from "../../lib/rate.ts";
 import type { FdBudget, FdLease } from "./fd_budget.ts";
+import type { Metrics } from "../metrics.ts";
 
 export interface AdmissionLimits {
   maxConnections: number;
@@ -98,11 +99,12 @@ export class Admission {
   /** Connections that never logged in (nor became a link end), oldest first. */
   #unsettled = new Set<Ticket>();
   #open = 0;
-  evictions = 0;
+  #metrics: Metrics;
 
-  constructor(limits: AdmissionLimits, budget: FdBudget) {
+  constructor(limits: AdmissionLimits, budget: FdBudget, metrics: Metrics) {
     this.#limits = limits;
     this.#budget = budget;
+    this.#metrics = metrics;
   }
 
   get open(): number {
@@ -137,7 +139,7 @@ export class Admission {
   #evictOldest(): void {
     const oldest = this.#unsettled.values().next();
     if (oldest.done) return;
-    this.evictions++;
+    this.#metrics.evictions++;
     oldest.value.evict();
   }
 
