@@ -17,6 +17,9 @@ export interface AdmissionLimits {
   connBurstPerAddress: number;
 }
 
+/** Evictions whose sockets are still closing, at most (the descriptor budget's headroom covers them). */
+const MAX_LEAVING = 16;
+
 /** Source addresses remembered at most before idle ones are forgotten. */
 const MAX_ADDRESSES = 10_000;
 
@@ -50,11 +53,13 @@ export class Ticket {
     this.#onEvict = fn;
   }
 
-  /** Called by the admission: this never-logged-in connection must go. */
+  /**
+   * Called by the admission: this never-logged-in connection must go. Its
+   * place is given back when its handler has closed it (`release`), not
+   * now: a socket with a read in flight keeps its descriptor until then.
+   */
   evict(): void {
-    const fn = this.#onEvict;
-    this.release();
-    fn?.();
+    this.#onEvict?.();
   }
 
   /** A login is starting: false if this address has its sessions' worth already (`limit` 0: none). */
@@ -99,6 +104,8 @@ export class Admission {
   /** Connections that never logged in (nor became a link end), oldest first. */
   #unsettled = new Set<Ticket>();
   #open = 0;
+  /** Evicted connections not yet closed: their places are the newcomers' already. */
+  #leaving = new Set<Ticket>();
   #metrics: Metrics;
 
   constructor(limits: AdmissionLimits, budget: FdBudget, metrics: Metrics) {
@@ -125,9 +132,9 @@ export class Admission {
     }
     if (l.maxConnsPerAddress > 0 && state.conns >= l.maxConnsPerAddress) return "per_address";
     if (!state.bucket.tryTake()) return "address_rate";
-    if (this.#open >= l.maxConnections || this.#budget.full) this.#evictOldest();
-    if (this.#open >= l.maxConnections) return "node_full";
-    const lease = this.#budget.tryAcquire("chat");
+    if (this.#full()) this.#evictOldest();
+    if (this.#open - this.#leaving.size >= l.maxConnections) return "node_full";
+    const lease = this.#budget.tryAcquire("chat", this.#leaving.size);
     if (!lease) return "fd_budget";
     state.conns++;
     this.#open++;
@@ -136,10 +143,21 @@ export class Admission {
     return ticket;
   }
 
+  /** No room for one more, counting the places of evicted connections as free. */
+  #full(): boolean {
+    const leaving = this.#leaving.size;
+    return this.#open - leaving >= this.#limits.maxConnections ||
+      this.#budget.used - leaving >= this.#budget.max;
+  }
+
   #evictOldest(): void {
+    // Evicted sockets close within a turn or two; past this many at once, newcomers wait.
+    if (this.#leaving.size >= MAX_LEAVING) return;
     const oldest = this.#unsettled.values().next();
     if (oldest.done) return;
     this.#metrics.evictions++;
+    this.#unsettled.delete(oldest.value);
+    this.#leaving.add(oldest.value);
     oldest.value.evict();
   }
 
@@ -156,6 +174,7 @@ export class Admission {
   /** @internal a ticket was released. */
   released(t: Ticket): void {
     this.#unsettled.delete(t);
+    this.#leaving.delete(t);
     this.#open--;
     // An address with nothing open is kept for its rate bucket (the memory of
     // its recent connects), until there are many: then the idle ones go.

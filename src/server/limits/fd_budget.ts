@@ -15,7 +15,7 @@ export interface FdLease {
 }
 
 /** Descriptors kept back from the process limit for everything else (stdio, Redis, timers, the runtime). */
-const HEADROOM_MIN = 32;
+const HEADROOM_MIN = 64;
 const HEADROOM_SHARE = 0.1;
 
 /** The soft "Max open files" of this process, or null where /proc is not readable. */
@@ -60,9 +60,12 @@ export class FdBudget {
     return this.#byKind[kind];
   }
 
-  /** A lease, or null when the budget is spent. */
-  tryAcquire(kind: SocketKind): FdLease | null {
-    if (this.#used >= this.max) return null;
+  /**
+   * A lease, or null when the budget is spent. `slack`: leases held by
+   * sockets already being closed, which may be exceeded by that many.
+   */
+  tryAcquire(kind: SocketKind, slack = 0): FdLease | null {
+    if (this.#used >= this.max + slack) return null;
     this.#used++;
     this.#byKind[kind]++;
     let held = true;
