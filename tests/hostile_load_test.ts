@@ -147,7 +147,7 @@ Deno.test("a bridge slowloris does not stop logins", async () => {
     const metrics = server.context.metrics;
     await eventually(() => (metrics.refused.bridge_greetings ?? 0) > 0, 5000, "greetings capped");
     const ok = await legitLogins(server.port, 40, "user", mine);
-    await eventually(() => (metrics.refused.bridge_greeting ?? 0) > 0, 5000, "deadline passed");
+    await eventually(() => (metrics.refused.bad_bridge_greeting ?? 0) > 0, 5000, "deadline passed");
     trickling = false;
     await trickle;
     assert.ok(ok >= 38, `${ok} of 40 logins succeeded`);

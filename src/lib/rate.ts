@@ -83,8 +83,7 @@ export class WarnThrottle {
     }
     if (!w) {
       w = { start: t, shown: 0, suppressed: 0 };
-      this.#windows.set(msg, w);
-      if (this.#windows.size > 1000) this.#windows.clear(); // reasons are a fixed set; a safety net
+      if (this.#windows.size >= 1000) this.#windows.clear(); // reasons are a fixed set; a safety net
       this.#windows.set(msg, w);
     }
     if (w.shown < this.#perInterval) {

@@ -338,7 +338,7 @@ export class LinkBroker {
       this.#greeting--;
     }
     if (!greeting) {
-      metrics.refuse("bridge_greeting");
+      metrics.refuse("bad_bridge_greeting");
       warn.warn("bridge greeting refused", { address });
       return refuse();
     }
