@@ -110,6 +110,7 @@ Deno.test("bridge: a token joins once; the same greeting replayed is answered 0"
       guessWindowMs: 60_000,
     },
     silentLogger,
+    new WarnThrottle(silentLogger, 10_000),
     metrics,
   );
   const broker = new LinkBroker({

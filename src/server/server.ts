@@ -112,7 +112,7 @@ export async function startServer(
   }
 
   const handshakes = new Handshakes(presence, log);
-  const guard = new LinkGuard(presence, handshakes, config, log, metrics);
+  const guard = new LinkGuard(presence, handshakes, config, log, warn, metrics);
   const links = new LinkBroker({
     presence,
     handshakes,
