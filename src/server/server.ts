@@ -42,8 +42,6 @@ export interface RunningServer {
   readonly context: NodeView;
   /** Open client connections, chat and link ends alike. */
   readonly connections: number;
-  /** The descriptor budget: sockets held of every kind, and the most allowed. */
-  readonly fds: { readonly used: number; readonly max: number };
   /** Stops accepting, waits up to `drainMs` for queued output, releases presence, closes everything. */
   close(drainMs?: number): Promise<void>;
 }
@@ -237,7 +235,6 @@ export async function startServer(
     get connections() {
       return admission.open;
     },
-    fds: budget,
     close(drainMs = 0) {
       closing ??= (async () => {
         draining = true;

@@ -17,6 +17,7 @@ import { clearTimer, type TimerId, unrefTimeout } from "../../lib/timers.ts";
 import { TokenBucket, type WarnThrottle } from "../../lib/rate.ts";
 import type { Metrics } from "../metrics.ts";
 import type { Ticket } from "../limits/admission.ts";
+import type { Lease } from "../limits/fd_budget.ts";
 import { OutboundQueue, type QueueBudget } from "./outbound.ts";
 import type { ChatSession, SessionPlace } from "./session.ts";
 
@@ -45,11 +46,6 @@ export interface LinkOpener {
     address: string,
     lease: Lease,
   ): Promise<void>;
-}
-
-/** The socket's place in the node's limits, given back when the socket closes. */
-export interface Lease {
-  release(): void;
 }
 
 /** What serving one connection uses of its node. */

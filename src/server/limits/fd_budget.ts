@@ -8,10 +8,14 @@
 
 export type SocketKind = "chat" | "link" | "bridge" | "admin";
 
-/** Held while a socket is open; `release` is idempotent. */
-export interface FdLease {
-  readonly kind: SocketKind;
+/** A socket's place in the node's limits, given back when the socket closes; idempotent. */
+export interface Lease {
   release(): void;
+}
+
+/** A place in the descriptor budget, held while a socket is open. */
+export interface FdLease extends Lease {
+  readonly kind: SocketKind;
 }
 
 /** Descriptors kept back from the process limit for everything else (stdio, Redis, timers, the runtime). */

@@ -29,12 +29,7 @@ import type { LinkGuard } from "./guard.ts";
 import { LinkEnd } from "./end.ts";
 import { dialBridge, readGreeting } from "./bridge.ts";
 import type { WarnThrottle } from "../../lib/rate.ts";
-import type { FdBudget } from "../limits/fd_budget.ts";
-
-/** A socket's place in the node's limits, given back when its end closes. */
-export interface Lease {
-  release(): void;
-}
+import type { FdBudget, Lease } from "../limits/fd_budget.ts";
 
 export interface LinkLimits {
   linkBufferBytes: number;
