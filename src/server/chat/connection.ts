@@ -151,6 +151,8 @@ export async function serveConnection(
       }
       if (n === null) break;
       decoder.push(buf.subarray(0, n));
+      // What this read costs its session's budget, charged once per read, not per frame.
+      let framesRead = 0, bytesCaused = 0;
       for (let step = decoder.next(); step !== null; step = decoder.next()) {
         if (!step.ok) {
           metrics.malformedFrames++;
@@ -178,14 +180,16 @@ export async function serveConnection(
           frames = new TokenBucket(limits.rateFrames, limits.rateFramesBurst);
           bytes = new TokenBucket(limits.rateBytes, limits.rateBytesBurst);
         }
-        frames!.spend(1);
-        bytes!.spend(frame.op === Op.SMA ? raw.length * deps.fanOut() : raw.length);
+        framesRead++;
+        bytesCaused += frame.op === Op.SMA ? raw.length * deps.fanOut() : raw.length;
         session.post({ kind: "frame", frame, raw });
       }
       // The frames just posted may still refer to `buf`: wait for the actor
       // before reading over it. This is also the session's backpressure.
       if (session?.mailbox.busy) await session.mailbox.idle();
       if (n === buf.length && buf.length < LARGE_READ) buf = new Uint8Array(LARGE_READ);
+      frames?.spend(framesRead);
+      bytes?.spend(bytesCaused);
       const debt = frames && bytes ? Math.max(frames.debtMs(), bytes.debtMs()) : 0;
       if (debt > 0 && !closed) {
         metrics.throttled++;
