@@ -177,8 +177,13 @@ export async function serveConnection(
             return; // the link broker owns the socket (and its ticket) now
           }
           session = deps.newSession(out, address, close, ticket);
-          frames = new TokenBucket(limits.rateFrames, limits.rateFramesBurst);
-          bytes = new TokenBucket(limits.rateBytes, limits.rateBytesBurst);
+          // No bucket at all for a rate that is off (per-session memory).
+          if (limits.rateFrames > 0) {
+            frames = new TokenBucket(limits.rateFrames, limits.rateFramesBurst);
+          }
+          if (limits.rateBytes > 0) {
+            bytes = new TokenBucket(limits.rateBytes, limits.rateBytesBurst);
+          }
         }
         framesRead++;
         bytesCaused += frame.op === Op.SMA ? raw.length * deps.fanOut() : raw.length;
@@ -190,7 +195,7 @@ export async function serveConnection(
       if (n === buf.length && buf.length < LARGE_READ) buf = new Uint8Array(LARGE_READ);
       frames?.spend(framesRead);
       bytes?.spend(bytesCaused);
-      const debt = frames && bytes ? Math.max(frames.debtMs(), bytes.debtMs()) : 0;
+      const debt = Math.max(frames?.debtMs() ?? 0, bytes?.debtMs() ?? 0);
       if (debt > 0 && !closed) {
         metrics.throttled++;
         await pause(debt);
