@@ -91,6 +91,8 @@ export async function serveConnection(
   log.debug("connection opened", { address });
   let closeReason = "client closed";
   let closed = false;
+  let pauseTimer: TimerId | undefined;
+  let resumeReading: (() => void) | null = null;
   const close = (reason: string) => {
     if (closed) return;
     closed = true;
@@ -118,8 +120,6 @@ export async function serveConnection(
   deps.outbound.add(out);
   let frames: TokenBucket | null = null;
   let bytes: TokenBucket | null = null;
-  let pauseTimer: TimerId | undefined;
-  let resumeReading: (() => void) | null = null;
   /** Stops reading for `ms` (or until closed): the flooder waits, nobody else does. */
   const pause = (ms: number) =>
     new Promise<void>((resolve) => {
