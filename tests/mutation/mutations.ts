@@ -240,9 +240,17 @@ export const MUTATIONS: Mutation[] = [
   {
     name: "slow-reader-unbounded",
     why: "a client that never reads is never dropped; its queue grows without bound",
-    find: "if (this.#bytes + bytes.length > this.#max) {",
-    replace: "if (false) {",
+    find: "if (cost <= this.#max && !overNode) {",
+    replace: "if (!overNode) {",
     tests: ["tests/outbound_test.ts", "tests/server_robustness_test.ts"],
+  },
+  {
+    name: "node-output-bound-ignored",
+    why:
+      "the node-wide bound on queued output is gone: many slow readers together grow without bound",
+    find: "if (cost <= this.#max && !overNode) {",
+    replace: "if (cost <= this.#max) {",
+    tests: ["tests/outbound_test.ts"],
   },
   {
     name: "login-timeout-hits-logged-in",
