@@ -84,8 +84,10 @@ Deno.test("outbound: a node-wide bound drops the queues that hold much, spares s
   big.push(new Uint8Array(1024));
   small.push(new Uint8Array(1024));
   await tick();
-  while (big.push(new Uint8Array(8 * 1024)));
+  let queued = 1024;
+  while (big.push(new Uint8Array(8 * 1024))) queued += 8 * 1024;
   assert.deepEqual(dropped, ["big"]);
+  assert.ok(queued <= 200 * 1024, `dropped at the node's 200 KiB, not its own 1 MiB (${queued})`);
   assert.ok(shared.used < 8 * 1024, "the dropped queue's charge was given back");
   assert.equal(small.push(new Uint8Array(1024)), true, "a small queue still gets through");
   w.open();

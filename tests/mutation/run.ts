@@ -5,8 +5,8 @@
  *
  *   deno task mutate                      # every mutation
  *   deno task mutate --only drain,hmac    # those whose name contains a word
- *   deno task mutate --list               # names, files and tests, nothing run
- *   deno task mutate --list               # also exits 1 if a snippet or test file needs updating
+ *   deno task mutate --list               # where each snippet is and its tests, nothing run;
+ *                                         # exits 1 if a snippet or test file needs updating
  *   deno task mutate --timeout 300        # seconds per mutation before it counts as hung
  *   deno task mutate --no-baseline        # skip the unmutated run of the test files first
  *
