@@ -227,22 +227,6 @@ test("a reserve needs this node's own lease", async () => {
   }
 });
 
-test("strike windows expire in Redis too", async () => {
-  const r = await sharedRedis();
-  const p = await node(r.url);
-  const raw = new Redis(r.url, { lazyConnect: true });
-  try {
-    await raw.connect();
-    const a = uniq("a"), b = uniq("b");
-    assert.equal(await p.strike(a, b, 2000), 1);
-    const ttl = await raw.pttl(keys.strikes(a, b));
-    assert.ok(ttl > 0 && ttl <= 2000, `the strikes key expires with the window (PTTL ${ttl})`);
-  } finally {
-    raw.disconnect();
-    await p.close();
-  }
-});
-
 test("a dead node's sets are pruned by a live node", async () => {
   const r = await sharedRedis();
   const p = await node(r.url, { leaseMs: 600, heartbeatMs: 200 });
@@ -388,7 +372,8 @@ test("Redis down: calls reject with PresenceUnavailable quickly, and recover", a
       2000,
       "hs",
     );
-    await rejectsUnavailable(p.strike(local, remote, 1000), 2000, "strike");
+    await rejectsUnavailable(p.strikePair(local, remote, 3), 2000, "strikePair");
+    await rejectsUnavailable(p.clientOf(remote), 2000, "clientOf");
     await rejectsUnavailable(p.broadcast(bytes(3), remote), 2000, "broadcast");
     assert.equal(il.frames.length, 1, "the local part of a broadcast still happened");
     assert.equal(await p.send(local, bytes(2)), true, "local delivery needs no Redis");

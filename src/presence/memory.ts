@@ -1,10 +1,11 @@
 import type { HandshakeKey } from "../protocol/frames.ts";
 import { LocalUsers } from "./local_users.ts";
 import {
+  bareClaim,
+  type Claim,
   handshakeId,
   type Inbox,
   type LinkEndpoint,
-  pairId,
   type Presence,
   type ReserveResult,
 } from "./presence.ts";
@@ -13,6 +14,8 @@ interface Pending {
   key: HandshakeKey;
   expiresAt: number;
   endpoint: LinkEndpoint | null;
+  /** Failed joins against it (strikePair). */
+  strikes: number;
 }
 
 /** Presence for one process: everything lives in maps. The embedded default. */
@@ -20,7 +23,10 @@ export class MemoryPresence implements Presence {
   readonly nodeId: string;
   readonly users = new LocalUsers();
   #handshakes = new Map<string, Pending>();
-  #strikes = new Map<string, number[]>();
+  /** Name key → the pseudo holding it. */
+  #names = new Map<string, string>();
+  /** Pseudo → what it holds. */
+  #claims = new Map<string, Claim>();
   #now: () => number;
 
   constructor(opts: { nodeId?: string; now?: () => number } = {}) {
@@ -28,13 +34,27 @@ export class MemoryPresence implements Presence {
     this.#now = opts.now ?? Date.now;
   }
 
-  reserve(pseudo: string, inbox: Inbox): Promise<ReserveResult> {
-    return Promise.resolve(this.users.add(pseudo, inbox) ? "ok" : "taken");
+  reserve(pseudo: string, inbox: Inbox, claim: Claim = bareClaim(pseudo)): Promise<ReserveResult> {
+    if (claim.keys.some((k) => this.#names.has(k)) || !this.users.add(pseudo, inbox)) {
+      return Promise.resolve("taken");
+    }
+    for (const k of claim.keys) this.#names.set(k, pseudo);
+    this.#claims.set(pseudo, claim);
+    return Promise.resolve("ok");
   }
 
   release(pseudo: string, inbox: Inbox): Promise<void> {
-    this.users.remove(pseudo, inbox);
+    if (this.users.remove(pseudo, inbox)) {
+      for (const k of this.#claims.get(pseudo)?.keys ?? []) {
+        if (this.#names.get(k) === pseudo) this.#names.delete(k);
+      }
+      this.#claims.delete(pseudo);
+    }
     return Promise.resolve();
+  }
+
+  clientOf(pseudo: string): Promise<string | null> {
+    return Promise.resolve(this.#claims.get(pseudo)?.client || null);
   }
 
   send(to: string, frame: Uint8Array): boolean {
@@ -63,6 +83,7 @@ export class MemoryPresence implements Presence {
       key: { ...key },
       expiresAt: this.#now() + ttlMs,
       endpoint: null,
+      strikes: 0,
     });
     return Promise.resolve(true);
   }
@@ -98,23 +119,22 @@ export class MemoryPresence implements Presence {
     return Promise.resolve(out);
   }
 
-  strike(a: string, b: string, windowMs: number): Promise<number> {
-    const id = pairId(a, b);
-    const now = this.#now();
-    const recent = (this.#strikes.get(id) ?? []).filter((t) => t > now - windowMs);
-    recent.push(now);
-    this.#strikes.set(id, recent);
-    // Keep the map from growing without bound under a spray of pair names.
-    if (this.#strikes.size > 10_000) {
-      for (const [k, ts] of this.#strikes) {
-        if (ts[ts.length - 1] <= now - windowMs) this.#strikes.delete(k);
+  strikePair(a: string, b: string, budget: number): Promise<HandshakeKey[]> {
+    const out: HandshakeKey[] = [];
+    for (const [id, p] of this.#handshakes) {
+      if (p.key.a !== a || p.key.b !== b || !this.#live(p.key)) continue;
+      if (++p.strikes >= budget) {
+        this.#handshakes.delete(id);
+        out.push(p.key);
       }
     }
-    return Promise.resolve(recent.length);
+    return Promise.resolve(out);
   }
 
   close(): Promise<void> {
     this.users.clear();
+    this.#names.clear();
+    this.#claims.clear();
     this.#handshakes.clear();
     return Promise.resolve();
   }

@@ -7,7 +7,7 @@
  * - reservations.ts: reserve, release, and writing them again;
  * - probe.ts: the liveness ping through pub/sub;
  * - relay.ts: remote sends, broadcasts, and receiving (envelope.ts: the bytes);
- * - handshakes.ts: handshake and strike scripts (scripts.ts, lua/: the scripts).
+ * - handshakes.ts: handshake scripts, strikes included (scripts.ts, lua/: the scripts).
  *
  * Failure model: no command waits in an offline queue or longer than
  * `commandTimeoutMs`; every failure rejects with PresenceUnavailable. After a
@@ -18,6 +18,8 @@ import type { HandshakeKey } from "../protocol/frames.ts";
 import type { LogFn } from "../lib/log.ts";
 import { LocalUsers } from "./local_users.ts";
 import {
+  bareClaim,
+  type Claim,
   type Inbox,
   type LinkEndpoint,
   type Presence,
@@ -155,11 +157,7 @@ export class RedisPresence implements Presence, StoreHealth {
       stats: this.stats,
       log,
     });
-    this.#handshakes = new RedisHandshakes(
-      (name, ...args) => this.#call(name, ...args),
-      nodeId,
-      this.lease.instance,
-    );
+    this.#handshakes = new RedisHandshakes((name, ...args) => this.#call(name, ...args), nodeId);
   }
 
   /**
@@ -243,9 +241,14 @@ export class RedisPresence implements Presence, StoreHealth {
 
   // ---------------------------------------------------------------- Presence
 
-  reserve(pseudo: string, inbox: Inbox): Promise<ReserveResult> {
+  reserve(pseudo: string, inbox: Inbox, claim: Claim = bareClaim(pseudo)): Promise<ReserveResult> {
     if (this.#closed) return Promise.reject(new PresenceUnavailable("presence closed"));
-    return this.#reservations.reserve(pseudo, inbox);
+    return this.#reservations.reserve(pseudo, inbox, claim);
+  }
+
+  clientOf(pseudo: string): Promise<string | null> {
+    if (this.#closed) return Promise.reject(new PresenceUnavailable("presence closed"));
+    return this.#reservations.clientOf(pseudo);
   }
 
   release(pseudo: string, inbox: Inbox): Promise<void> {
@@ -288,8 +291,8 @@ export class RedisPresence implements Presence, StoreHealth {
     return this.#handshakes.cancelPair(a, b);
   }
 
-  strike(a: string, b: string, windowMs: number): Promise<number> {
-    return this.#handshakes.strike(a, b, windowMs);
+  strikePair(a: string, b: string, budget: number): Promise<HandshakeKey[]> {
+    return this.#handshakes.strikePair(a, b, budget);
   }
 
   async #call(name: ScriptName, ...args: (string | number)[]): Promise<unknown> {

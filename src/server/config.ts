@@ -6,6 +6,7 @@
 import { parseArgs } from "node:util";
 import { LOG_LEVELS, type LogLevel } from "../lib/log.ts";
 import { errorMessage } from "../lib/errors.ts";
+import { parseCidrList } from "./net/cidr.ts";
 
 export interface ServerConfig {
   host: string;
@@ -20,6 +21,9 @@ export interface ServerConfig {
   guessLimitPair: number;
   guessLimitAddress: number;
   guessWindowMs: number;
+  proxyProtocol: boolean;
+  proxyTrusted: string;
+  proxyHeaderTimeoutMs: number;
   presence: "memory" | "redis";
   redisUrl: string;
   nodeId: string;
@@ -33,7 +37,7 @@ export interface ServerConfig {
   drainTimeoutMs: number;
 }
 
-type Kind = "string" | "int" | "enum";
+type Kind = "string" | "int" | "enum" | "bool" | "cidrs";
 interface OptionSpec {
   key: keyof ServerConfig;
   flag: string;
@@ -157,6 +161,32 @@ export const OPTIONS: readonly OptionSpec[] = [
     help: "window over which failed link attempts are counted",
   },
   {
+    key: "proxyProtocol",
+    flag: "proxy-protocol",
+    env: "CHATOS_PROXY_PROTOCOL",
+    kind: "bool",
+    default: "false",
+    help:
+      "connections from --proxy-trusted peers start with a PROXY v1/v2 header (the real client)",
+  },
+  {
+    key: "proxyTrusted",
+    flag: "proxy-trusted",
+    env: "CHATOS_PROXY_TRUSTED",
+    kind: "cidrs",
+    default: "127.0.0.0/8,::1/128",
+    help: "CIDR list of the balancers whose connections must carry a PROXY header",
+  },
+  {
+    key: "proxyHeaderTimeoutMs",
+    flag: "proxy-header-timeout-ms",
+    env: "CHATOS_PROXY_HEADER_TIMEOUT_MS",
+    kind: "int",
+    default: "5000",
+    min: 1,
+    help: "a trusted peer's connection without a complete PROXY header by then is closed",
+  },
+  {
     key: "presence",
     flag: "presence",
     env: "CHATOS_PRESENCE",
@@ -257,10 +287,21 @@ export class ConfigError extends Error {
   override name = "ConfigError";
 }
 
-function convert(spec: OptionSpec, raw: string, source: string): string | number {
+function convert(spec: OptionSpec, raw: string, source: string): string | number | boolean {
   switch (spec.kind) {
     case "string":
       return raw;
+    case "bool": {
+      const v = raw.trim().toLowerCase();
+      if (["1", "true", "yes", "on"].includes(v)) return true;
+      if (["0", "false", "no", "off"].includes(v)) return false;
+      throw new ConfigError(`${source}: "${raw}" is not true or false`);
+    }
+    case "cidrs": {
+      const r = parseCidrList(raw);
+      if (!r.ok) throw new ConfigError(`${source}: ${r.reason}`);
+      return raw;
+    }
     case "enum":
       if (!spec.choices!.includes(raw)) {
         throw new ConfigError(`${source}: "${raw}" is not one of ${spec.choices!.join(", ")}`);
@@ -283,7 +324,7 @@ function convert(spec: OptionSpec, raw: string, source: string): string | number
 }
 
 export function defaultConfig(): ServerConfig {
-  const out: Record<string, string | number> = {};
+  const out: Record<string, string | number | boolean> = {};
   for (const spec of OPTIONS) {
     out[spec.key] = convert(spec, spec.default, `default of --${spec.flag}`);
   }
@@ -300,6 +341,9 @@ export function parseConfig(
 ): { help: true } | { help: false; config: ServerConfig } {
   const options: Record<string, { type: "string" | "boolean" }> = { help: { type: "boolean" } };
   for (const spec of OPTIONS) options[spec.flag] = { type: "string" };
+  // A switch may stand alone (`--proxy-protocol`) or take a value (`--proxy-protocol=false`).
+  const switches = new Set(OPTIONS.filter((o) => o.kind === "bool").map((o) => `--${o.flag}`));
+  args = args.map((a) => (switches.has(a) ? `${a}=true` : a));
   let parsed;
   try {
     parsed = parseArgs({ args, options, strict: true, allowPositionals: false });
@@ -307,7 +351,7 @@ export function parseConfig(
     throw new ConfigError(errorMessage(e));
   }
   if (parsed.values.help) return { help: true };
-  const out: Record<string, string | number> = {};
+  const out: Record<string, string | number | boolean> = {};
   for (const spec of OPTIONS) {
     const flag = parsed.values[spec.flag] as string | undefined;
     const fromEnv = env(spec.env);

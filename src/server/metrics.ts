@@ -19,6 +19,10 @@ export class Metrics {
   linksOpened = 0;
   linkBytes = 0;
   hijackStrikes = 0;
+  /** Private-end frames refused unseen: not from the client key of the user they name. */
+  foreignLinkFrames = 0;
+  /** Connections from a trusted balancer closed for a missing or invalid PROXY header. */
+  proxyHeaderRefused = 0;
 
   /** Gauges read at scrape time. */
   gauges: Record<string, () => number> = {};
@@ -75,6 +79,14 @@ export class Metrics {
     counter("link_strikes_total", "failed attempts to join a private link", [[
       "",
       this.hijackStrikes,
+    ]]);
+    counter("link_foreign_frames_total", "private-end frames not from the named user's address", [[
+      "",
+      this.foreignLinkFrames,
+    ]]);
+    counter("proxy_header_refused_total", "connections closed for a missing or bad PROXY header", [[
+      "",
+      this.proxyHeaderRefused,
     ]]);
     for (const [name, read] of Object.entries(this.gauges)) {
       gauge(name, name.replaceAll("_", " "), read());

@@ -12,7 +12,9 @@ import { closeQuietly, errorMessage } from "../lib/errors.ts";
 import { defaultConfig, type ServerConfig } from "./config.ts";
 import { Metrics } from "./metrics.ts";
 import { startAdmin } from "./admin.ts";
-import { remoteAddress, serveConnection } from "./chat/connection.ts";
+import { serveConnection } from "./chat/connection.ts";
+import { identifier, peerAddress } from "./net/client_address.ts";
+import { parseCidrList } from "./net/cidr.ts";
 import { ChatSession } from "./chat/session.ts";
 import type { OutboundQueue } from "./chat/outbound.ts";
 import { Handshakes } from "./links/handshakes.ts";
@@ -80,6 +82,7 @@ export async function startServer(
   const outbound = new Set<OutboundQueue>();
   let draining = false;
 
+  const identify = identifier(proxyPolicy(config)); // throws on a bad list, before listening
   const listener = Deno.listen({ hostname: config.host, port: config.port, transport: "tcp" });
   let bridgeListener: Deno.TcpListener | null = null;
   let bridgeAddress = "";
@@ -122,6 +125,7 @@ export async function startServer(
     draining: () => draining,
   };
   const connectionDeps = {
+    identify,
     limits: config,
     log,
     metrics,
@@ -144,7 +148,7 @@ export async function startServer(
     if (open.size >= config.maxConnections) {
       metrics.connectionsRejected++;
       log.warn("connection rejected", {
-        address: remoteAddress(conn),
+        address: peerAddress(conn),
         reason: `over --max-connections ${config.maxConnections}`,
       });
       closeQuietly(conn);
@@ -152,6 +156,8 @@ export async function startServer(
     }
     try {
       conn.setNoDelay(true);
+      // An idle chat user's connection may cross NATs and balancers that drop silent flows.
+      conn.setKeepAlive(true);
     } catch {
       // reset before we got to it: the first read will say so
     }
@@ -258,6 +264,14 @@ async function acceptEach(
     }
     onConn(conn as Deno.TcpConn);
   }
+}
+
+/** The PROXY protocol policy of the client listener, or null when it is off. */
+function proxyPolicy(config: ServerConfig) {
+  if (!config.proxyProtocol) return null;
+  const trusted = parseCidrList(config.proxyTrusted);
+  if (!trusted.ok) throw new TypeError(`--proxy-trusted: ${trusted.reason}`);
+  return { trusted: trusted.list, headerTimeoutMs: config.proxyHeaderTimeoutMs };
 }
 
 function queuedBytes(outbound: ReadonlySet<OutboundQueue>): number {

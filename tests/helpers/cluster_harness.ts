@@ -4,7 +4,7 @@
  * node in turn, so a case's users, and the four sockets of a private link,
  * land on different nodes. One cluster per distinct configuration is started
  * on first use and shared by the cases that use it; between cases the harness
- * waits until Redis holds no user and no handshake, and clears strike counts.
+ * waits until Redis holds no user, name and handshake (strikes live in handshakes).
  */
 import { Redis } from "ioredis";
 import { type Cluster, startCluster } from "../../src/ops/cluster.ts";
@@ -74,16 +74,12 @@ export async function withCluster(
       await eventually(
         async () =>
           (await scanCount(redis, "chatos:user:*")) === 0 &&
-          (await scanCount(redis, "chatos:hs:*")) === 0,
+          (await scanCount(redis, "chatos:hs:*")) === 0 &&
+          (await scanCount(redis, "chatos:name:*")) === 0 &&
+          (await scanCount(redis, "chatos:profile:*")) === 0,
         5000,
-        "the case's users and handshakes to leave Redis",
+        "the case's users, names and handshakes to leave Redis",
       );
-      let cursor = "0";
-      do {
-        const [next, found] = await redis.scan(cursor, "MATCH", "chatos:strike:*", "COUNT", 1000);
-        cursor = next;
-        if (found.length) await redis.del(...found);
-      } while (cursor !== "0");
     } finally {
       redis.disconnect();
     }

@@ -6,7 +6,7 @@
 import { errorMessage } from "../../lib/errors.ts";
 import type { LogFn } from "../../lib/log.ts";
 import type { LocalUsers } from "../local_users.ts";
-import { type Inbox, PresenceUnavailable, type ReserveResult } from "../presence.ts";
+import { type Claim, type Inbox, PresenceUnavailable, type ReserveResult } from "../presence.ts";
 import { type Connections, unavailable } from "./connections.ts";
 import { keys, PREFIX } from "./schema.ts";
 
@@ -34,6 +34,8 @@ export class Reservations {
   #early = new Map<string, Uint8Array[]>();
   /** Pseudos that Redis may still bind to this node though they are not local (a failed call). */
   #uncertain = new Set<string>();
+  /** What each local user holds besides its pseudo (written again by reassert). */
+  #claims = new Map<string, Claim>();
   #closed = false;
 
   constructor(deps: ReservationDeps) {
@@ -42,7 +44,7 @@ export class Reservations {
     this.#lease = keys.lease(deps.nodeId);
   }
 
-  async reserve(pseudo: string, inbox: Inbox): Promise<ReserveResult> {
+  async reserve(pseudo: string, inbox: Inbox, claim: Claim): Promise<ReserveResult> {
     const { users, nodeId, conns, log } = this.#d;
     if (users.get(pseudo) || this.#pending.has(pseudo)) return "taken";
     this.#pending.add(pseudo);
@@ -55,10 +57,13 @@ export class Reservations {
         nodeId,
         pseudo,
         PREFIX,
+        claim.client,
+        ...claim.keys,
       );
       if (r !== 1) return "taken";
       if (this.#closed) throw new PresenceUnavailable("presence closed");
       users.add(pseudo, inbox);
+      this.#claims.set(pseudo, claim);
       this.#uncertain.delete(pseudo);
       const early = this.#early.get(pseudo);
       if (early) {
@@ -91,10 +96,22 @@ export class Reservations {
 
   async release(pseudo: string, inbox: Inbox): Promise<void> {
     if (!this.#d.users.remove(pseudo, inbox) || this.#closed) return;
+    this.#claims.delete(pseudo);
     try {
       await this.#release([pseudo]);
     } catch (e) {
       this.#uncertain.add(pseudo); // retried by the heartbeat
+      throw unavailable(e);
+    }
+  }
+
+  /** The client key `pseudo` logged in with: local users from memory, others from Redis. */
+  async clientOf(pseudo: string): Promise<string | null> {
+    const local = this.#claims.get(pseudo);
+    if (local && this.#d.users.get(pseudo)) return local.client || null;
+    try {
+      return (await this.#d.conns.cmd.hget(keys.profile(pseudo), "client")) || null;
+    } catch (e) {
       throw unavailable(e);
     }
   }
@@ -118,13 +135,17 @@ export class Reservations {
     let restored = 0;
     for (let i = 0; i < all.length; i += CHUNK) {
       const chunk = all.slice(i, i + CHUNK);
+      const groups = chunk.flatMap((p) => {
+        const c = this.#claims.get(p) ?? { keys: [p], client: "" };
+        return [p, c.client, c.keys[0] ?? "", c.keys[1] ?? ""];
+      });
       const lost = await conns.script(
         "reassert",
         this.#ownUsers,
         this.#lease,
         nodeId,
         PREFIX,
-        ...chunk,
+        ...groups,
       ) as string[];
       restored += chunk.length - lost.length;
       for (const p of lost) {
@@ -165,6 +186,7 @@ export class Reservations {
   close(): void {
     this.#closed = true;
     this.#d.users.clear();
+    this.#claims.clear();
     this.#pending.clear();
     this.#uncertain.clear();
   }

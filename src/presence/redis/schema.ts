@@ -19,14 +19,16 @@ export const keys = {
   nodeUsers: (nodeId: string) => `${PREFIX}node:${nodeId}:users`,
   /** STRING: the id of the node holding the pseudo. */
   user: (pseudo: string) => `${PREFIX}user:${pseudo}`,
-  /** HASH {a, b, password, state, node, token, bridge} with PEXPIRE = handshake ttl. */
+  /** HASH {client, k1[, k2]}: the pseudo's client key and name keys; dropped with the user key. */
+  profile: (pseudo: string) => `${PREFIX}profile:${pseudo}`,
+  /** STRING: the pseudo holding this name key (a canonical form); free once that pseudo is gone. */
+  name: (key: string) => `${PREFIX}name:${key}`,
+  /** HASH {a, b, password, state, asker, node, token, bridge, strikes} with PEXPIRE = handshake ttl. */
   handshake: (k: HandshakeKey) => `${PREFIX}hs:${handshakeId(k)}`,
   /** Every handshake key of the pair (a, b) is this prefix followed by the password. */
   handshakePrefix: (a: string, b: string) => `${PREFIX}hs:${a.length}:${a}${b.length}:${b}`,
   /** SET of the passwords with a pending handshake for (a, b). */
   pairIndex: (a: string, b: string) => `${PREFIX}hsp:${pairId(a, b)}`,
-  /** ZSET of failed-join timestamps for (a, b), expiring with the window. */
-  strikes: (a: string, b: string) => `${PREFIX}strike:${pairId(a, b)}`,
 } as const;
 
 /** Payloads: envelope.ts. */
@@ -41,6 +43,7 @@ export const channels = {
 export const patterns = {
   leases: `${PREFIX}node:*`,
   users: `${PREFIX}user:*`,
+  names: `${PREFIX}name:*`,
   handshakes: `${PREFIX}hs:*`,
 } as const;
 

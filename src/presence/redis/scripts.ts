@@ -32,7 +32,7 @@ const files = {
   hsAccept: "hs_accept",
   hsClaim: "hs_claim",
   hsCancelPair: "hs_cancel_pair",
-  strike: "strike",
+  hsStrike: "hs_strike",
 } as const;
 
 export type ScriptName = keyof typeof files;

@@ -17,6 +17,8 @@ import { clearTimer, unrefTimeout } from "../../lib/timers.ts";
 import type { Metrics } from "../metrics.ts";
 import { OutboundQueue } from "./outbound.ts";
 import type { ChatSession } from "./session.ts";
+import type { Identified } from "../net/client_address.ts";
+import { LogBudget } from "../../lib/log_budget.ts";
 
 /** Where a connection whose first frame opens a private end goes (the link broker). */
 export interface LinkOpener {
@@ -40,24 +42,33 @@ export interface ConnectionDeps {
   newSession(out: OutboundQueue, address: string, close: (reason: string) => void): ChatSession;
   /** Every chat connection's outbound queue, while it lives (a drain waits on them). */
   outbound: Set<OutboundQueue>;
+  /** The connection's real address (PROXY protocol applied) and bytes read past its header. */
+  identify(conn: Deno.Conn): Promise<Identified>;
 }
+
+/** Refused PROXY headers are logged at most this often: a flood must not flood the log. */
+const headerRefusals = new LogBudget(10, 1000);
 
 /** Small while idle (RSS per idle session); grown once for a client that fills it. */
 const SMALL_READ = 1024;
 const LARGE_READ = 32 * 1024;
-
-export function remoteAddress(conn: Deno.Conn): string {
-  const a = conn.remoteAddr as Deno.NetAddr;
-  return a.hostname ?? "unknown";
-}
 
 export async function serveConnection(
   conn: Deno.TcpConn,
   deps: ConnectionDeps,
   onClose: () => void,
 ): Promise<void> {
-  const address = remoteAddress(conn);
   const { log, metrics, limits } = deps;
+  const who = await deps.identify(conn);
+  if (!who.ok) {
+    metrics.proxyHeaderRefused++;
+    const say = headerRefusals.take();
+    if (say) log.warn("connection refused", { peer: who.address, reason: who.reason, ...say });
+    closeQuietly(conn);
+    onClose();
+    return;
+  }
+  const address = who.address;
   log.debug("connection opened", { address });
   let closeReason = "client closed";
   let closed = false;
@@ -87,17 +98,25 @@ export async function serveConnection(
   // The server relays messages without reading them: skip building their strings.
   const decoder = new FrameDecoder(limits.maxStringBytes, { lazyMessage: true });
   let buf = new Uint8Array(SMALL_READ);
+  // Bytes that came with the PROXY header are the client's first frames.
+  let initial: Uint8Array | null = who.initial.length > 0 ? who.initial : null;
   try {
     reading: while (true) {
       let n: number | null;
-      try {
-        n = await conn.read(buf);
-      } catch (e) {
-        if (!closed) closeReason = `read failed: ${(e as Error).name}`;
-        break;
+      if (initial) {
+        decoder.push(initial);
+        initial = null;
+        n = 0;
+      } else {
+        try {
+          n = await conn.read(buf);
+        } catch (e) {
+          if (!closed) closeReason = `read failed: ${(e as Error).name}`;
+          break;
+        }
+        if (n === null) break;
+        decoder.push(buf.subarray(0, n));
       }
-      if (n === null) break;
-      decoder.push(buf.subarray(0, n));
       for (let step = decoder.next(); step !== null; step = decoder.next()) {
         if (!step.ok) {
           metrics.malformedFrames++;

@@ -91,20 +91,20 @@ export class LinkBroker {
     const key = handshakeKeyOf(frame);
     const relay = raw.slice();
     const end = this.#newEnd(conn, rest, true);
-    if (guard.addressBlocked(address)) {
-      log.warn("link attempt refused: too many failures from address", { address });
-      return end.refuse([encodeError(ErrorCode.TcpNotInProtocol)]);
-    }
     const token = crypto.randomUUID();
     const endpoint: LinkEndpoint = { node: presence.nodeId, token, bridge: this.#d.bridge.address };
     let accepted: boolean;
     try {
+      // A stranger's frame is answered like a miss, but never reaches the handshake.
+      if (await guard.admit("accept", key, address) !== null) {
+        return end.refuse([encodeError(ErrorCode.TcpNotInProtocol)]);
+      }
       accepted = await presence.acceptHandshake(key, endpoint);
     } catch (e) {
       return this.#unavailable(end, e);
     }
     if (!accepted) {
-      await guard.strike(key, address);
+      await guard.miss(key, address);
       return end.refuse([encodeError(ErrorCode.TcpNotInProtocol)]);
     }
     // Whichever comes first (the ttl, or B's socket closing) ends the wait.
@@ -144,18 +144,15 @@ export class LinkBroker {
     const key = handshakeKeyOf(frame);
     const end = this.#newEnd(conn, rest, true);
     const refusal = [encodeError(ErrorCode.TcpNotInProtocol), abortFrame(key)];
-    if (guard.addressBlocked(address)) {
-      log.warn("link attempt refused: too many failures from address", { address });
-      return end.refuse(refusal);
-    }
     let endpoint: LinkEndpoint | null;
     try {
+      if (await guard.admit("connect", key, address) !== null) return end.refuse(refusal);
       endpoint = await presence.claimHandshake(key);
     } catch (e) {
       return this.#unavailable(end, e, [abortFrame(key)]);
     }
     if (!endpoint) {
-      await guard.strike(key, address);
+      await guard.miss(key, address);
       return end.refuse(refusal);
     }
     end.start();
