@@ -8,6 +8,7 @@ import { ChatClient } from "../src/client/client.ts";
 import { type Cluster, startCluster } from "../src/ops/cluster.ts";
 import { ErrorCode, Op } from "../src/protocol/mod.ts";
 import { eventually, sleep } from "./helpers/harness.ts";
+import { openLink } from "./helpers/link.ts";
 
 const t = (name: string, fn: () => Promise<void>) =>
   Deno.test({ name: `cluster: ${name}`, fn, sanitizeOps: false, sanitizeResources: false });
@@ -136,6 +137,22 @@ t(
         }
         assert.equal(got.size, 5);
         await clients[0].expectSilence(100);
+        // A private link through HAProxy: the nodes see each end's real address (PROXY v2),
+        // which must match its user's chat connection, wherever each socket lands.
+        for (const password of [1, 2, 3]) {
+          const { endA, endB } = await openLink(
+            { port: cluster.port },
+            clients[1],
+            clients[2],
+            password,
+            {
+              a: "u1",
+              b: "u2",
+            },
+          );
+          endA.close();
+          endB.close();
+        }
       } finally {
         for (const c of clients) {
           c.close();

@@ -46,6 +46,13 @@ export interface Cluster {
 }
 
 const REPO = new URL("../../", import.meta.url);
+
+/**
+ * HAProxy dials the nodes from this address and sends a PROXY v2 header; the
+ * nodes trust only it, so a client connecting to a node directly (from
+ * 127.0.0.1, as the tests and tools do) is served without one.
+ */
+const HAPROXY_SOURCE = "127.0.0.2";
 const SERVER_MAIN = new URL("src/server/main.ts", REPO).pathname;
 
 function writeHaproxyConfig(
@@ -62,8 +69,12 @@ function writeHaproxyConfig(
       "defaults",
       "  mode tcp",
       "  timeout connect 2s",
+      // As in deploy/haproxy.cfg: idle chat users are not cut; keepalive finds dead peers.
       "  timeout client 1h",
       "  timeout server 1h",
+      "  timeout tunnel 7d",
+      "  option clitcpka",
+      "  option srvtcpka",
       "frontend chatos",
       `  bind 127.0.0.1:${port}`,
       "  default_backend nodes",
@@ -73,7 +84,11 @@ function writeHaproxyConfig(
       "  option httpchk GET /readyz",
       "  http-check expect status 200",
       "  default-server inter 1s fall 2 rise 1",
-      ...nodes.map((n) => `  server ${n.id} 127.0.0.1:${n.port} check port ${n.adminPort}`),
+      `  source ${HAPROXY_SOURCE}`,
+      // The real client address reaches the nodes; the /readyz checks carry no header.
+      ...nodes.map((n) =>
+        `  server ${n.id} 127.0.0.1:${n.port} send-proxy-v2 check port ${n.adminPort}`
+      ),
       "",
     ].join("\n"),
   );
@@ -90,7 +105,7 @@ export async function startCluster(opts: ClusterOptions = {}): Promise<Cluster> 
   const stoppers: Array<() => Promise<void>> = [];
   try {
     for (let i = 1; i <= count; i++) {
-      const node = makeNode(`node-${i}`, redisUrl, secret, opts, output);
+      const node = makeNode(`node-${i}`, redisUrl, secret, opts, output, opts.haproxy ?? true);
       nodes.push(node.handle);
       stoppers.push(node.stop);
     }
@@ -134,6 +149,7 @@ function makeNode(
   secret: string,
   opts: ClusterOptions,
   output: "inherit" | "null",
+  behindHaproxy: boolean,
 ) {
   const port = freePort(), bridgePort = freePort(), adminPort = freePort();
   let child: Deno.ChildProcess | null = null;
@@ -171,6 +187,7 @@ function makeNode(
         `--cluster-secret=${secret}`,
         `--admin-port=${adminPort}`,
         `--log-level=${opts.logLevel ?? "warn"}`,
+        ...(behindHaproxy ? ["--proxy-protocol", `--proxy-trusted=${HAPROXY_SOURCE}/32`] : []),
         ...(opts.nodeArgs ?? []),
       ];
       const c = spawnChild(Deno.execPath(), args, output);

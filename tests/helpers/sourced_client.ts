@@ -55,6 +55,13 @@ export class SourcedClient {
     this.#socket.write(encode(frame));
   }
 
+  /** Writes bytes as they are (not a frame). */
+  writeRaw(bytes: Uint8Array): Promise<void> {
+    return new Promise((resolve, reject) =>
+      this.#socket.write(bytes, (e) => (e ? reject(e) : resolve()))
+    );
+  }
+
   /** The next frame from the server; rejects once the connection ended with none left. */
   next(ms = 5000): Promise<Frame> {
     return withDeadline(
