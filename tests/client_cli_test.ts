@@ -1,213 +1,231 @@
-/** The interactive CLI, run as real processes against an in-test server. */
+/** The interactive CLI, run as real processes with piped stdin/stdout against an in-test server. */
 import assert from "node:assert/strict";
 import * as path from "node:path";
-import { startServer } from "../src/server/server.ts";
-import { randomBytes } from "./helpers/client_fixtures.ts";
+import { ChatClient } from "../src/client/client.ts";
+import { ErrorCode } from "../src/protocol/mod.ts";
+import { randomBytes, withCliWorld } from "./helpers/client_fixtures.ts";
 
-const CLI = new URL("../src/client/cli/main.ts", import.meta.url).pathname;
-const enc = new TextEncoder();
-
-/** One `cli.ts` process: stdin to type into, stdout lines to wait for. */
-class Cli {
-  readonly name: string;
-  #proc: Deno.ChildProcess;
-  #stdin: WritableStreamDefaultWriter<Uint8Array>;
-  #lines: string[] = [];
-  #seen = 0;
-  #wake: (() => void) | null = null;
-  #stdout: Promise<void>;
-  readonly stderr: Promise<string>;
-  #status: Promise<Deno.CommandStatus> | null = null;
-
-  constructor(name: string, args: string[], cwd: string) {
-    this.name = name;
-    const proc = new Deno.Command(Deno.execPath(), {
-      args: ["run", "--allow-net", "--allow-read", "--allow-write", CLI, ...args],
-      cwd,
-      stdin: "piped",
-      stdout: "piped",
-      stderr: "piped",
-      env: { NO_COLOR: "1" },
-    }).spawn();
-    this.#proc = proc;
-    this.#stdin = proc.stdin.getWriter();
-    this.#stdout = (async () => {
-      const decoder = new TextDecoder();
-      let buf = "";
-      for await (const chunk of proc.stdout) {
-        buf += decoder.decode(chunk, { stream: true });
-        const parts = buf.split("\n");
-        buf = parts.pop()!;
-        this.#lines.push(...parts);
-        this.#wake?.();
-      }
-      if (buf) this.#lines.push(buf);
-      this.#wake?.();
-    })();
-    this.stderr = new Response(proc.stderr).text();
-  }
-
-  async type(line: string): Promise<void> {
-    await this.#stdin.write(enc.encode(line + "\n"));
-  }
-
-  /** Waits for a stdout line (after the last one matched) that matches `re`. */
-  async waitFor(re: RegExp, ms = 8000): Promise<RegExpExecArray> {
-    const deadline = Date.now() + ms;
-    while (true) {
-      for (let i = this.#seen; i < this.#lines.length; i++) {
-        const m = re.exec(this.#lines[i]);
-        if (m) {
-          this.#seen = i + 1;
-          return m;
-        }
-      }
-      const left = deadline - Date.now();
-      if (left <= 0) {
-        throw new Error(
-          `${this.name}: no line matching ${re} within ${ms} ms; stdout so far:\n` +
-            this.#lines.join("\n"),
-        );
-      }
-      let timer: ReturnType<typeof setTimeout> | undefined;
-      await new Promise<void>((resolve) => {
-        this.#wake = resolve;
-        timer = setTimeout(resolve, left);
-      });
-      clearTimeout(timer);
-      this.#wake = null;
-    }
-  }
-
-  get output(): string {
-    return this.#lines.join("\n");
-  }
-
-  /** Closes stdin (EOF) and waits for the exit status. */
-  async end(): Promise<Deno.CommandStatus> {
-    await this.#stdin.close().catch(() => {});
-    return await this.exited();
-  }
-
-  async exited(): Promise<Deno.CommandStatus> {
-    this.#status ??= this.#proc.status;
-    const status = await this.#status;
-    await this.#stdout;
-    await this.stderr;
-    return status;
-  }
-
-  /** Last-resort cleanup: kill if still running, release every stream. */
-  async dispose(): Promise<void> {
-    try {
-      this.#proc.kill("SIGKILL");
-    } catch { /* already exited */ }
-    await this.#stdin.close().catch(() => {});
-    await this.exited();
-  }
-}
-
-async function withCliWorld(
-  fn: (ctx: {
-    port: number;
-    dir: string;
-    spawn(name: string, ...extra: string[]): Cli;
-    closeServer(): Promise<void>;
-  }) => Promise<void>,
-): Promise<void> {
-  const server = await startServer({ host: "127.0.0.1", port: 0 });
-  const dir = await Deno.makeTempDir({ prefix: "chatos-cli-" });
-  const procs: Cli[] = [];
-  try {
-    await fn({
-      port: server.port,
-      dir,
-      spawn(name, ...extra) {
-        const cli = new Cli(name, [name, "127.0.0.1", String(server.port), ...extra], dir);
-        procs.push(cli);
-        return cli;
-      },
-      closeServer: () => server.close(),
-    });
-  } finally {
-    await Promise.all(procs.map((p) => p.dispose()));
-    await server.close();
-    await Deno.remove(dir, { recursive: true });
-  }
-}
-
-Deno.test("cli: two users chat; errors print by name; stdin EOF exits 0", async () => {
+Deno.test("cli: two users chat; own lines echoed; errors print by name; EOF exits 0", async () => {
   await withCliWorld(async ({ spawn }) => {
     const alice = spawn("alice");
-    await alice.waitFor(/^connected to 127\.0\.0\.1:\d+ as alice/);
+    await alice.waitFor(/^connected to 127\.0\.0\.1:\d+ as alice\. Sharing nothing\./);
     const bob = spawn("bob");
     await bob.waitFor(/^connected to .* as bob/);
 
     await alice.type("hello everyone");
+    await alice.waitFor(/^\[you\] hello everyone$/);
     await bob.waitFor(/^\[alice\] hello everyone$/);
     await bob.type("@alice psst, just you");
+    await bob.waitFor(/^\[you → alice\] psst, just you$/);
     await alice.waitFor(/^\[bob → you\] psst, just you$/);
+    await bob.type("/msg alice the long way");
+    await alice.waitFor(/^\[bob → you\] the long way$/);
     await alice.type("@zed hi");
     await alice.waitFor(/^zed is not connected$/);
 
     // The same pseudo again: refused with a reason and a non-zero exit.
     const again = spawn("alice");
-    const status = await again.exited();
-    assert.equal(status.code, 1);
+    assert.equal((await again.exited()).code, 1);
     assert.match(await again.stderr, /"alice" is already taken/);
 
     assert.equal((await alice.end()).code, 0);
     assert.equal((await bob.end()).code, 0);
-    assert.doesNotMatch(alice.output, /^\[alice\]/m, "an SMA is not echoed to its sender");
+    assert.doesNotMatch(alice.output, /^\[alice\]/m, "the server does not echo an SMA");
   });
 });
 
-Deno.test("cli: /bob file with y fetches it byte-identical; n declines", async () => {
-  await withCliWorld(async ({ dir, spawn }) => {
-    const share = path.join(dir, "bob-share");
-    const downloads = path.join(dir, "alice-downloads");
-    await Deno.mkdir(share);
-    const data = randomBytes(3 * 1024 * 1024 + 7);
-    await Deno.writeFile(path.join(share, "photo.jpg"), data);
-
-    const alice = spawn("alice", "--downloads", downloads);
-    const bob = spawn("bob", "--share", share);
+Deno.test("cli: words mean one thing: a lone y is not sent; unknown /commands are errors", async () => {
+  await withCliWorld(async ({ spawn }) => {
+    const alice = spawn("alice");
+    const bob = spawn("bob");
     await alice.waitFor(/^connected/);
     await bob.waitFor(/^connected/);
 
+    await alice.type("y");
+    await alice.waitFor(/^nothing to answer: "y" was not sent\. To send it to everyone: \/say y$/);
+    await alice.type("n");
+    await alice.waitFor(/^nothing to answer: "n" was not sent/);
+    await alice.type("/who");
+    await alice.waitFor(/^\/who is not a ChatOS command \(type \/help\)\. .*\/get who PATH$/);
+    await alice.type("/nick alicia");
+    await alice.waitFor(/^\/nick is not a ChatOS command/);
+    await alice.type("/bob");
+    await alice.waitFor(/^unknown command \/bob \(type \/help\)\. To fetch a file from bob: /);
+    await alice.type("/accept");
+    await alice.waitFor(/^nothing to answer$/);
+    await alice.type("/say y");
+    await alice.type("marker");
+    // Bob sees the explicit y, then the marker, and nothing before them.
+    await bob.waitFor(/^\[alice\] y$/);
+    await bob.waitFor(/^\[alice\] marker$/);
+    assert.deepEqual(
+      bob.output.split("\n").filter((l) => l.startsWith("[alice]")),
+      ["[alice] y", "[alice] marker"],
+      "neither the lone y/n nor the commands reached bob",
+    );
+    await alice.type("/help");
+    await alice.waitFor(/^ *\/get bob path +ask bob for a file/);
+  });
+});
+
+Deno.test("cli: a shared file arrives byte-identical after the per-file prompt; n and hidden files are refused", async () => {
+  await withCliWorld(async ({ dir, spawn }) => {
+    const share = path.join(dir, "bob-share");
+    await Deno.mkdir(share);
+    const data = randomBytes(3 * 1024 * 1024 + 7);
+    await Deno.writeFile(path.join(share, "photo.jpg"), data);
+    await Deno.writeTextFile(path.join(share, ".env"), "SECRET=1");
+    await Deno.mkdir(path.join(share, ".git"));
+    await Deno.writeTextFile(path.join(share, ".git", "config"), "[core]");
+    await Deno.writeTextFile(path.join(dir, "outside.txt"), "not shared");
+    await Deno.symlink(path.join(dir, "outside.txt"), path.join(share, "link.txt"));
+
+    // Relative paths are taken from the folder the client was started in.
+    const alice = spawn("alice", ["--downloads", "alice-downloads"]);
+    const bob = spawn("bob", ["--share", "bob-share"]);
+    await alice.waitFor(/^connected/);
+    await bob.waitFor(/^connected .* Sharing .*bob-share \(you confirm each file\)/);
+
     await alice.type("/bob photo.jpg");
-    await alice.waitFor(/^asked bob for a private connection/);
-    await bob.waitFor(/^alice asks for a private connection: answer y or n$/);
+    await alice.waitFor(/^asked bob for photo\.jpg; waiting for bob to answer$/);
+    await bob.waitFor(/^alice wants photo\.jpg \(3\.0 MB\): send\? \[y\/n\]$/);
     await bob.type("y");
-    const [, saved] = await alice.waitFor(/^saved photo\.jpg from bob to (.+) \(\d+ bytes\)$/);
-    assert.equal(saved, path.join(downloads, "photo.jpg"));
-    await bob.waitFor(/^sent photo\.jpg to alice \(3145735 bytes\)$/);
+    const [, saved] = await alice.waitFor(/^saved photo\.jpg from bob to (.+) \(3\.0 MB\)$/);
+    assert.equal(saved, path.join(dir, "alice-downloads", "photo.jpg"));
+    await bob.waitFor(/^sent photo\.jpg to alice \(3\.0 MB\)$/);
     const got = await Deno.readFile(saved);
     assert.equal(got.length, data.length);
-    assert.ok(got.every((v, i) => v === data[i]), "same bytes");
+    assert.ok(got.every((b, i) => b === data[i]), "same bytes");
 
-    await alice.type("/bob ../etc/passwd");
-    await bob.waitFor(/^alice asks for a private connection/);
-    await bob.type("/accept alice");
-    await alice.waitFor(/^bob could not send \.\.\/etc\/passwd: 403 Forbidden$/);
-
-    await alice.type("/bob photo.jpg");
-    await bob.waitFor(/^alice asks for a private connection/);
+    await alice.type("/get bob photo.jpg");
+    await bob.waitFor(/^alice wants photo\.jpg .*send\? \[y\/n\]$/);
     await bob.type("n");
-    await alice.waitFor(/^bob declined the private connection/);
-    await bob.waitFor(/^declined alice's private connection$/);
+    await bob.waitFor(/^not sending photo\.jpg to alice$/);
+    await alice.waitFor(/^bob declined to send photo\.jpg$/);
+
+    for (
+      const [target, why] of [
+        [".env", "hidden files are never shared"],
+        [".git/config", "hidden files are never shared"],
+        ["link.txt", "it leads outside the shared folder"],
+        ["../outside.txt", "outside the shared folder"],
+      ]
+    ) {
+      await alice.type(`/bob ${target}`);
+      await bob.waitFor(
+        new RegExp(`^alice asked for ${target.replaceAll(".", "\\.")}: refused, ${why} \\(403\\)$`),
+      );
+      await alice.waitFor(
+        new RegExp(`^bob could not send ${target.replaceAll(".", "\\.")}: 403 Forbidden$`),
+      );
+    }
+    assert.doesNotMatch(bob.output, /wants \.env|wants \.git|wants link/, "never asked about them");
+    const downloaded = (await Array.fromAsync(Deno.readDir(path.join(dir, "alice-downloads"))))
+      .map((e) => e.name);
+    assert.deepEqual(downloaded, ["photo.jpg"]);
 
     assert.equal((await alice.end()).code, 0);
     assert.equal((await bob.end()).code, 0);
   });
 });
 
-Deno.test("cli: the server closing is reported and exits non-zero", async () => {
-  await withCliWorld(async ({ spawn, closeServer }) => {
+Deno.test("cli: without --share nothing is served", async () => {
+  await withCliWorld(async ({ dir, spawn }) => {
+    // The client's folder holds a file: without --share it must stay there.
+    await Deno.writeTextFile(path.join(dir, "notes.txt"), "private notes");
+    const alice = spawn("alice", ["--downloads", "dl"]);
+    const bob = spawn("bob");
+    await alice.waitFor(/^connected/);
+    await bob.waitFor(/^connected .* Sharing nothing\./);
+    await alice.type("/bob notes.txt");
+    await bob.waitFor(
+      /^alice asked you for a file; you share nothing \(start with --share DIR\): declined$/,
+    );
+    await alice.waitFor(/^bob declined$/);
+    await assert.rejects(Deno.stat(path.join(dir, "dl")), Deno.errors.NotFound);
+  });
+});
+
+Deno.test("cli: an over-limit line is refused locally with the reason", async () => {
+  await withCliWorld(async ({ spawn }) => {
+    const alice = spawn("alice");
+    const slim = spawn("slim", ["--max-bytes", "100"]);
+    const bob = spawn("bob");
+    await alice.waitFor(/^connected/);
+    await slim.waitFor(/^connected/);
+    await bob.waitFor(/^connected/);
+    await alice.type("x".repeat(40_000));
+    await alice.waitFor(
+      /^not sent: the message is 40000 bytes; the server takes at most 32767$/,
+    );
+    await slim.type("é".repeat(60));
+    await slim.waitFor(/^not sent: the message is 120 bytes; the server takes at most 100$/);
+    await alice.type("still here");
+    await bob.waitFor(/^\[alice\] still here$/);
+    assert.doesNotMatch(bob.output, /xxxx|éé/, "nothing of the long lines arrived");
+    assert.doesNotMatch(alice.output, /disconnected/);
+  });
+});
+
+Deno.test("cli: after a server restart the client logs in again and says so", async () => {
+  await withCliWorld(async ({ spawn, stopServer, startServer }) => {
     const alice = spawn("alice");
     await alice.waitFor(/^connected/);
-    await closeServer();
-    await alice.waitFor(/^disconnected: /);
-    assert.equal((await alice.exited()).code, 1);
+    await stopServer();
+    await alice.waitFor(/^disconnected: .*; reconnecting\.\.\.$/);
+    await alice.type("while away");
+    await alice.waitFor(/^not sent: not connected \(reconnecting\.\.\.\)$/);
+    await startServer();
+    await alice.waitFor(/^reconnected to 127\.0\.0\.1:\d+, logged in again as alice$/, 20_000);
+    const bob = spawn("bob");
+    await bob.waitFor(/^connected/);
+    await alice.type("back again");
+    await bob.waitFor(/^\[alice\] back again$/);
+    assert.equal((await alice.end()).code, 0);
+  });
+});
+
+Deno.test("cli: a server that drops a long line is said so, and such lines are then refused here", async () => {
+  await withCliWorld(async ({ spawn }) => {
+    const alice = spawn("alice");
+    const bob = spawn("bob");
+    await alice.waitFor(/^connected/);
+    await bob.waitFor(/^connected/);
+    await alice.type("short and fine, but over sixty-four bytes long: " + "-".repeat(30));
+    await bob.waitFor(/^\[alice\] short and fine/);
+    await alice.type("x".repeat(2000));
+    await alice.waitFor(/^disconnected: .*; reconnecting\.\.\.$/);
+    await alice.waitFor(
+      /^your 2000-byte message was not delivered: .* Lines over 1024 bytes are now refused here/,
+    );
+    await alice.waitFor(/^reconnected to /, 20_000);
+    await alice.type("y".repeat(1500));
+    await alice.waitFor(/^not sent: the message is 1500 bytes; the server takes at most 1024$/);
+    await alice.type("still here");
+    await bob.waitFor(/^\[alice\] still here$/);
+    assert.doesNotMatch(bob.output, /xxxx|yyyy/);
+  }, { maxStringBytes: 100 });
+});
+
+Deno.test("cli: if the pseudo was taken while away, the client says so and exits 1", async () => {
+  await withCliWorld(async ({ port, spawn, stopServer, startServer }) => {
+    const alice = spawn("alice");
+    await alice.waitFor(/^connected/);
+    await stopServer();
+    // Its first try failed; the next is a second away: time for someone else to take "alice".
+    await alice.waitFor(/^cannot connect to .*; retrying in 1\.0 s$/);
+    await startServer();
+    const thief = await ChatClient.connect({ port });
+    try {
+      assert.equal(await thief.login("alice"), ErrorCode.OK);
+      await alice.waitFor(/^alice is still taken \(your old session may not have expired yet\)/);
+      await alice.waitFor(
+        /^alice was taken by someone else while you were away; giving up/,
+        20_000,
+      );
+      assert.equal((await alice.exited()).code, 1);
+    } finally {
+      thief.close();
+    }
   });
 });

@@ -1,14 +1,13 @@
 import assert from "node:assert/strict";
 import * as path from "node:path";
 import {
-  contentTypeFor,
   downloadName,
   fetchFile,
   type LinkStream,
   requestTarget,
-  resolveShared,
   serveFile,
 } from "../src/client/file_transfer.ts";
+import { contentTypeFor, resolveShared } from "../src/client/share.ts";
 import { randomBytes, withWorld } from "./helpers/client_fixtures.ts";
 
 async function withDirs(fn: (share: string, downloads: string, outside: string) => Promise<void>) {
@@ -99,6 +98,17 @@ Deno.test("file transfer: path resolution stays inside the share", async () => {
     assert.equal(await status(path.join(outside, "secret.txt")), 403);
     assert.equal(await status("/etc/passwd"), 403);
     assert.equal(await status("link.txt"), 403);
+    // Hidden files, however they are named or reached, are never served.
+    await Deno.writeTextFile(path.join(share, ".env"), "SECRET=1");
+    await Deno.mkdir(path.join(share, ".git"));
+    await Deno.writeTextFile(path.join(share, ".git", "config"), "[core]");
+    await Deno.symlink(path.join(share, ".env"), path.join(share, "env-link"));
+    assert.equal(await status(".env"), 403);
+    assert.equal(await status("%2Eenv"), 403);
+    assert.equal(await status("d/../.env"), 403);
+    assert.equal(await status(".git/config"), 403);
+    assert.equal(await status("env-link"), 403);
+    assert.equal(await status(requestTarget(path.join(share, ".env"))), 403);
     assert.equal(await status("d"), 404);
     assert.equal(await status("missing"), 404);
     assert.equal(await status("%E0%A4%A"), 400);
@@ -113,6 +123,44 @@ Deno.test("file transfer: names and content types", () => {
   assert.equal(contentTypeFor("notes.txt"), "text/plain; charset=utf-8");
   assert.equal(contentTypeFor("blob"), "application/octet-stream");
   assert.equal(requestTarget("a b/c?#%.txt"), "a%20b/c%3F%23%25.txt");
+});
+
+Deno.test("file transfer: approve sees name and size; a no answers 403 Declined", async () => {
+  await withDirs(async (share, downloads) => {
+    await Deno.writeTextFile(path.join(share, "notes.txt"), "twenty-eight bytes of notes\n");
+    for (const yes of [false, true]) {
+      const seen: { name: string; size: number }[] = [];
+      const { served, fetched } = await withWorld(async (w) => {
+        const alice = await w.login("alice");
+        const bob = await w.login("bob");
+        const [a, b] = await w.link(alice, "alice", bob, "bob");
+        const [served, fetched] = await Promise.all([
+          serveFile(b, share, {
+            approve: (f) => {
+              seen.push(f);
+              return Promise.resolve(yes);
+            },
+          }),
+          fetchFile(a, "notes.txt", downloads),
+        ]);
+        return { served, fetched };
+      });
+      assert.deepEqual(seen, [{ name: "notes.txt", size: 28 }]);
+      if (yes) {
+        assert.equal(served.status, 200);
+        assert.ok(fetched.ok);
+      } else {
+        assert.equal(served.status, 403);
+        assert.equal(served.refusal, "declined");
+        assert.deepEqual(fetched, {
+          ok: false,
+          status: 403,
+          reason: "Declined",
+          message: "403 Declined",
+        });
+      }
+    }
+  });
 });
 
 /** A link whose peer sends `chunks` then EOF. */

@@ -4,14 +4,16 @@
  * with a status line, `Content-Type` and `Content-Length`, then the bytes,
  * and closes. Both sides stream: a file is never held whole in memory.
  *
- * B serves only regular files inside its shared folder: a path that escapes
- * it (`..`, an absolute path elsewhere, a symlink pointing out) gets 403, a
- * missing file 404. The server relaying the link never looks at these bytes.
+ * B serves only what share.ts allows (regular, non-hidden files inside its
+ * shared folder; 403 or 404 otherwise), and only once `approve` said yes
+ * with the file's name and size in front of the user (403 Declined if not).
+ * The server relaying the link never looks at these bytes.
  */
 
 import * as path from "node:path";
 import { writeAll } from "../lib/async.ts";
 import { concatBytes } from "../lib/bytes.ts";
+import { contentTypeFor, resolveShared } from "./share.ts";
 
 /** What the transfer needs from a link end; `PrivateEnd` provides it. */
 export interface LinkStream {
@@ -27,42 +29,6 @@ const DEFAULT_HEAD_TIMEOUT_MS = 30_000;
 const latin1 = new TextDecoder("latin1");
 const utf8 = new TextDecoder();
 const encoder = new TextEncoder();
-
-const MIME: Record<string, string> = {
-  ".txt": "text/plain; charset=utf-8",
-  ".md": "text/markdown; charset=utf-8",
-  ".csv": "text/csv; charset=utf-8",
-  ".html": "text/html; charset=utf-8",
-  ".htm": "text/html; charset=utf-8",
-  ".css": "text/css; charset=utf-8",
-  ".js": "text/javascript; charset=utf-8",
-  ".mjs": "text/javascript; charset=utf-8",
-  ".ts": "text/typescript; charset=utf-8",
-  ".json": "application/json",
-  ".xml": "application/xml",
-  ".pdf": "application/pdf",
-  ".zip": "application/zip",
-  ".gz": "application/gzip",
-  ".tar": "application/x-tar",
-  ".wasm": "application/wasm",
-  ".png": "image/png",
-  ".jpg": "image/jpeg",
-  ".jpeg": "image/jpeg",
-  ".gif": "image/gif",
-  ".webp": "image/webp",
-  ".svg": "image/svg+xml",
-  ".ico": "image/x-icon",
-  ".mp3": "audio/mpeg",
-  ".ogg": "audio/ogg",
-  ".wav": "audio/wav",
-  ".mp4": "video/mp4",
-  ".webm": "video/webm",
-};
-
-/** Content-Type by file extension; application/octet-stream when unknown. */
-export function contentTypeFor(filePath: string): string {
-  return MIME[path.extname(filePath).toLowerCase()] ?? "application/octet-stream";
-}
 
 interface Head {
   /** Lines of the head, without the blank line that ends it. */
@@ -129,71 +95,13 @@ export function requestTarget(userPath: string): string {
   return encodeURI(userPath).replace(/\?/g, "%3F").replace(/#/g, "%23");
 }
 
-function isInside(root: string, p: string): boolean {
-  const rel = path.relative(root, p);
-  return rel === "" ||
-    (rel !== ".." && !rel.startsWith(".." + path.sep) && !path.isAbsolute(rel));
-}
-
-export type Resolved =
-  | { ok: true; file: string; size: number }
-  | { ok: false; status: 400 | 403 | 404; reason: string };
-
-/** Maps a request target onto a regular file inside `shareDir`, or says why not. */
-export async function resolveShared(shareDir: string, target: string): Promise<Resolved> {
-  let decoded: string;
-  try {
-    decoded = decodeURIComponent(target.replace(/[?#].*$/s, ""));
-  } catch {
-    return { ok: false, status: 400, reason: "Bad Request" };
-  }
-  if (decoded === "" || decoded.includes("\0")) {
-    return { ok: false, status: 400, reason: "Bad Request" };
-  }
-  const rootAbs = path.resolve(shareDir);
-  let rootReal: string;
-  try {
-    rootReal = await Deno.realPath(rootAbs);
-  } catch {
-    return { ok: false, status: 404, reason: "Not Found" };
-  }
-  let rel: string;
-  if (path.isAbsolute(decoded)) {
-    const abs = path.normalize(decoded);
-    if (isInside(rootAbs, abs)) rel = path.relative(rootAbs, abs);
-    else if (isInside(rootReal, abs)) rel = path.relative(rootReal, abs);
-    else return { ok: false, status: 403, reason: "Forbidden" };
-  } else {
-    rel = path.normalize(decoded);
-    if (rel === ".." || rel.startsWith(".." + path.sep)) {
-      return { ok: false, status: 403, reason: "Forbidden" };
-    }
-  }
-  let real: string;
-  try {
-    real = await Deno.realPath(path.join(rootReal, rel));
-  } catch (e) {
-    if (e instanceof Deno.errors.PermissionDenied) {
-      return { ok: false, status: 403, reason: "Forbidden" };
-    }
-    return { ok: false, status: 404, reason: "Not Found" };
-  }
-  // A symlink inside the share may point anywhere: judge where it lands.
-  if (!isInside(rootReal, real)) return { ok: false, status: 403, reason: "Forbidden" };
-  try {
-    const info = await Deno.stat(real);
-    if (!info.isFile) return { ok: false, status: 404, reason: "Not Found" };
-    return { ok: true, file: real, size: info.size };
-  } catch {
-    return { ok: false, status: 404, reason: "Not Found" };
-  }
-}
-
 export interface ServeOptions {
   /** How long to wait for the request head (default 30 s). */
   headTimeoutMs?: number;
   /** How long to wait, after sending, for the peer to close (default 10 s). */
   lingerMs?: number;
+  /** Asked before a file that may be served is sent; false answers 403 Declined. */
+  approve?: (file: { name: string; size: number }) => Promise<boolean>;
 }
 
 export interface ServeResult {
@@ -205,6 +113,8 @@ export interface ServeResult {
   bytes: number;
   /** The file served, for status 200. */
   file?: string;
+  /** Why the request was refused, for the sharing user (not sent to the peer). */
+  refusal?: string;
 }
 
 function errorResponse(status: number, reason: string): Uint8Array {
@@ -227,7 +137,7 @@ export async function serveFile(
   try {
     const head = await readHead(link, opts.headTimeoutMs ?? DEFAULT_HEAD_TIMEOUT_MS);
     if (head === null) return { status: 0, target: "", bytes: 0 };
-    const result = await respond(link, head.lines[0], shareDir);
+    const result = await respond(link, head.lines[0], shareDir, opts.approve);
     await linger(link, opts.lingerMs ?? 10_000);
     return result;
   } finally {
@@ -239,6 +149,7 @@ async function respond(
   link: LinkStream,
   requestLine: string,
   shareDir: string,
+  approve: ServeOptions["approve"],
 ): Promise<ServeResult> {
   const parts = requestLine.split(" ");
   const [method, target, version] = parts;
@@ -253,7 +164,11 @@ async function respond(
   const found = await resolveShared(shareDir, target);
   if (!found.ok) {
     await link.write(errorResponse(found.status, found.reason));
-    return { status: found.status, target, bytes: 0 };
+    return { status: found.status, target, bytes: 0, refusal: found.why };
+  }
+  if (approve && !(await approve({ name: found.name, size: found.size }))) {
+    await link.write(errorResponse(403, "Declined"));
+    return { status: 403, target, bytes: 0, refusal: "declined" };
   }
   let file: Deno.FsFile;
   try {

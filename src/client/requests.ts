@@ -20,8 +20,9 @@ import type { ChatClient } from "./client.ts";
 
 /** What an ERROR (or, for a decline, a TCPAbort) from the server answers, in send order. */
 export type Request =
-  | { kind: "spm"; to: string }
-  | { kind: "sma" }
+  /** `bytes`: the message's UTF-8 length. */
+  | { kind: "spm"; to: string; bytes: number }
+  | { kind: "sma"; bytes: number }
   | { kind: "ask"; to: string; password: number; file: string; aborted: boolean }
   | { kind: "decline"; ask: TCPAsk };
 
@@ -31,6 +32,8 @@ export interface OutgoingAsk {
   password: number;
   file: string;
   accepted: boolean;
+  /** When it was sent (ms since the epoch). */
+  askedAt: number;
 }
 
 /** What a received frame means for this user. */
@@ -45,8 +48,11 @@ export type ChatEvent =
   | { kind: "declined"; from: string }
   /** B accepted our ask: open our end (TCPConnect) now. */
   | { kind: "accepted"; ask: OutgoingAsk }
-  /** Our ask ended with a TCPAbort after its ERROR 1. */
-  | { kind: "ask-ended"; to: string; accepted: boolean }
+  /**
+   * Our ask ended with a TCPAbort after its ERROR 1: declined, expired
+   * (the same frame; `afterMs` tells them apart), or aborted after accepting.
+   */
+  | { kind: "ask-ended"; to: string; accepted: boolean; afterMs: number }
   /** The ERROR answering a request we sent. */
   | { kind: "reply"; request: Request; code: number }
   /** An ERROR that answers nothing we sent. */
@@ -54,6 +60,11 @@ export type ChatEvent =
   | { kind: "unexpected"; frame: Frame };
 
 export type SendResult = { ok: true } | { ok: false; reason: string };
+
+/** The server's default --max-string-bytes, and the most a STRING can hold. */
+export const MAX_STRING_BYTES = 32767;
+
+const utf8 = new TextEncoder();
 
 function randomPassword(): number {
   return crypto.getRandomValues(new Int16Array(1))[0];
@@ -66,10 +77,17 @@ export class Requests {
   #outgoing = new Map<string, OutgoingAsk>();
   #incoming: TCPAsk[] = [];
   #drainWaiters: Array<() => void> = [];
+  #maxBytes: number;
+  #largestAccepted = 0;
 
-  constructor(client: ChatClient, me: string) {
+  /**
+   * `maxBytes`: the longest STRING the server takes. A longer message is
+   * refused here, with the reason, instead of getting the connection closed.
+   */
+  constructor(client: ChatClient, me: string, maxBytes = MAX_STRING_BYTES) {
     this.#client = client;
     this.#me = me;
+    this.#maxBytes = maxBytes;
   }
 
   /** Asks of others waiting for our answer, oldest first. */
@@ -77,19 +95,42 @@ export class Requests {
     return this.#incoming.length;
   }
 
+  /** The longest message the server answered so far, in bytes. */
+  get largestAccepted(): number {
+    return this.#largestAccepted;
+  }
+
+  /** The longest message sent and not answered yet, in bytes (0: none). */
+  largestUnanswered(): number {
+    let n = 0;
+    for (const r of this.#expect) {
+      if (r.kind === "sma" || r.kind === "spm") n = Math.max(n, r.bytes);
+    }
+    return n;
+  }
+
   sendAll(message: string): SendResult {
-    return this.#send({ op: Op.SMA, sender: this.#me, message }, { kind: "sma" });
+    const tooLong = this.#tooLong(message);
+    if (tooLong) return tooLong;
+    return this.#send({ op: Op.SMA, sender: this.#me, message }, {
+      kind: "sma",
+      bytes: utf8.encode(message).length,
+    });
   }
 
   sendPrivate(to: string, message: string): SendResult {
+    const tooLong = this.#tooLong(message) ?? this.#tooLong(to, "the name");
+    if (tooLong) return tooLong;
     return this.#send(
       { op: Op.SPM, sender: this.#me, recipient: to, message },
-      { kind: "spm", to },
+      { kind: "spm", to, bytes: utf8.encode(message).length },
     );
   }
 
   /** Asks `to` for a private connection, to fetch `file` over it once accepted. */
   ask(to: string, file: string): SendResult {
+    const tooLong = this.#tooLong(to, "the name");
+    if (tooLong) return tooLong;
     let password = randomPassword();
     while (this.#outgoing.has(this.#id(this.#me, to, password))) password = randomPassword();
     const sent = this.#send(
@@ -102,6 +143,7 @@ export class Requests {
         password,
         file,
         accepted: false,
+        askedAt: Date.now(),
       });
     }
     return sent;
@@ -164,6 +206,15 @@ export class Requests {
     }
   }
 
+  #tooLong(text: string, what = "the message"): SendResult | null {
+    const n = utf8.encode(text).length;
+    if (n <= this.#maxBytes) return null;
+    return {
+      ok: false,
+      reason: `${what} is ${n} bytes; the server takes at most ${this.#maxBytes}`,
+    };
+  }
+
   #send(frame: Frame, request: Request): SendResult {
     try {
       this.#client.send(frame);
@@ -197,7 +248,12 @@ export class Requests {
       const ask = this.#outgoing.get(key);
       if (!ask) return null; // already reported
       this.#outgoing.delete(key);
-      return { kind: "ask-ended", to: f.recipient, accepted: ask.accepted };
+      return {
+        kind: "ask-ended",
+        to: f.recipient,
+        accepted: ask.accepted,
+        afterMs: Date.now() - ask.askedAt,
+      };
     }
     if (f.recipient !== this.#me) return null;
     const i = this.#expect.findIndex((e) =>
@@ -218,6 +274,9 @@ export class Requests {
     const request = this.#expect.shift();
     this.#notifyDrained();
     if (!request) return { kind: "stray-error", code };
+    if (request.kind === "sma" || request.kind === "spm") {
+      this.#largestAccepted = Math.max(this.#largestAccepted, request.bytes);
+    }
     if (request.kind === "ask" && (code !== 1 || request.aborted)) {
       this.#outgoing.delete(this.#id(this.#me, request.to, request.password));
     }

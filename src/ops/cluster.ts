@@ -5,7 +5,17 @@
  * harness (`startCluster`) to exercise the cluster end to end.
  */
 import { parseArgs } from "node:util";
-import { freePort, type RedisProcess, spawnChild, startRedis, waitForPort } from "./processes.ts";
+import { sleep } from "../lib/async.ts";
+import { errorMessage } from "../lib/errors.ts";
+import { LOG_LEVELS, type LogLevel } from "../lib/log.ts";
+import {
+  freePort,
+  pingRedis,
+  type RedisProcess,
+  spawnChild,
+  startRedis,
+  waitForPort,
+} from "./processes.ts";
 
 export interface ClusterOptions {
   /** Number of ChatOS nodes (default 3). */
@@ -16,7 +26,7 @@ export interface ClusterOptions {
   haproxy?: boolean;
   /** Use this Redis instead of starting one. */
   redisUrl?: string;
-  logLevel?: "error" | "warn" | "info" | "debug";
+  logLevel?: LogLevel;
   /** Extra flags for every node. */
   nodeArgs?: string[];
   /** Where node output goes: "inherit" (the terminal) or "null" (tests). */
@@ -42,6 +52,11 @@ export interface Cluster {
   /** HAProxy's port, or -1 without HAProxy. */
   readonly port: number;
   readonly secret: string;
+  /**
+   * Resolves (never rejects) with what went wrong when a child exits that
+   * was not stopped through this harness: HAProxy, or a node.
+   */
+  readonly failure: Promise<string>;
   stop(): Promise<void>;
 }
 
@@ -53,13 +68,14 @@ const REPO = new URL("../../", import.meta.url);
  * 127.0.0.1, as the tests and tools do) is served without one.
  */
 const HAPROXY_SOURCE = "127.0.0.2";
+
 const SERVER_MAIN = new URL("src/server/main.ts", REPO).pathname;
 
 function writeHaproxyConfig(
+  dir: string,
   port: number,
   nodes: { id: string; port: number; adminPort: number }[],
 ): string {
-  const dir = Deno.makeTempDirSync({ prefix: "chatos-haproxy-" });
   const path = `${dir}/haproxy.cfg`;
   Deno.writeTextFileSync(
     path,
@@ -95,35 +111,70 @@ function writeHaproxyConfig(
   return path;
 }
 
+/** Throws, naming the flag, if 127.0.0.1:port is taken (HAProxy would fail to bind). */
+function checkFree(port: number): void {
+  try {
+    Deno.listen({ hostname: "127.0.0.1", port }).close();
+  } catch (e) {
+    if (e instanceof Deno.errors.AddrInUse) {
+      throw new Error(`--port ${port}: 127.0.0.1:${port} is already in use`);
+    }
+    throw e;
+  }
+}
+
 export async function startCluster(opts: ClusterOptions = {}): Promise<Cluster> {
   const count = opts.nodes ?? 3;
   const output = opts.output ?? "null";
+  const withLb = opts.haproxy ?? true;
+  const port = !withLb ? -1 : opts.port === 0 ? freePort() : opts.port ?? 7777;
+  if (withLb) checkFree(port);
   const secret = crypto.randomUUID() + crypto.randomUUID();
-  const redis = opts.redisUrl ? null : await startRedis();
-  const redisUrl = opts.redisUrl ?? redis!.url;
+  // One folder for the secret (a file, not a flag: flags show in ps) and
+  // HAProxy's configuration; removed by stop().
+  const dir = await Deno.makeTempDir({ prefix: "chatos-cluster-" });
+  const secretFile = `${dir}/cluster-secret`;
+  await Deno.writeTextFile(secretFile, secret, { mode: 0o600 });
+  const failed = Promise.withResolvers<string>();
+  let stopping = false;
+  const unexpected = (what: string) => {
+    if (!stopping) failed.resolve(what);
+  };
   const nodes: ClusterNode[] = [];
   const stoppers: Array<() => Promise<void>> = [];
+  let redis: RedisProcess | null = null;
+  const stopAll = async () => {
+    stopping = true;
+    await Promise.all(stoppers.map((s) => s().catch(() => {})));
+    await redis?.stop();
+    await Deno.remove(dir, { recursive: true }).catch(() => {});
+  };
   try {
+    redis = opts.redisUrl ? null : await startRedis();
+    const redisUrl = opts.redisUrl ?? redis!.url;
     for (let i = 1; i <= count; i++) {
-      const node = makeNode(`node-${i}`, redisUrl, secret, opts, output, opts.haproxy ?? true);
+      const node = makeNode(`node-${i}`, redisUrl, secretFile, opts, output, unexpected, withLb);
       nodes.push(node.handle);
       stoppers.push(node.stop);
     }
     await Promise.all(nodes.map((n) => n.restart()));
-    let port = -1;
-    if (opts.haproxy ?? true) {
-      port = opts.port === 0 ? freePort() : opts.port ?? 7777;
-      const cfg = writeHaproxyConfig(port, nodes);
+    if (withLb) {
+      const cfg = writeHaproxyConfig(dir, port, nodes);
       const lb = spawnChild("haproxy", ["-f", cfg, "-db"], output);
       let exited = false;
-      void lb.status.then(() => (exited = true));
+      void lb.status.then((st) => {
+        exited = true;
+        unexpected(`HAProxy exited (code ${st.code})`);
+      });
       stoppers.push(async () => {
         try {
           lb.kill("SIGTERM");
         } catch { /* gone */ }
         await lb.status;
       });
-      await waitForPort(port, 10000, () => !exited);
+      await waitForPort(port, 10000, () => !exited).catch(() => {
+        throw new Error(`HAProxy did not start listening on 127.0.0.1:${port} (--port)`);
+      });
     }
     return {
       redis,
@@ -131,14 +182,11 @@ export async function startCluster(opts: ClusterOptions = {}): Promise<Cluster> 
       nodes,
       port,
       secret,
-      async stop() {
-        await Promise.all(stoppers.map((s) => s()));
-        await redis?.stop();
-      },
+      failure: failed.promise,
+      stop: stopAll,
     };
   } catch (e) {
-    await Promise.all(stoppers.map((s) => s().catch(() => {})));
-    await redis?.stop();
+    await stopAll();
     throw e;
   }
 }
@@ -146,14 +194,17 @@ export async function startCluster(opts: ClusterOptions = {}): Promise<Cluster> 
 function makeNode(
   id: string,
   redisUrl: string,
-  secret: string,
+  secretFile: string,
   opts: ClusterOptions,
   output: "inherit" | "null",
+  unexpected: (what: string) => void,
   behindHaproxy: boolean,
 ) {
   const port = freePort(), bridgePort = freePort(), adminPort = freePort();
   let child: Deno.ChildProcess | null = null;
   let exited = true;
+  /** Set while this harness stops the node: its exit is then expected. */
+  let stopping = false;
   const handle: ClusterNode = {
     id,
     port,
@@ -165,6 +216,7 @@ function makeNode(
     async kill(signal: Deno.Signal = "SIGTERM") {
       const c = child;
       if (!c) throw new Error(`${id} is not running`);
+      stopping = true;
       try {
         c.kill(signal);
       } catch { /* gone */ }
@@ -184,7 +236,7 @@ function makeNode(
         "--bridge-host=127.0.0.1",
         `--bridge-port=${bridgePort}`,
         "--advertise-host=127.0.0.1",
-        `--cluster-secret=${secret}`,
+        `--cluster-secret-file=${secretFile}`,
         `--admin-port=${adminPort}`,
         `--log-level=${opts.logLevel ?? "warn"}`,
         ...(behindHaproxy ? ["--proxy-protocol", `--proxy-trusted=${HAPROXY_SOURCE}/32`] : []),
@@ -193,11 +245,16 @@ function makeNode(
       const c = spawnChild(Deno.execPath(), args, output);
       child = c;
       exited = false;
-      void c.status.then(() => {
-        if (child === c) exited = true;
+      stopping = false;
+      void c.status.then((st) => {
+        if (child !== c) return;
+        exited = true;
+        if (!stopping) unexpected(`${id} exited (code ${st.code})`);
       });
       // The admin endpoint starts last, once presence is ready.
-      await waitForPort(adminPort, 20000, () => !exited);
+      await waitForPort(adminPort, 20000, () => !exited).catch((e) => {
+        throw new Error(`${id} did not start: ${errorMessage(e)}`);
+      });
     },
   };
   const stop = async () => {
@@ -207,38 +264,83 @@ function makeNode(
   return { handle, stop };
 }
 
-if (import.meta.main) {
-  const { values } = parseArgs({
-    args: Deno.args,
-    options: {
-      nodes: { type: "string", default: "3" },
-      port: { type: "string", default: "7777" },
-      "redis-url": { type: "string" },
-      "log-level": { type: "string", default: "info" },
-      help: { type: "boolean" },
-    },
-  });
-  if (values.help) {
-    console.log(`deno task cluster [--nodes 3] [--port 7777] [--redis-url URL] [--log-level info]
+const HELP = `Usage: deno task cluster [options]
 
 Starts redis-server (unless --redis-url), N ChatOS nodes in Redis mode and
-HAProxy on 127.0.0.1:PORT in front of them. Ctrl-C stops everything.`);
-    Deno.exit(0);
+HAProxy on 127.0.0.1:PORT in front of them, and prints where each listens.
+Stops everything, and exits non-zero, as soon as any of them exits or fails
+to bind. Ctrl-C stops everything.
+
+Options:
+  --nodes N          ChatOS nodes (default 3)
+  --port PORT        HAProxy's port for clients (default 7777)
+  --redis-url URL    use this Redis instead of starting redis-server
+  --log-level LEVEL  the nodes' log level: ${LOG_LEVELS.join(", ")} (default info)
+  -h, --help         this text
+
+The nodes get the cluster secret from a file (--cluster-secret-file), never
+on their command line.`;
+
+/** Resolves with a reason when the Redis the harness started stops answering. */
+async function watchRedis(redis: RedisProcess, stopped: () => boolean): Promise<string> {
+  let misses = 0;
+  while (!stopped()) {
+    await sleep(1000);
+    misses = (await pingRedis(redis.port)) ? 0 : misses + 1;
+    if (misses >= 3) return `redis-server on port ${redis.port} stopped answering`;
+  }
+  return "";
+}
+
+export async function main(args: string[]): Promise<number> {
+  let values;
+  try {
+    ({ values } = parseArgs({
+      args,
+      options: {
+        nodes: { type: "string", default: "3" },
+        port: { type: "string", default: "7777" },
+        "redis-url": { type: "string" },
+        "log-level": { type: "string", default: "info" },
+        help: { type: "boolean", short: "h" },
+      },
+      strict: true,
+    }));
+  } catch (e) {
+    console.error(`cluster: ${errorMessage(e)}\n\n${HELP}`);
+    return 2;
+  }
+  if (values.help) {
+    console.log(HELP);
+    return 0;
   }
   const nodes = Number(values.nodes), port = Number(values.port);
-  if (
-    !Number.isInteger(nodes) || nodes < 1 || !Number.isInteger(port) || port < 0 || port > 65535
-  ) {
-    console.error("cluster: --nodes must be ≥ 1 and --port a TCP port");
-    Deno.exit(2);
+  const logLevel = values["log-level"] as LogLevel;
+  if (!Number.isInteger(nodes) || nodes < 1) {
+    console.error(`cluster: --nodes: "${values.nodes}" is not a whole number of at least 1`);
+    return 2;
   }
-  const cluster = await startCluster({
-    nodes,
-    port,
-    redisUrl: values["redis-url"],
-    logLevel: values["log-level"] as ClusterOptions["logLevel"],
-    output: "inherit",
-  });
+  if (!/^\d+$/.test(values.port) || port > 65535) {
+    console.error(`cluster: --port: "${values.port}" is not a TCP port`);
+    return 2;
+  }
+  if (!LOG_LEVELS.includes(logLevel)) {
+    console.error(`cluster: --log-level: "${logLevel}" is not one of ${LOG_LEVELS.join(", ")}`);
+    return 2;
+  }
+  let cluster: Cluster;
+  try {
+    cluster = await startCluster({
+      nodes,
+      port,
+      redisUrl: values["redis-url"],
+      logLevel,
+      output: "inherit",
+    });
+  } catch (e) {
+    console.error(`cluster: could not start: ${errorMessage(e)}`);
+    return 1;
+  }
   console.log(`\nChatOS cluster up:
   clients:  127.0.0.1:${cluster.port} (HAProxy, round robin)
   redis:    ${cluster.redisUrl}   (deno task presence --redis-url ${cluster.redisUrl})
@@ -248,11 +350,18 @@ ${
     ).join("\n")
   }
 Ctrl-C to stop.\n`);
-  const done = Promise.withResolvers<void>();
+  let stopped = false;
+  const signal = Promise.withResolvers<string>();
   for (const sig of ["SIGINT", "SIGTERM"] as const) {
-    Deno.addSignalListener(sig, () => done.resolve());
+    Deno.addSignalListener(sig, () => signal.resolve(""));
   }
-  await done.promise;
+  const watches = [signal.promise, cluster.failure];
+  if (cluster.redis) watches.push(watchRedis(cluster.redis, () => stopped));
+  const why = await Promise.race(watches);
+  stopped = true;
+  if (why) console.error(`cluster: ${why}; stopping everything`);
   await cluster.stop();
-  Deno.exit(0);
+  return why ? 1 : 0;
 }
+
+if (import.meta.main) Deno.exit(await main(Deno.args));

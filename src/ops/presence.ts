@@ -5,6 +5,8 @@
  */
 import { parseArgs } from "node:util";
 import { Redis } from "ioredis";
+import { errorMessage } from "../lib/errors.ts";
+import { visible as show } from "../lib/visible.ts";
 import { keys, leaseKeyNodeId, patterns, PREFIX } from "../presence/redis/schema.ts";
 
 const HELP = `Usage: deno task presence [options]
@@ -54,13 +56,6 @@ async function scanAll(r: Redis, match: string, each: (keys: string[]) => Promis
   } while (cursor !== "0");
 }
 
-/** Control characters would garble the terminal; show them escaped. */
-function show(s: string): string {
-  // deno-lint-ignore no-control-regex
-  const control = /[\u0000-\u001f\u007f]/g;
-  return s.replace(control, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`);
-}
-
 function table(headers: string[], rows: string[][]): string {
   const widths = headers.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
   const line = (cells: string[]) => cells.map((c, i) => c.padEnd(widths[i])).join("  ").trimEnd();
@@ -70,6 +65,21 @@ function table(headers: string[], rows: string[][]): string {
 function age(ms: number | null): string {
   if (ms === null) return "-";
   return ms < 10_000 ? `${(ms / 1000).toFixed(1)}s` : `${Math.round(ms / 1000)}s`;
+}
+
+/** Why `url` is not a Redis URL ioredis can use, or null. */
+function checkRedisUrl(url: string): string | null {
+  let u: URL;
+  try {
+    u = new URL(url);
+  } catch {
+    return `"${url}" is not a URL (expected redis://HOST:PORT)`;
+  }
+  if (u.protocol !== "redis:" && u.protocol !== "rediss:") {
+    return `"${url}" is not a redis:// or rediss:// URL`;
+  }
+  if (u.hostname === "") return `"${url}" names no host`;
+  return null;
 }
 
 export async function main(argv: string[]): Promise<number> {
@@ -86,7 +96,7 @@ export async function main(argv: string[]): Promise<number> {
       strict: true,
     }));
   } catch (e) {
-    console.error(`${e instanceof Error ? e.message : e}\n\n${HELP}`);
+    console.error(`${errorMessage(e)}\n\n${HELP}`);
     return 2;
   }
   if (values.help) {
@@ -94,6 +104,11 @@ export async function main(argv: string[]): Promise<number> {
     return 0;
   }
   const url = values["redis-url"] ?? Deno.env.get("REDIS_URL") ?? "redis://127.0.0.1:6379";
+  const bad = checkRedisUrl(url);
+  if (bad) {
+    console.error(`--redis-url: ${bad}`);
+    return 2;
+  }
   const limit = values.limit === undefined ? 1000 : Number(values.limit);
   if (!Number.isInteger(limit) || limit < 0) {
     console.error("--limit must be a non-negative integer");
@@ -109,11 +124,13 @@ export async function main(argv: string[]): Promise<number> {
     commandTimeout: 5000,
     connectionName: "chatos-ops",
   });
-  r.on("error", () => {}); // reported below through the rejected call
+  // ioredis rejects connect() with "Connection is closed."; the error event says why.
+  let cause = "";
+  r.on("error", (e: Error) => (cause ||= e.message));
   try {
     await r.connect();
   } catch (e) {
-    console.error(`cannot reach redis at ${url}: ${e instanceof Error ? e.message : e}`);
+    console.error(`cannot reach Redis at ${url}: ${cause || errorMessage(e)}`);
     r.disconnect();
     return 1;
   }
@@ -240,7 +257,7 @@ export async function main(argv: string[]): Promise<number> {
     console.log(out.join("\n"));
     return 0;
   } catch (e) {
-    console.error(`reading redis at ${url} failed: ${e instanceof Error ? e.message : e}`);
+    console.error(`reading Redis at ${url} failed: ${errorMessage(e)}`);
     return 1;
   } finally {
     r.disconnect();

@@ -31,6 +31,7 @@ export interface ServerConfig {
   bridgePort: number;
   advertiseHost: string;
   clusterSecret: string;
+  clusterSecretFile: string;
   adminHost: string;
   adminPort: number;
   logLevel: LogLevel;
@@ -243,7 +244,16 @@ export const OPTIONS: readonly OptionSpec[] = [
     env: "CHATOS_CLUSTER_SECRET",
     kind: "string",
     default: "",
-    help: "shared secret authenticating node-to-node bridges (required in redis mode)",
+    help: "shared secret authenticating node-to-node bridges (required in redis mode; " +
+      "a flag is visible in ps: prefer the variable or --cluster-secret-file)",
+  },
+  {
+    key: "clusterSecretFile",
+    flag: "cluster-secret-file",
+    env: "CHATOS_CLUSTER_SECRET_FILE",
+    kind: "string",
+    default: "",
+    help: "read the cluster secret from this file instead (surrounding whitespace ignored)",
   },
   {
     key: "adminHost",
@@ -339,7 +349,9 @@ export function parseConfig(
   args: string[],
   env: (name: string) => string | undefined = (n) => Deno.env.get(n),
 ): { help: true } | { help: false; config: ServerConfig } {
-  const options: Record<string, { type: "string" | "boolean" }> = { help: { type: "boolean" } };
+  const options: Record<string, { type: "string" | "boolean"; short?: string }> = {
+    help: { type: "boolean", short: "h" },
+  };
   for (const spec of OPTIONS) options[spec.flag] = { type: "string" };
   // A switch may stand alone (`--proxy-protocol`) or take a value (`--proxy-protocol=false`).
   const switches = new Set(OPTIONS.filter((o) => o.kind === "bool").map((o) => `--${o.flag}`));
@@ -361,6 +373,20 @@ export function parseConfig(
     } else out[spec.key] = convert(spec, spec.default, `default of --${spec.flag}`);
   }
   const config = out as unknown as ServerConfig;
+  if (config.clusterSecretFile !== "") {
+    if (config.clusterSecret !== "") {
+      throw new ConfigError(
+        "give the cluster secret once: --cluster-secret or --cluster-secret-file",
+      );
+    }
+    try {
+      config.clusterSecret = Deno.readTextFileSync(config.clusterSecretFile).trim();
+    } catch (e) {
+      throw new ConfigError(
+        `--cluster-secret-file: cannot read ${config.clusterSecretFile}: ${(e as Error).message}`,
+      );
+    }
+  }
   if (config.presence === "redis" && config.clusterSecret.length < 16) {
     throw new ConfigError(
       "--cluster-secret (CHATOS_CLUSTER_SECRET) of at least 16 characters is required with --presence redis",
@@ -379,10 +405,10 @@ export function helpText(): string {
     "",
   ];
   for (const spec of OPTIONS) {
-    const def = spec.default === "" ? '""' : spec.default;
-    lines.push(`  --${spec.flag.padEnd(22)} ${spec.env.padEnd(28)} default ${def}`);
+    const def = spec.default === "" ? "" : ` default ${spec.default}`;
+    lines.push(`  --${spec.flag.padEnd(22)} ${spec.env.padEnd(28)}${def}`.trimEnd());
     lines.push(`      ${spec.help}`);
   }
-  lines.push("  --help                 this text");
+  lines.push("  -h, --help             this text");
   return lines.join("\n");
 }

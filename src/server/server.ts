@@ -83,11 +83,26 @@ export async function startServer(
   let draining = false;
 
   const identify = identifier(proxyPolicy(config)); // throws on a bad list, before listening
-  const listener = Deno.listen({ hostname: config.host, port: config.port, transport: "tcp" });
+  const listener = bind(
+    "port",
+    config.host,
+    config.port,
+    () => Deno.listen({ hostname: config.host, port: config.port, transport: "tcp" }),
+  );
   let bridgeListener: Deno.TcpListener | null = null;
   let bridgeAddress = "";
   if (config.presence === "redis") {
-    bridgeListener = Deno.listen({ hostname: config.bridgeHost, port: config.bridgePort });
+    try {
+      bridgeListener = bind(
+        "bridge-port",
+        config.bridgeHost,
+        config.bridgePort,
+        () => Deno.listen({ hostname: config.bridgeHost, port: config.bridgePort }),
+      );
+    } catch (e) {
+      listener.close();
+      throw e;
+    }
     const advertise = config.advertiseHost || Deno.hostname();
     bridgeAddress = `${advertise}:${bridgeListener.addr.port}`;
   }
@@ -177,13 +192,19 @@ export async function startServer(
   let admin: Deno.HttpServer<Deno.NetAddr> | null = null;
   if (config.adminPort >= 0) {
     try {
-      admin = startAdmin(config.adminHost, config.adminPort, {
-        metrics,
-        draining: isDraining,
-        health: () => presence.health,
-        mailboxDepths: () => [...sessions.values()].map((s) => s.mailbox.depth),
-        queuedBytes: () => queuedBytes(outbound),
-      });
+      admin = bind(
+        "admin-port",
+        config.adminHost,
+        config.adminPort,
+        () =>
+          startAdmin(config.adminHost, config.adminPort, {
+            metrics,
+            draining: isDraining,
+            health: () => presence.health,
+            mailboxDepths: () => [...sessions.values()].map((s) => s.mailbox.depth),
+            queuedBytes: () => queuedBytes(outbound),
+          }),
+      );
     } catch (e) {
       listener.close();
       bridgeListener?.close();
@@ -198,6 +219,7 @@ export async function startServer(
     port: addr.port,
     presence: config.presence,
     bridge: bridgeAddress || undefined,
+    admin: admin ? `http://${config.adminHost}:${admin.addr.port}/metrics` : undefined,
   });
 
   let closing: Promise<void> | null = null;
@@ -234,6 +256,18 @@ export async function startServer(
       return closing;
     },
   };
+}
+
+/** Binds with `open`; an address in use is reported with the flag that chose it. */
+function bind<T>(flag: string, host: string, port: number, open: () => T): T {
+  try {
+    return open();
+  } catch (e) {
+    if (e instanceof Deno.errors.AddrInUse) {
+      throw new Error(`--${flag} ${port}: ${host}:${port} is already in use`);
+    }
+    throw e;
+  }
 }
 
 /**

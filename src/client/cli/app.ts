@@ -1,132 +1,274 @@
 /**
  * The interactive client: reads typed lines, turns them into commands, sends
- * them through `Requests`, and prints what the server's frames mean. File
- * requests run over private links (file_transfer.ts) in the background.
+ * them through `Requests`, and shows what the server's frames mean. Files
+ * travel over private links in the background (transfers.ts). When the
+ * connection drops, it logs in again with the same pseudo, with backoff,
+ * and says so.
  */
 
-import { ErrorCode, type Frame, Op, type TCPAsk } from "../../protocol/mod.ts";
+import { ErrorCode, type Frame } from "../../protocol/mod.ts";
+import { sleep } from "../../lib/async.ts";
 import { errorMessage } from "../../lib/errors.ts";
 import { ChatClient, type ClientOptions, describeFrame } from "../client.ts";
-import { fetchFile, serveFile } from "../file_transfer.ts";
-import { type LinkResult, openLink } from "../private_link.ts";
-import { type OutgoingAsk, Requests, type SendResult } from "../requests.ts";
+import { Requests, type SendResult } from "../requests.ts";
 import { type Command, parseCommand } from "./commands.ts";
-import { codeName, eventLine, HELP, loginFailedLine } from "./view.ts";
+import { Questions } from "./questions.ts";
+import type { Screen } from "./screen.ts";
+import { QUESTION_MS, Transfers } from "./transfers.ts";
+import { error, eventLine, HELP, type Line, loginFailedLine, ownLine, system, v } from "./view.ts";
 
 const LOGIN_TIMEOUT_MS = 5000;
+/** The lowest --max-string-bytes a server accepts: shorter messages are never over its limit. */
+const MIN_SERVER_LIMIT = 64;
+/** The authors' server took 1024 bytes at most: the first guess after a drop on a longer line. */
+const GUESSED_LIMIT = 1024;
+/** The longest wait between tries while the pseudo is taken. */
+const TAKEN_RETRY_MS = 2000;
 
 export interface CliOptions extends ClientOptions {
   pseudo: string;
-  shareDir: string;
+  /** The shared folder; null shares nothing. */
+  shareDir: string | null;
   downloadsDir: string;
-  /** Where chat lines go (default: stdout). */
-  out?: (line: string) => void;
-  /** Where failures to start go (default: stderr). */
+  /** The longest STRING the server takes. */
+  maxBytes: number;
+  screen: Screen;
+  /** Where a failure to start goes (default: stderr). */
   err?: (line: string) => void;
+  /** Reconnect backoff: first and longest wait (default 500 ms, 15 s). */
+  backoffMs?: [number, number];
+  /**
+   * How long to keep trying while the pseudo is taken (default 8 s: a dead
+   * cluster node's users are free again after its 3 s lease).
+   */
+  takenForMs?: number;
 }
 
+interface Connection {
+  client: ChatClient;
+  requests: Requests;
+}
+
+type Attempt = { ok: true; conn: Connection } | { ok: false; code: number | null; why: string };
+
 export class ChatCli {
-  #opts: CliOptions;
+  #o: CliOptions;
   #me: string;
-  #client!: ChatClient;
-  #requests!: Requests;
-  #out: (line: string) => void;
-  #err: (line: string) => void;
-  #transfers = new Set<Promise<void>>();
-  #ends = new Set<{ close(): void }>();
+  #where: string;
+  #conn: Connection | null = null;
+  #screen: Screen;
+  #questions = new Questions(QUESTION_MS);
+  #transfers: Transfers;
   #quitting = false;
+  /** The longest message the server takes, as far as we know (lowered by what we learn). */
+  #maxBytes: number;
+  #largestAccepted = 0;
 
   constructor(opts: CliOptions) {
-    this.#opts = opts;
+    this.#o = opts;
     this.#me = opts.pseudo;
-    this.#out = opts.out ?? ((line) => console.log(line));
-    this.#err = opts.err ?? ((line) => console.error(line));
+    this.#where = `${opts.host ?? "127.0.0.1"}:${opts.port}`;
+    this.#screen = opts.screen;
+    this.#maxBytes = opts.maxBytes;
+    this.#transfers = new Transfers({
+      server: { host: opts.host, port: opts.port },
+      me: opts.pseudo,
+      shareDir: opts.shareDir,
+      downloadsDir: opts.downloadsDir,
+      questions: this.#questions,
+      show: (line) => this.#show(line),
+    });
   }
 
   /** Connects and logs in; returns an exit code (0 on success). */
   async login(): Promise<number> {
-    const where = `${this.#opts.host ?? "127.0.0.1"}:${this.#opts.port}`;
-    try {
-      this.#client = await ChatClient.connect(this.#opts);
-    } catch (e) {
-      this.#err(`cannot connect to ${where}: ${errorMessage(e)}`);
+    const a = await this.#connect();
+    if (!a.ok) {
+      this.#screen.close();
+      (this.#o.err ?? console.error)(a.why);
       return 1;
+    }
+    this.#conn = a.conn;
+    this.#show(system(
+      `connected to ${this.#where} as ${v(this.#me)}. ` +
+        (this.#o.shareDir === null
+          ? "Sharing nothing. "
+          : `Sharing ${v(this.#o.shareDir)} (you confirm each file). `) +
+        "Type /help for commands.",
+    ));
+    return 0;
+  }
+
+  /** Runs until /quit or end of input; returns the exit code. */
+  async run(): Promise<number> {
+    const input = this.#inputLoop();
+    while (true) {
+      const conn = this.#conn!;
+      const first = await Promise.race([
+        this.#frameLoop(conn).then(() => "server" as const),
+        input,
+      ]);
+      if (first === "server") {
+        if (this.#quitting) break;
+        this.#conn = null;
+        this.#show(error(`disconnected: ${conn.client.endReason}; reconnecting...`));
+        this.#learnLimit(conn.requests);
+        const back = await this.#reconnect(input);
+        if (back === "gave-up") {
+          this.#leave();
+          return 1;
+        }
+        if (back !== "ok") break;
+        continue;
+      }
+      this.#quitting = true;
+      if (first === "eof") {
+        // Piped input: let the server answer what was sent, and running
+        // transfers finish, before leaving. Nobody is left to answer questions.
+        await conn.requests.drained(2000);
+        this.#questions.declineAll();
+        if (this.#transfers.running > 0) {
+          this.#show(system(`waiting for ${this.#transfers.running} transfer(s) to finish...`));
+          await Promise.race([this.#transfers.settled(), conn.client.closed]);
+        }
+      }
+      break;
+    }
+    this.#leave();
+    return 0;
+  }
+
+  #leave(): void {
+    this.#quitting = true;
+    this.#questions.declineAll();
+    this.#transfers.closeAll();
+    this.#conn?.client.close();
+    this.#screen.close();
+  }
+
+  #show(line: Line): void {
+    this.#screen.show(line);
+  }
+
+  async #connect(): Promise<Attempt> {
+    let client: ChatClient;
+    try {
+      client = await ChatClient.connect(this.#o);
+    } catch (e) {
+      return { ok: false, code: null, why: `cannot connect to ${this.#where}: ${errorMessage(e)}` };
     }
     let code: number;
     try {
-      code = await this.#client.login(this.#me, LOGIN_TIMEOUT_MS);
+      code = await client.login(this.#me, LOGIN_TIMEOUT_MS);
     } catch (e) {
-      this.#err(`login failed: ${errorMessage(e)}`);
-      this.#client.close();
-      return 1;
+      client.close();
+      return { ok: false, code: null, why: `login failed: ${errorMessage(e)}` };
     }
     if (code !== ErrorCode.OK) {
-      this.#client.close();
-      this.#err(loginFailedLine(this.#me, code));
-      return 1;
+      client.close();
+      return { ok: false, code, why: loginFailedLine(this.#me, code) };
     }
-    this.#requests = new Requests(this.#client, this.#me);
-    this.#out(`connected to ${where} as ${this.#me}. Type /help for commands.`);
-    return 0;
+    return {
+      ok: true,
+      conn: { client, requests: new Requests(client, this.#me, this.#maxBytes) },
+    };
   }
 
-  /** Runs until /quit, stdin EOF or the server closing; returns the exit code. */
-  async run(input: AsyncIterable<string>): Promise<number> {
-    const frames = this.#frameLoop().then(() => "server" as const);
-    const lines = this.#inputLoop(input);
-    const first = await Promise.race([frames, lines]);
-    if (first === "server") {
-      if (!this.#quitting) {
-        this.#out(`disconnected: ${this.#client.endReason ?? "the server closed the connection"}`);
-        this.#shutdown();
-        return 1;
+  /**
+   * A server closes the connection, without an answer, on a STRING over its
+   * --max-string-bytes. If a message longer than any it answered was
+   * pending when it closed, say so and refuse such lines here from now on.
+   */
+  #learnLimit(requests: Requests): void {
+    this.#largestAccepted = Math.max(this.#largestAccepted, requests.largestAccepted);
+    const n = requests.largestUnanswered();
+    if (n <= MIN_SERVER_LIMIT || n <= this.#largestAccepted) return;
+    const limit = Math.max(this.#largestAccepted, Math.min(n - 1, GUESSED_LIMIT));
+    if (limit >= this.#maxBytes) return;
+    this.#maxBytes = limit;
+    this.#show(error(
+      `your ${n}-byte message was not delivered: the server closed the connection without ` +
+        `answering it, so it probably takes fewer bytes. Lines over ${limit} bytes are now ` +
+        "refused here (--max-bytes N sets the limit).",
+    ));
+  }
+
+  /** Logs in again until it works, the user leaves, or the pseudo stays taken. */
+  async #reconnect(input: Promise<"eof" | "quit">): Promise<"ok" | "eof" | "quit" | "gave-up"> {
+    const [first, longest] = this.#o.backoffMs ?? [500, 15_000];
+    const takenForMs = this.#o.takenForMs ?? 8000;
+    let delay = first;
+    let takenSince: number | null = null;
+    while (true) {
+      const woke = await Promise.race([sleep(delay).then(() => "tick" as const), input]);
+      if (woke !== "tick") return woke;
+      const a = await this.#connect();
+      if (a.ok) {
+        this.#conn = a.conn;
+        this.#show(system(`reconnected to ${this.#where}, logged in again as ${v(this.#me)}`));
+        return "ok";
       }
-      return 0;
-    }
-    this.#quitting = true;
-    if (first === "eof") {
-      // Piped input: let the server answer what was sent, and let running
-      // transfers finish, before leaving.
-      await this.#requests.drained(2000);
-      if (this.#transfers.size > 0) {
-        this.#out(`waiting for ${this.#transfers.size} transfer(s) to finish...`);
-        await Promise.race([Promise.allSettled([...this.#transfers]), this.#client.closed]);
+      const taken = a.code === ErrorCode.PseudoUnavailable;
+      // While only the pseudo is in the way, try often: it frees up within seconds or not at all.
+      delay = Math.min(delay * 2, taken ? TAKEN_RETRY_MS : longest);
+      const wait = `retrying in ${(delay / 1000).toFixed(1)} s`;
+      if (taken) {
+        takenSince ??= Date.now();
+        if (Date.now() - takenSince >= takenForMs) {
+          this.#show(error(
+            `${v(this.#me)} was taken by someone else while you were away; giving up ` +
+              "(start again with another pseudo)",
+          ));
+          return "gave-up";
+        }
+        this.#show(system(
+          `${v(this.#me)} is still taken (your old session may not have expired yet); ${wait}`,
+        ));
+      } else if (a.code !== null && a.code !== ErrorCode.ServiceUnavailable) {
+        this.#show(error(`${a.why}; giving up`));
+        return "gave-up";
+      } else {
+        this.#show(system(`${a.why}; ${wait}`));
       }
     }
-    this.#shutdown();
-    return 0;
   }
 
-  #shutdown(): void {
-    this.#quitting = true;
-    for (const end of this.#ends) end.close();
-    this.#client.close();
-  }
-
-  async #inputLoop(input: AsyncIterable<string>): Promise<"eof" | "quit"> {
-    for await (const raw of input) {
-      if (this.#client.endReason !== null) break;
-      const cmd = parseCommand(raw, { pending: this.#requests.incomingCount });
+  async #inputLoop(): Promise<"eof" | "quit"> {
+    for await (const raw of this.#screen.lines) {
+      const cmd = parseCommand(raw, { pending: this.#questions.size });
       if (this.#run(cmd) === "quit") return "quit";
     }
     return "eof";
   }
 
-  async #frameLoop(): Promise<void> {
+  /** Resolves when `conn` ends. */
+  async #frameLoop(conn: Connection): Promise<void> {
     while (true) {
       let f: Frame;
       try {
-        f = await this.#client.next(3_600_000);
+        f = await conn.client.next(3_600_000);
       } catch {
-        if (this.#client.endReason !== null) return;
+        if (conn.client.endReason !== null) return;
         continue; // an idle hour: keep waiting
       }
       try {
-        this.#onFrame(f);
+        this.#onFrame(conn, f);
       } catch (e) {
-        this.#out(`(internal error handling ${describeFrame(f)}: ${e})`);
+        this.#show(error(`(internal error handling ${v(describeFrame(f))}: ${e})`));
       }
     }
+  }
+
+  #onFrame(conn: Connection, f: Frame): void {
+    const event = conn.requests.handle(f);
+    if (event === null) return;
+    const line = eventLine(event, this.#me);
+    if (line !== null) this.#show(line);
+    if (event.kind === "asked") {
+      conn.requests.takeIncoming(event.ask.sender);
+      this.#transfers.serve(event.ask, conn.requests);
+    }
+    if (event.kind === "accepted") this.#transfers.fetch(event.ask, conn.requests);
   }
 
   #run(cmd: Command): "quit" | void {
@@ -136,126 +278,34 @@ export class ChatCli {
       case "quit":
         return "quit";
       case "help":
-        return this.#out(HELP);
+        return this.#show(system(HELP));
       case "invalid":
-        return this.#out(cmd.message);
-      case "say":
-        return this.#report(this.#requests.sendAll(cmd.text));
-      case "tell":
-        return this.#report(this.#requests.sendPrivate(cmd.to, cmd.text));
-      case "get":
-        return this.#report(this.#requests.ask(cmd.from, cmd.path));
-      case "answer": {
-        const ask = this.#requests.takeIncoming(cmd.from);
-        if (!ask) {
-          return this.#out(
-            cmd.from
-              ? `no pending request from ${cmd.from}`
-              : "no pending private-connection request",
-          );
-        }
-        if (cmd.accept) return this.#accept(ask);
-        return this.#report(this.#requests.decline(ask));
-      }
-    }
-  }
-
-  #report(sent: SendResult): void {
-    if (!sent.ok) this.#out(`not sent: ${sent.reason}`);
-  }
-
-  #onFrame(f: Frame): void {
-    const event = this.#requests.handle(f);
-    if (event === null) return;
-    const line = eventLine(event, this.#me);
-    if (line !== null) this.#out(line);
-    if (event.kind === "accepted") this.#connectAndFetch(event.ask);
-  }
-
-  #linkFailed(r: Exclude<LinkResult, { ok: true }>, who: string, refused: string): string {
-    if (r.code === null) {
-      return r.stage === "open"
-        ? `cannot open a private connection ${who}: ${r.error}`
-        : `private connection ${who}: ${r.error}`;
-    }
-    return refused;
-  }
-
-  #accept(ask: TCPAsk): void {
-    this.#out(`accepting ${ask.sender}'s private connection...`);
-    this.#track(async () => {
-      const r = await openLink(this.#opts, { ...ask, op: Op.TCPAccept });
-      if (!r.ok) {
-        return this.#out(this.#linkFailed(
-          r,
-          `for ${ask.sender}`,
-          r.code === ErrorCode.TcpNotInProtocol
-            ? `${ask.sender}'s request is no longer pending`
-            : `private connection with ${ask.sender} failed: ${codeName(r.code ?? -1)}`,
-        ));
-      }
-      this.#out(`private connection with ${ask.sender} established`);
-      const result = await this.#using(r.end, () => serveFile(r.end, this.#opts.shareDir));
-      if (result.status === 200) {
-        this.#out(`sent ${result.target} to ${ask.sender} (${result.bytes} bytes)`);
-      } else if (result.status === 0) {
-        this.#out(`${ask.sender} closed the private connection without asking for a file`);
-      } else {
-        this.#out(`${ask.sender} asked for ${result.target}: answered ${result.status}`);
-      }
-    }, (e) => `private connection with ${ask.sender}: ${e}`);
-  }
-
-  #connectAndFetch(ask: OutgoingAsk): void {
-    const to = ask.to;
-    this.#track(async () => {
-      try {
-        const r = await openLink(this.#opts, {
-          op: Op.TCPConnect,
-          sender: this.#me,
-          recipient: to,
-          password: ask.password,
-        });
-        if (!r.ok) {
-          return this.#out(this.#linkFailed(
-            r,
-            `to ${to}`,
-            `private connection to ${to} failed: ${codeName(r.code ?? -1)}`,
+        return this.#show(error(cmd.message));
+      case "answer":
+        if (!this.#questions.answer(cmd.accept, cmd.from)) {
+          this.#show(error(
+            cmd.from ? `no question from ${v(cmd.from)} is waiting` : "nothing to answer",
           ));
         }
-        this.#out(`private connection with ${to} established; fetching ${ask.file}...`);
-        const result = await this.#using(
-          r.end,
-          () => fetchFile(r.end, ask.file, this.#opts.downloadsDir),
+        return;
+    }
+    const conn = this.#conn;
+    if (conn === null) return this.#show(error("not sent: not connected (reconnecting...)"));
+    switch (cmd.kind) {
+      case "say":
+        return this.#sent(conn.requests.sendAll(cmd.text), ownLine(v(cmd.text)));
+      case "tell":
+        return this.#sent(
+          conn.requests.sendPrivate(cmd.to, cmd.text),
+          ownLine(v(cmd.text), cmd.to),
         );
-        if (result.ok) {
-          this.#out(`saved ${ask.file} from ${to} to ${result.savedTo} (${result.bytes} bytes)`);
-        } else {
-          this.#out(
-            `${to} could not send ${ask.file}: ${result.status} ${result.reason}`.trimEnd(),
-          );
-        }
-      } finally {
-        this.#requests.finished(ask);
-      }
-    }, (e) => `fetching ${ask.file} from ${to} failed: ${e}`);
-  }
-
-  /** Runs `fn` with `end` registered for closing on shutdown; closes it after. */
-  async #using<T>(end: { close(): void }, fn: () => Promise<T>): Promise<T> {
-    this.#ends.add(end);
-    try {
-      return await fn();
-    } finally {
-      end.close();
-      this.#ends.delete(end);
+      case "get":
+        return this.#sent(conn.requests.ask(cmd.from, cmd.path), null);
     }
   }
 
-  #track(job: () => Promise<void>, failed: (message: string) => string): void {
-    const t = job()
-      .catch((e) => this.#out(failed(errorMessage(e))))
-      .finally(() => this.#transfers.delete(t));
-    this.#transfers.add(t);
+  #sent(r: SendResult, echo: Line | null): void {
+    if (!r.ok) return this.#show(error(`not sent: ${r.reason}`));
+    if (echo) this.#show(echo);
   }
 }

@@ -1,7 +1,13 @@
 /**
  * What a typed line means: a discriminated union, decided here once so the
- * app only acts on it. Parsing is pure: it sees the line and whether a
- * private-connection request is waiting for an answer.
+ * app only acts on it. Parsing is pure: it sees the line and how many
+ * questions are waiting for a y/n.
+ *
+ * Words mean one thing: `y`/`n` answer only while something is pending (else
+ * they are refused, not sent); a `/word` that is not a command is the
+ * authors' file request `/bob path` only when a path follows, else an error
+ * with a hint; names of commands other chats have (`/who`, `/nick`...) are
+ * errors, never file requests.
  */
 
 export type Command =
@@ -12,7 +18,7 @@ export type Command =
   | { kind: "tell"; to: string; text: string }
   /** Ask `from` for a private connection and fetch `path` over it. */
   | { kind: "get"; from: string; path: string }
-  /** Answer the oldest pending request (from `from`, if given). */
+  /** Answer the oldest pending question (from `from`, if given). */
   | { kind: "answer"; accept: boolean; from?: string }
   | { kind: "help" }
   | { kind: "quit" }
@@ -20,19 +26,42 @@ export type Command =
   | { kind: "invalid"; message: string };
 
 export interface ParseContext {
-  /** Requests of others waiting for y/n. */
+  /** Questions waiting for y/n. */
   pending: number;
 }
 
 const YES = ["y", "yes"];
 const NO = ["n", "no"];
 
+/** Commands of other chat programs that ChatOS has no equivalent for. */
+const FOREIGN = new Set([
+  "nick",
+  "who",
+  "whois",
+  "list",
+  "names",
+  "join",
+  "part",
+  "leave",
+  "me",
+  "query",
+  "away",
+  "topic",
+  "users",
+  "invite",
+  "kick",
+]);
+
 export function parseCommand(raw: string, ctx: ParseContext): Command {
   const line = raw.trim();
   if (line === "") return { kind: "nothing" };
   const lower = line.toLowerCase();
-  if (ctx.pending > 0 && (YES.includes(lower) || NO.includes(lower))) {
-    return { kind: "answer", accept: YES.includes(lower) };
+  if (YES.includes(lower) || NO.includes(lower)) {
+    if (ctx.pending > 0) return { kind: "answer", accept: YES.includes(lower) };
+    return {
+      kind: "invalid",
+      message: `nothing to answer: "${line}" was not sent. To send it to everyone: /say ${line}`,
+    };
   }
   if (line.startsWith("//")) return { kind: "say", text: line.slice(1) };
   if (line.startsWith("@")) {
@@ -41,23 +70,48 @@ export function parseCommand(raw: string, ctx: ParseContext): Command {
     return { kind: "tell", to: m[1], text: m[2] };
   }
   if (!line.startsWith("/")) return { kind: "say", text: line };
-  const [cmd, ...rest] = line.slice(1).split(/\s+/);
-  const arg = line.slice(1 + cmd.length).trim();
-  switch (cmd) {
+  const m = /^\/(\S*)\s*(.*)$/s.exec(line)!;
+  const cmd = m[1];
+  const arg = m[2];
+  const [first = "", ...more] = arg.split(/\s+/).filter((w) => w !== "");
+  const rest = arg.slice(first.length).trim();
+  switch (cmd.toLowerCase()) {
+    case "":
+      return { kind: "invalid", message: "type /help for commands" };
     case "quit":
     case "exit":
       return { kind: "quit" };
     case "help":
       return { kind: "help" };
+    case "say":
+      return arg === "" ? { kind: "invalid", message: "usage: /say text" } : {
+        kind: "say",
+        text: arg,
+      };
+    case "msg":
+      if (first === "" || rest === "") return { kind: "invalid", message: "usage: /msg name text" };
+      return { kind: "tell", to: first, text: rest };
+    case "get":
+      if (first === "" || rest === "") return { kind: "invalid", message: "usage: /get name path" };
+      return { kind: "get", from: first, path: rest };
     case "accept":
     case "decline":
-      return { kind: "answer", accept: cmd === "accept", from: rest[0] };
-    case "":
-      return { kind: "invalid", message: "type /help for commands" };
-    default:
-      if (arg === "") {
-        return { kind: "invalid", message: `usage: /${cmd} <path>  (fetch a file from ${cmd})` };
-      }
-      return { kind: "get", from: cmd, path: arg };
+      if (more.length > 0) return { kind: "invalid", message: `usage: /${cmd} [name]` };
+      return { kind: "answer", accept: cmd.toLowerCase() === "accept", from: first || undefined };
   }
+  if (FOREIGN.has(cmd.toLowerCase())) {
+    return {
+      kind: "invalid",
+      message: `/${cmd} is not a ChatOS command (type /help). ` +
+        `To fetch a file from a user named ${cmd}: /get ${cmd} PATH`,
+    };
+  }
+  if (arg === "") {
+    return {
+      kind: "invalid",
+      message: `unknown command /${cmd} (type /help). ` +
+        `To fetch a file from ${cmd}: /${cmd} PATH or /get ${cmd} PATH`,
+    };
+  }
+  return { kind: "get", from: cmd, path: arg };
 }

@@ -1,33 +1,28 @@
 /**
- * `deno task client <pseudo> [host] [port] [--share DIR] [--downloads DIR]`:
- * the command line, then the interactive client (app.ts).
- *
- * A plain line goes to everyone (SMA), `@bob text` to bob (SPM), `/bob path`
- * asks bob for a private connection and fetches that file over it (HTTP/1.0,
- * see file_transfer.ts). When someone asks us, `y` / `n` (or `/accept name`,
- * `/decline name`) answers the oldest pending request.
+ * `deno task client <pseudo> [host] [port] [--share DIR] [--downloads DIR] [--max-bytes N]`:
+ * the command line, then the interactive client (app.ts) on a chat screen
+ * when stdin and stdout are a terminal, plain lines otherwise (screen.ts).
  */
 
 import { parseArgs } from "node:util";
 import * as path from "node:path";
 import { errorMessage } from "../../lib/errors.ts";
+import { MAX_STRING_BYTES } from "../requests.ts";
 import { ChatCli } from "./app.ts";
+import { PlainScreen, type Screen, TtyScreen } from "./screen.ts";
 import { HELP, USAGE } from "./view.ts";
 
-/** Lines of a byte stream (UTF-8, "\n" or "\r\n"); the last line may lack its newline. */
-export async function* readLines(stream: ReadableStream<Uint8Array>): AsyncGenerator<string> {
-  const decoder = new TextDecoder();
-  let buf = "";
-  for await (const chunk of stream) {
-    buf += decoder.decode(chunk, { stream: true });
-    let i: number;
-    while ((i = buf.indexOf("\n")) >= 0) {
-      yield buf.slice(0, i).replace(/\r$/, "");
-      buf = buf.slice(i + 1);
-    }
+function env(name: string): string | undefined {
+  try {
+    return Deno.env.get(name);
+  } catch {
+    return undefined; // no --allow-env: as if unset
   }
-  buf += decoder.decode();
-  if (buf !== "") yield buf;
+}
+
+/** Where the user typed the command: `deno task` runs in the project folder but sets INIT_CWD. */
+function userCwd(): string {
+  return env("INIT_CWD") || Deno.cwd();
 }
 
 export async function main(args: string[]): Promise<number> {
@@ -39,6 +34,7 @@ export async function main(args: string[]): Promise<number> {
       options: {
         share: { type: "string" },
         downloads: { type: "string" },
+        "max-bytes": { type: "string" },
         help: { type: "boolean", short: "h" },
       },
     });
@@ -61,23 +57,39 @@ export async function main(args: string[]): Promise<number> {
     console.error(`invalid port ${JSON.stringify(portText)}\n${USAGE}`);
     return 2;
   }
-  const shareDir = path.resolve(values.share ?? ".");
-  try {
-    if (!(await Deno.stat(shareDir)).isDirectory) throw new Error("not a directory");
-  } catch (e) {
-    console.error(`cannot share ${shareDir}: ${errorMessage(e)}`);
+  const maxText = values["max-bytes"] ?? String(MAX_STRING_BYTES);
+  const maxBytes = Number(maxText);
+  if (!/^\d+$/.test(maxText) || maxBytes < 1 || maxBytes > MAX_STRING_BYTES) {
+    console.error(`--max-bytes: ${JSON.stringify(maxText)} is not from 1 to ${MAX_STRING_BYTES}`);
     return 2;
   }
+  const cwd = userCwd();
+  let shareDir: string | null = null;
+  if (values.share !== undefined) {
+    shareDir = path.resolve(cwd, values.share);
+    try {
+      if (!(await Deno.stat(shareDir)).isDirectory) throw new Error("not a directory");
+    } catch (e) {
+      console.error(`--share: cannot share ${shareDir}: ${errorMessage(e)}`);
+      return 2;
+    }
+  }
+  const interactive = Deno.stdin.isTerminal() && Deno.stdout.isTerminal();
+  const screen: Screen = interactive
+    ? new TtyScreen(!env("NO_COLOR"))
+    : new PlainScreen(Deno.stdin.readable, (text) => console.log(text));
   const cli = new ChatCli({
     pseudo,
     host,
     port,
     shareDir,
-    downloadsDir: path.resolve(values.downloads ?? "downloads"),
+    downloadsDir: path.resolve(cwd, values.downloads ?? "downloads"),
+    maxBytes,
+    screen,
   });
   const code = await cli.login();
   if (code !== 0) return code;
-  return await cli.run(readLines(Deno.stdin.readable));
+  return await cli.run();
 }
 
 if (import.meta.main) {

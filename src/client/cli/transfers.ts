@@ -1,0 +1,199 @@
+/**
+ * Files over private links, both ways, in the background.
+ *
+ * B (someone asks us): nothing is shared without `--share DIR`, so without
+ * it the ask is declined at once. With it, the link is accepted, the peer's
+ * GET read, and the user asked with the file's name and size in front of
+ * them before a byte is sent (share.ts decides what may be served at all).
+ *
+ * A (we asked, the peer accepted): join the link and fetch the file into the
+ * downloads folder, waiting as long as the peer may take to decide.
+ */
+
+import { ErrorCode, Op, type TCPAsk } from "../../protocol/mod.ts";
+import { errorMessage } from "../../lib/errors.ts";
+import type { ClientOptions } from "../client.ts";
+import { fetchFile, serveFile } from "../file_transfer.ts";
+import { type LinkResult, openLink } from "../private_link.ts";
+import type { OutgoingAsk, Requests } from "../requests.ts";
+import type { Questions } from "./questions.ts";
+import { codeName, error, type Line, question, size, system, v } from "./view.ts";
+
+/** How long the user has to answer "send?" before the request expires. */
+export const QUESTION_MS = 120_000;
+/** Files served at once; more asks are declined until one ends. */
+const MAX_SERVING = 4;
+
+export interface TransferDeps {
+  server: ClientOptions;
+  me: string;
+  /** The shared folder, or null: nothing is shared. */
+  shareDir: string | null;
+  downloadsDir: string;
+  questions: Questions;
+  show(line: Line): void;
+}
+
+export class Transfers {
+  #d: TransferDeps;
+  #running = new Set<Promise<void>>();
+  #ends = new Set<{ close(): void }>();
+  #serving = 0;
+
+  constructor(deps: TransferDeps) {
+    this.#d = deps;
+  }
+
+  get running(): number {
+    return this.#running.size;
+  }
+
+  /** Resolves once every transfer running now has ended. */
+  async settled(): Promise<void> {
+    await Promise.allSettled([...this.#running]);
+  }
+
+  /** Closes every link (leaving). */
+  closeAll(): void {
+    for (const end of this.#ends) end.close();
+  }
+
+  /** Someone asked us for a private connection (to fetch a file from us). */
+  serve(ask: TCPAsk, requests: Requests): void {
+    const from = v(ask.sender);
+    const share = this.#d.shareDir;
+    if (share === null || this.#serving >= MAX_SERVING) {
+      requests.decline(ask);
+      this.#d.show(system(
+        share === null
+          ? `${from} asked you for a file; you share nothing (start with --share DIR): declined`
+          : `${from} asked you for a file; ${MAX_SERVING} transfers are running: declined`,
+      ));
+      return;
+    }
+    this.#d.show(system(`${from} asks for a file; reading which one...`));
+    this.#serving++;
+    let name = "";
+    this.#track(async () => {
+      try {
+        const r = await openLink(this.#d.server, { ...ask, op: Op.TCPAccept });
+        if (!r.ok) {
+          return this.#d.show(this.#linkFailed(
+            r,
+            from,
+            r.code === ErrorCode.TcpNotInProtocol
+              ? `${from}'s request is no longer pending`
+              : `private connection with ${from} failed: ${codeName(r.code ?? -1)}`,
+          ));
+        }
+        const result = await this.#using(r.end, () =>
+          serveFile(r.end, share, {
+            approve: async (file) => {
+              name = v(file.name);
+              this.#d.show(question(`${from} wants ${name} (${size(file.size)}): send? [y/n]`));
+              const answer = await this.#d.questions.ask(ask.sender);
+              if (answer === "no") this.#d.show(system(`not sending ${name} to ${from}`));
+              if (answer === "expired") {
+                this.#d.show(system(`${from}'s request for ${name} expired: not sent`));
+              }
+              return answer === "yes";
+            },
+          }));
+        if (result.status === 200) {
+          this.#d.show(system(`sent ${name} to ${from} (${size(result.bytes)})`));
+        } else if (result.status === 0) {
+          this.#d.show(system(`${from} closed the private connection without asking for a file`));
+        } else if (result.refusal !== "declined") {
+          this.#d.show(system(
+            `${from} asked for ${v(decodeTarget(result.target))}: refused, ${
+              result.refusal ?? "a malformed request"
+            } (${result.status})`,
+          ));
+        }
+      } finally {
+        this.#serving--;
+      }
+    }, (e) => `private connection with ${from}: ${e}`);
+  }
+
+  /** The peer accepted our ask: join the link and fetch the file. */
+  fetch(ask: OutgoingAsk, requests: Requests): void {
+    const to = v(ask.to);
+    const file = v(ask.file);
+    this.#track(async () => {
+      try {
+        const r = await openLink(this.#d.server, {
+          op: Op.TCPConnect,
+          sender: this.#d.me,
+          recipient: ask.to,
+          password: ask.password,
+        });
+        if (!r.ok) {
+          return this.#d.show(this.#linkFailed(
+            r,
+            to,
+            `private connection to ${to} failed: ${codeName(r.code ?? -1)}`,
+          ));
+        }
+        this.#d.show(
+          system(`linked to ${to}; asking for ${file} (${to} decides whether to send it)`),
+        );
+        const result = await this.#using(
+          r.end,
+          () =>
+            fetchFile(r.end, ask.file, this.#d.downloadsDir, {
+              headTimeoutMs: QUESTION_MS + 30_000,
+            }),
+        );
+        if (result.ok) {
+          this.#d.show(
+            system(`saved ${file} from ${to} to ${result.savedTo} (${size(result.bytes)})`),
+          );
+        } else if (result.status === 403 && result.reason === "Declined") {
+          this.#d.show(system(`${to} declined to send ${file}`));
+        } else {
+          this.#d.show(error(
+            `${to} could not send ${file}: ${result.status} ${v(result.reason)}`.trimEnd(),
+          ));
+        }
+      } finally {
+        requests.finished(ask);
+      }
+    }, (e) => `fetching ${file} from ${to} failed: ${e}`);
+  }
+
+  #linkFailed(r: Exclude<LinkResult, { ok: true }>, who: string, refused: string): Line {
+    if (r.code !== null) return error(refused);
+    return error(
+      r.stage === "open"
+        ? `cannot open a private connection with ${who}: ${r.error}`
+        : `private connection with ${who}: ${r.error}`,
+    );
+  }
+
+  /** Runs `fn` with `end` registered for closing on leave; closes it after. */
+  async #using<T>(end: { close(): void }, fn: () => Promise<T>): Promise<T> {
+    this.#ends.add(end);
+    try {
+      return await fn();
+    } finally {
+      end.close();
+      this.#ends.delete(end);
+    }
+  }
+
+  #track(job: () => Promise<void>, failed: (message: string) => string): void {
+    const t = job()
+      .catch((e) => this.#d.show(error(failed(errorMessage(e)))))
+      .finally(() => this.#running.delete(t));
+    this.#running.add(t);
+  }
+}
+
+function decodeTarget(target: string): string {
+  try {
+    return decodeURIComponent(target);
+  } catch {
+    return target;
+  }
+}
