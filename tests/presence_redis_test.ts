@@ -89,8 +89,21 @@ test("the schema is what docs/REDIS.md says", async () => {
   try {
     await raw.connect();
     const alice = uniq("alicé:");
-    assert.equal(await p.reserve(alice, new RecordingInbox()), "ok");
+    assert.equal(
+      await p.reserve(alice, new RecordingInbox(), {
+        keys: ["k1:" + alice, "k2"],
+        client: "::/64",
+      }),
+      "ok",
+    );
     assert.equal(await raw.get(`chatos:user:${alice}`), p.nodeId);
+    assert.deepEqual(await raw.hgetall(keys.profile(alice)), {
+      client: "::/64",
+      k1: "k1:" + alice,
+      k2: "k2",
+    });
+    assert.equal(await raw.get(keys.name("k1:" + alice)), alice);
+    assert.equal(await raw.get(keys.name("k2")), alice);
     assert.deepEqual(await raw.smembers(`chatos:node:${p.nodeId}:users`), [alice]);
     assert.ok((await raw.smembers("chatos:nodes")).includes(p.nodeId));
     const lease = await raw.hgetall(`chatos:node:${p.nodeId}`);
@@ -112,6 +125,10 @@ test("the schema is what docs/REDIS.md says", async () => {
 
     await p.close();
     assert.equal(await raw.get(`chatos:user:${alice}`), null);
+    assert.equal(
+      await raw.exists(keys.profile(alice), keys.name("k1:" + alice), keys.name("k2")),
+      0,
+    );
     assert.equal(await raw.exists(`chatos:node:${p.nodeId}`), 0);
     assert.ok(!(await raw.smembers("chatos:nodes")).includes(p.nodeId));
   } finally {
@@ -326,9 +343,9 @@ test("a Redis restart: nodes recover, reservations are re-asserted, sends work",
   const p = await node(r.url);
   const q = await node(r.url);
   try {
-    const alice = uniq("alice"), bob = uniq("bob");
+    const alice = uniq("alice"), bob = uniq("bob"), aliceKey = uniq("k-alice");
     const ia = new RecordingInbox(), ib = new RecordingInbox();
-    assert.equal(await p.reserve(alice, ia), "ok");
+    assert.equal(await p.reserve(alice, ia, { keys: [aliceKey], client: "10.0.0.1" }), "ok");
     assert.equal(await q.reserve(bob, ib), "ok");
     assert.ok(p.ready && q.ready);
     const before = p.stats.reconnects;
@@ -341,6 +358,10 @@ test("a Redis restart: nodes recover, reservations are re-asserted, sends work",
     // Redis came back empty; the nodes wrote their reservations again.
     assert.equal(await q.reserve(alice, new RecordingInbox()), "taken");
     assert.equal(await p.reserve(bob, new RecordingInbox()), "taken");
+    // ...with their name keys and client keys: a lookalike is still refused.
+    const lookalike = { keys: [aliceKey], client: "10.0.0.9" };
+    assert.equal(await q.reserve(uniq("Alice"), new RecordingInbox(), lookalike), "taken");
+    assert.equal(await q.clientOf(alice), "10.0.0.1");
     assert.equal(await q.send(alice, bytes(2, 1)), true);
     assert.equal(await p.send(bob, bytes(2, 2)), true);
     await ia.waitFor(1);

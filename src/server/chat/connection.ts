@@ -46,8 +46,9 @@ export interface ConnectionDeps {
   identify(conn: Deno.Conn): Promise<Identified>;
 }
 
-/** Refused PROXY headers are logged at most this often: a flood must not flood the log. */
+/** Refused PROXY headers and malformed frames are logged at most this often: a flood must not flood the log. */
 const headerRefusals = new LogBudget(10, 1000);
+const malformedLines = new LogBudget(10, 1000);
 
 /** Small while idle (RSS per idle session); grown once for a client that fills it. */
 const SMALL_READ = 1024;
@@ -121,7 +122,15 @@ export async function serveConnection(
         if (!step.ok) {
           metrics.malformedFrames++;
           const reason = describeProtocolError(step.error);
-          log.warn("malformed frame, closing", { address, pseudo: session?.pseudo, reason });
+          const say = malformedLines.take();
+          if (say) {
+            log.warn("malformed frame, closing", {
+              address,
+              pseudo: session?.pseudo,
+              reason,
+              ...say,
+            });
+          }
           close(`malformed frame: ${reason}`);
           break reading;
         }
