@@ -1,5 +1,6 @@
 import type { HandshakeKey } from "../protocol/frames.ts";
 import { LocalUsers } from "./local_users.ts";
+import { StrikeLedger } from "./strike_ledger.ts";
 import {
   bareClaim,
   type Claim,
@@ -14,8 +15,6 @@ interface Pending {
   key: HandshakeKey;
   expiresAt: number;
   endpoint: LinkEndpoint | null;
-  /** Failed joins against it (strikePair). */
-  strikes: number;
 }
 
 /** Presence for one process: everything lives in maps. The embedded default. */
@@ -23,6 +22,8 @@ export class MemoryPresence implements Presence {
   readonly nodeId: string;
   readonly users = new LocalUsers();
   #handshakes = new Map<string, Pending>();
+  /** Strikes of each pending handshake, by handshake id. */
+  #strikes = new StrikeLedger<string>();
   /** Name key → the pseudo holding it. */
   #names = new Map<string, string>();
   /** Pseudo → what it holds. */
@@ -71,7 +72,7 @@ export class MemoryPresence implements Presence {
     const id = handshakeId(key);
     const p = this.#handshakes.get(id);
     if (p && p.expiresAt <= this.#now()) {
-      this.#handshakes.delete(id);
+      this.#drop(id);
       return undefined;
     }
     return p;
@@ -83,14 +84,14 @@ export class MemoryPresence implements Presence {
       key: { ...key },
       expiresAt: this.#now() + ttlMs,
       endpoint: null,
-      strikes: 0,
     });
+    this.#strikes.open(handshakeId(key));
     return Promise.resolve(true);
   }
 
   cancelHandshake(key: HandshakeKey): Promise<boolean> {
     const p = this.#live(key);
-    if (p) this.#handshakes.delete(handshakeId(key));
+    if (p) this.#drop(handshakeId(key));
     return Promise.resolve(p !== undefined);
   }
 
@@ -104,7 +105,7 @@ export class MemoryPresence implements Presence {
   claimHandshake(key: HandshakeKey): Promise<LinkEndpoint | null> {
     const p = this.#live(key);
     if (!p || !p.endpoint) return Promise.resolve(null);
-    this.#handshakes.delete(handshakeId(key));
+    this.#drop(handshakeId(key));
     return Promise.resolve(p.endpoint);
   }
 
@@ -112,7 +113,7 @@ export class MemoryPresence implements Presence {
     const out: HandshakeKey[] = [];
     for (const [id, p] of this.#handshakes) {
       if (p.key.a === a && p.key.b === b) {
-        this.#handshakes.delete(id);
+        this.#drop(id);
         if (p.expiresAt > this.#now()) out.push(p.key);
       }
     }
@@ -120,15 +121,21 @@ export class MemoryPresence implements Presence {
   }
 
   strikePair(a: string, b: string, budget: number): Promise<HandshakeKey[]> {
-    const out: HandshakeKey[] = [];
+    const pending: string[] = [];
     for (const [id, p] of this.#handshakes) {
-      if (p.key.a !== a || p.key.b !== b || !this.#live(p.key)) continue;
-      if (++p.strikes >= budget) {
-        this.#handshakes.delete(id);
-        out.push(p.key);
-      }
+      if (p.key.a === a && p.key.b === b && this.#live(p.key)) pending.push(id);
+    }
+    const out: HandshakeKey[] = [];
+    for (const id of this.#strikes.strike(pending, budget)) {
+      out.push(this.#handshakes.get(id)!.key);
+      this.#handshakes.delete(id);
     }
     return Promise.resolve(out);
+  }
+
+  #drop(id: string): void {
+    this.#handshakes.delete(id);
+    this.#strikes.close(id);
   }
 
   close(): Promise<void> {
@@ -136,6 +143,7 @@ export class MemoryPresence implements Presence {
     this.#names.clear();
     this.#claims.clear();
     this.#handshakes.clear();
+    this.#strikes.clear();
     return Promise.resolve();
   }
 }
