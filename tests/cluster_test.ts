@@ -4,10 +4,11 @@
  * HAProxy front door, and the compose file.
  */
 import assert from "node:assert/strict";
-import { ChatClient } from "../src/client/client.ts";
+import { ChatClient, PrivateEnd } from "../src/client/client.ts";
+import { withDeadline } from "../src/lib/async.ts";
 import { type Cluster, startCluster } from "../src/ops/cluster.ts";
-import { ErrorCode, Op } from "../src/protocol/mod.ts";
-import { eventually, sleep } from "./helpers/harness.ts";
+import { encode, ErrorCode, type Frame, Op } from "../src/protocol/mod.ts";
+import { eventually } from "./helpers/harness.ts";
 import { openLink } from "./helpers/link.ts";
 
 const t = (name: string, fn: () => Promise<void>) =>
@@ -37,6 +38,16 @@ async function loginOn(connect: (n: number) => Promise<ChatClient>, node: number
   assert.equal(await c.login(pseudo), ErrorCode.OK, `${pseudo} on node ${node + 1}`);
   return c;
 }
+
+const key = (a: string, b: string, password: number) => ({ sender: a, recipient: b, password });
+const ask = (a: string, b: string, password: number): Frame => ({
+  op: Op.TCPAsk,
+  ...key(a, b, password),
+});
+const abort = (a: string, b: string, password: number): Frame => ({
+  op: Op.TCPAbort,
+  ...key(a, b, password),
+});
 
 async function spm(from: ChatClient, sender: string, to: string, message: string) {
   from.send({ op: Op.SPM, sender, recipient: to, message });
@@ -81,18 +92,61 @@ t(
 );
 
 t(
-  "Redis restart: sessions survive, reservations are re-asserted, service is back within 5 s",
+  "Redis down: whatever needs Redis gets ERROR 9 at once, local delivery goes on; back after a restart",
   () =>
     withCluster(async (cluster, connect) => {
       const a = await loginOn(connect, 0, "alice");
+      const c = await loginOn(connect, 0, "carol"); // on alice's node
       const b = await loginOn(connect, 1, "bob");
+      a.send(ask("alice", "bob", 1));
+      assert.equal(await a.nextError(), ErrorCode.OK);
+      assert.deepEqual(await b.next(), ask("alice", "bob", 1));
       await cluster.redis!.kill();
-      // while Redis is away: no hang, a clear refusal
+      const unavailable = ErrorCode.ServiceUnavailable;
+      // CR
       const early = await connect(2);
       const started = Date.now();
-      assert.equal(await early.login("newcomer", 4000), ErrorCode.ServiceUnavailable);
+      assert.equal(await early.login("newcomer", 4000), unavailable, "CR");
       assert.ok(Date.now() - started < 3000, "refused promptly");
-      // local delivery does not need Redis... but remote does: the sender is told
+      // SPM to a user on another node; to a user on this node it still works
+      assert.equal(await spm(a, "alice", "bob", "remote"), unavailable, "remote SPM");
+      assert.equal(await spm(a, "alice", "carol", "local"), ErrorCode.OK, "local SPM");
+      assert.deepEqual(await c.next(), {
+        op: Op.SPM,
+        sender: "alice",
+        recipient: "carol",
+        message: "local",
+      });
+      // SMA: local users have it before the publish fails
+      a.send({ op: Op.SMA, sender: "alice", message: "to all" });
+      assert.equal(await a.nextError(3000), unavailable, "SMA");
+      assert.deepEqual(await c.next(), { op: Op.SMA, sender: "alice", message: "to all" });
+      // TCPAsk, with its TCPAbort
+      a.send(ask("alice", "carol", 2));
+      assert.equal(await a.nextError(3000), unavailable, "TCPAsk");
+      assert.deepEqual(await a.next(), abort("alice", "carol", 2));
+      // the private-end frames, on new connections
+      const endB = await PrivateEnd.open({ port: cluster.nodes[1].port }, {
+        op: Op.TCPAccept,
+        ...key("alice", "bob", 1),
+      });
+      assert.deepEqual(await endB.answer(3000), [{ op: Op.ERROR, code: unavailable }], "TCPAccept");
+      endB.close();
+      const endA = await PrivateEnd.open({ port: cluster.nodes[0].port }, {
+        op: Op.TCPConnect,
+        ...key("alice", "bob", 1),
+      });
+      assert.deepEqual(
+        await endA.answer(3000),
+        [{ op: Op.ERROR, code: unavailable }],
+        "TCPConnect",
+      );
+      assert.deepEqual(
+        await withDeadline(endA.readAll(), 5000, () => new Error("TCPConnect's TCPAbort")),
+        encode(abort("alice", "bob", 1)),
+      );
+      await b.expectSilence(100);
+
       await cluster.redis!.start(); // comes back empty
       const back = Date.now();
       await eventually(
@@ -109,6 +163,43 @@ t(
       assert.equal(await thief.login("alice"), ErrorCode.PseudoUnavailable);
       assert.equal(await thief.login("bob"), ErrorCode.PseudoUnavailable);
       assert.equal(await thief.login("newcomer"), ErrorCode.OK);
+    }),
+);
+
+t(
+  "a node stalled past its lease: its users may be taken; awake, it evicts those and keeps the rest",
+  () =>
+    withCluster(async (cluster, connect) => {
+      const alice = await loginOn(connect, 0, "alice");
+      const dave = await loginOn(connect, 0, "dave");
+      const bob = await loginOn(connect, 1, "bob");
+      const stalled = cluster.nodes[0];
+      // kill() waits for the exit, which SIGSTOP and SIGCONT are not: only the signal matters
+      void stalled.kill("SIGSTOP");
+      try {
+        const thief = await connect(1);
+        await eventually(
+          async () => (await thief.login("alice", 3000)) === ErrorCode.OK,
+          15_000,
+          "alice free once the stalled node's lease lapsed",
+        );
+        void stalled.kill("SIGCONT");
+        // awake: its heartbeat finds the lease gone, re-asserts, and learns alice is taken
+        await withDeadline(alice.closed, 15_000, () => new Error("the old alice was not evicted"));
+        assert.equal(await spm(bob, "bob", "alice", "to the new alice"), ErrorCode.OK);
+        assert.equal(((await thief.next()) as { message: string }).message, "to the new alice");
+        // dave, whom nobody took, is served again by the node that woke up
+        await eventually(
+          async () => (await spm(bob, "bob", "dave", "still there?")) === ErrorCode.OK,
+          15_000,
+          "dave re-asserted",
+        );
+        assert.equal(((await dave.next()) as { message: string }).message, "still there?");
+        const other = await connect(2);
+        assert.equal(await other.login("dave"), ErrorCode.PseudoUnavailable, "dave is held");
+      } finally {
+        void stalled.kill("SIGCONT");
+      }
     }),
 );
 
@@ -170,6 +261,5 @@ t(
       assert.equal(status.code, 0);
       const other = await connect(1);
       assert.equal(await other.login("leaving"), ErrorCode.OK, "free without waiting for a lease");
-      await sleep(10);
     }),
 );

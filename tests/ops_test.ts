@@ -5,9 +5,14 @@
 import assert from "node:assert/strict";
 import { ChatClient } from "../src/client/client.ts";
 import { startCluster } from "../src/ops/cluster.ts";
+import { withDeadline } from "../src/lib/async.ts";
 import { encode, ErrorCode, Op } from "../src/protocol/mod.ts";
 import { helpText, OPTIONS, parseConfig } from "../src/server/config.ts";
 import { eventually, withServer } from "./helpers/harness.ts";
+import { HeldReader } from "./helpers/held_reader.ts";
+import { type NodeProcess, startNode } from "./helpers/node_process.ts";
+import { openLink } from "./helpers/link.ts";
+import { freePort, startRedis } from "./helpers/redis_server.ts";
 
 const t = (name: string, fn: () => Promise<void>) =>
   Deno.test({ name: `ops: ${name}`, fn, sanitizeOps: false, sanitizeResources: false });
@@ -92,71 +97,208 @@ t("/readyz fails while Redis is down and recovers; Redis metrics move", async ()
   }
 });
 
+/** What the drain scenario needs of a node: where it listens and how to stop it. */
+interface Drainable {
+  port: number;
+  adminPort: number;
+  readonly running: boolean;
+  /** Sends SIGTERM now; resolves with the exit status. */
+  stop(): Promise<Deno.CommandStatus>;
+}
+
+async function readyz(adminPort: number): Promise<{ status: number; body: string }> {
+  const r = await fetch(`http://127.0.0.1:${adminPort}/readyz`);
+  return { status: r.status, body: await r.text() };
+}
+
+const FILL_MESSAGE = "f".repeat(32_000);
+
+/**
+ * Sends 32 kB SPMs to `to`, a reader that does not read, 100 at a time until
+ * the node's own queue holds some (the socket buffers between are full,
+ * however large this machine makes them): a drain must then wait. Returns how
+ * many were sent, all acknowledged.
+ */
+async function holdOutput(
+  from: ChatClient,
+  sender: string,
+  to: string,
+  queued: () => Promise<number>,
+): Promise<number> {
+  let sent = 0;
+  while ((await queued()) === 0) {
+    assert.ok(sent < 1500, `${sent} SPMs to ${to} and still nothing queued on the node`);
+    for (let i = 0; i < 100; i++) {
+      from.send({ op: Op.SPM, sender, recipient: to, message: FILL_MESSAGE });
+    }
+    for (let i = 0; i < 100; i++) {
+      assert.equal(await from.nextError(10_000), ErrorCode.OK, "fill");
+    }
+    sent += 100;
+  }
+  return sent;
+}
+
+const queuedOn = (adminPort: number) => async () =>
+  (await scrape(adminPort)).get("chatos_outbound_queued_bytes") ?? 0;
+
+/**
+ * SIGTERM lands while alice has SPMs in flight and bob's unread output holds
+ * the drain open. Every request gets exactly one answer: OK before the drain
+ * began, ERROR 9 after (never OK again); every acknowledged message reaches
+ * bob, once, in order, and no refused one does; the node exits 0 once bob has
+ * read everything. `whileDraining` runs while the node still drains.
+ */
+async function drainUnderLoad(node: Drainable, whileDraining: () => Promise<void>) {
+  const bob = await HeldReader.login(node.port, "bob");
+  const alice = await ChatClient.connect({ port: node.port });
+  try {
+    assert.equal(await alice.login("alice"), ErrorCode.OK);
+    const fill = await holdOutput(alice, "alice", "bob", queuedOn(node.adminPort));
+    const acked: number[] = [], refused: number[] = [];
+    let exit: Promise<Deno.CommandStatus> | null = null;
+    let seq = 0;
+    for (let window = 0; refused.length === 0; window++) {
+      assert.ok(window < 2000, "the node never refused new work after SIGTERM");
+      const first = seq;
+      for (let i = 0; i < 50; i++) {
+        alice.send({ op: Op.SPM, sender: "alice", recipient: "bob", message: `m${seq++}` });
+      }
+      if (exit === null) {
+        // The first window is on the wire, none of it answered, when the signal is sent.
+        await alice.flush();
+        exit = node.stop();
+      }
+      for (let i = first; i < seq; i++) {
+        const code = await alice.nextError(10_000);
+        if (code === ErrorCode.OK) {
+          assert.equal(
+            refused.length,
+            0,
+            `m${i} acknowledged after a refusal: drain took new work`,
+          );
+          acked.push(i);
+        } else if (code === ErrorCode.ServiceUnavailable) {
+          refused.push(i);
+        } else {
+          assert.fail(`m${i}: ERROR ${code}; a draining node answers OK or ERROR 9`);
+        }
+      }
+    }
+    // bob has read nothing yet: the node is still draining
+    assert.ok(node.running, "bob's unread output holds the drain");
+    assert.deepEqual(await readyz(node.adminPort), { status: 503, body: "draining\n" });
+    await whileDraining();
+    const frames = await bob.readToEnd(30_000);
+    const status = await exit!;
+    assert.equal(status.code, 0, "clean exit");
+    const spms = frames.filter((f) => f.op === Op.SPM).map((f) =>
+      (f as { message: string }).message
+    );
+    assert.equal(spms.filter((m) => m === FILL_MESSAGE).length, fill, "the fill reached bob");
+    assert.deepEqual(
+      spms.filter((m) => m !== FILL_MESSAGE).map((m) => Number(m.slice(1))),
+      acked,
+      `every acknowledged message reached bob once, in order, and no refused one (${refused.length} refused)`,
+    );
+    // exactly one answer per request: nothing else was waiting for alice
+    await alice.closed;
+    await assert.rejects(alice.next(100), /server closed/);
+  } finally {
+    alice.close();
+    bob.close();
+  }
+}
+
 t(
-  "SIGTERM: exits 0 within the deadline, frees pseudos at once, loses no acknowledged message",
+  "SIGTERM under load (one node): one answer per request, every acknowledged message delivered, exit 0",
+  async () => {
+    const node = await startNode(["--drain-timeout-ms=30000", "--max-queued-bytes=67108864"]);
+    try {
+      await drainUnderLoad({
+        port: node.port,
+        adminPort: node.adminPort,
+        get running() {
+          return node.running;
+        },
+        stop() {
+          node.signal("SIGTERM");
+          return node.status;
+        },
+      }, () => Promise.resolve());
+    } finally {
+      node.signal("SIGKILL");
+      await node.status;
+    }
+  },
+);
+
+t(
+  "SIGTERM under load (cluster): the same, and the pseudos are free elsewhere while the node drains",
   async () => {
     const cluster = await startCluster({
       nodes: 2,
       haproxy: false,
-      nodeArgs: ["--drain-timeout-ms=3000"],
+      nodeArgs: ["--drain-timeout-ms=30000", "--max-queued-bytes=67108864"],
     });
-    const clients: ChatClient[] = [];
+    const others: ChatClient[] = [];
     try {
-      const [n1, n2] = cluster.nodes;
-      const connect = async (port: number) => {
-        const c = await ChatClient.connect({ port });
-        clients.push(c);
-        return c;
-      };
-      const a = await connect(n1.port), b = await connect(n1.port);
-      assert.equal(await a.login("alice"), 1);
-      assert.equal(await b.login("bob"), 1);
-      const N = 3000;
-      for (let i = 0; i < N; i++) {
-        a.send({
-          op: Op.SPM,
-          sender: "alice",
-          recipient: "bob",
-          message: `${i}`,
-        });
-      }
-      await a.flush();
-      const started = Date.now();
-      const exit = n1.kill("SIGTERM");
-      // count what alice had acknowledged, and what bob received, until the node closes them
-      let acked = 0;
-      const refused: number[] = [];
-      for (let i = 0; i < N; i++) {
-        let code: number;
-        try {
-          code = await a.nextError(5000);
-        } catch {
-          break;
+      const n1 = cluster.nodes[0];
+      await drainUnderLoad({
+        port: n1.port,
+        adminPort: n1.adminPort,
+        get running() {
+          return n1.running;
+        },
+        stop: () => n1.kill("SIGTERM"),
+      }, async () => {
+        for (const name of ["alice", "bob"]) {
+          const c = await ChatClient.connect({ port: cluster.nodes[1].port });
+          others.push(c);
+          // Draining began (alice saw ERROR 9) just before the node released its users in Redis.
+          await eventually(
+            async () => (await c.login(name)) === ErrorCode.OK,
+            2500,
+            `${name} free on node-2 while node-1 drains, before its 3 s lease could lapse`,
+          );
         }
-        if (code === ErrorCode.OK) acked++;
-        else refused.push(code);
-      }
-      const received: string[] = [];
-      while (true) {
-        try {
-          received.push(((await b.next(5000)) as { message: string }).message);
-        } catch {
-          break;
-        }
-      }
-      const status = await exit;
-      assert.equal(status.code, 0, "clean exit");
-      assert.ok(Date.now() - started < 3000 + 2000, "within the drain deadline");
-      assert.ok(refused.every((c) => c === ErrorCode.ServiceUnavailable), `refusals: ${refused}`);
-      assert.ok(received.length >= acked, `acked ${acked}, received ${received.length}`);
-      assert.deepEqual(received.slice(0, acked), [...Array(acked).keys()].map(String), "in order");
-      const other = await connect(n2.port);
-      assert.equal(await other.login("alice"), ErrorCode.OK, "released at once");
+      });
     } finally {
-      for (const c of clients) c.close();
+      for (const c of others) c.close();
       await cluster.stop();
     }
   },
+);
+
+t(
+  "draining: SPM, SMA, TCPAsk and CR get ERROR 9, nothing is relayed, /readyz is 503, no new connection",
+  () =>
+    withServer({ adminPort: 0, maxQueuedBytes: 64 << 20 }, async (h) => {
+      const sink = await HeldReader.login(h.port, "sink");
+      try {
+        const alice = await h.login("alice");
+        const bob = await h.login("bob");
+        const idle = await h.connect();
+        await holdOutput(alice, "alice", "sink", () =>
+          Promise.resolve([...h.server.context.outbound].reduce((n, q) =>
+            n + q.pending, 0)));
+        const closing = h.server.close(30_000);
+        alice.send({ op: Op.SPM, sender: "alice", recipient: "bob", message: "late" });
+        assert.equal(await alice.nextError(), ErrorCode.ServiceUnavailable, "SPM");
+        alice.send({ op: Op.SMA, sender: "alice", message: "late" });
+        assert.equal(await alice.nextError(), ErrorCode.ServiceUnavailable, "SMA");
+        alice.send({ op: Op.TCPAsk, sender: "alice", recipient: "bob", password: 1 });
+        assert.equal(await alice.nextError(), ErrorCode.ServiceUnavailable, "TCPAsk");
+        assert.equal(await idle.login("late"), ErrorCode.ServiceUnavailable, "CR");
+        assert.deepEqual(await readyz(h.server.adminPort), { status: 503, body: "draining\n" });
+        await assert.rejects(Deno.connect({ hostname: "127.0.0.1", port: h.port }));
+        await bob.expectSilence(200);
+        sink.close(); // the drain was waiting for it
+        await closing;
+      } finally {
+        sink.close();
+      }
+    }),
 );
 
 t("bad configuration exits non-zero with a message before listening", async () => {
@@ -179,63 +321,228 @@ t("bad configuration exits non-zero with a message before listening", async () =
     const stderr = new TextDecoder().decode(out.stderr);
     assert.notEqual(out.code, 0, `${args} ${JSON.stringify(env)}`);
     assert.match(stderr, expected);
+    assert.doesNotMatch(stderr, /"msg":"listening"/, "refused before listening");
   }
 });
 
 t("--help lists every option with its environment variable and default", () => {
   const text = helpText();
+  const lines = text.split("\n");
   for (const o of OPTIONS) {
-    assert.ok(text.includes(`--${o.flag}`), o.flag);
-    assert.ok(text.includes(o.env), o.env);
+    const line = lines.find((l) => l.trimStart().startsWith(`--${o.flag} `));
+    assert.ok(line, `--${o.flag} is listed`);
+    const words = line.trim().split(/\s+/);
+    assert.equal(words[1], o.env, `--${o.flag}'s environment variable`);
+    assert.equal(words[2], "default", `--${o.flag} names its default`);
+    assert.equal(words[3], o.default === "" ? '""' : o.default, `--${o.flag}'s default`);
   }
   assert.deepEqual(parseConfig(["--help"]), { help: true });
   return Promise.resolve();
 });
 
-t("flags win over environment variables, which win over defaults", () => {
-  const env = (n: string) =>
-    ({ CHATOS_PORT: "9000", CHATOS_LOG_LEVEL: "debug" } as Record<string, string>)[n];
-  const r = parseConfig(["--port", "9001"], env);
-  assert.ok(!r.help);
-  if (!r.help) {
-    assert.equal(r.config.port, 9001);
-    assert.equal(r.config.logLevel, "debug");
-    assert.equal(r.config.host, "0.0.0.0");
+/** README's configuration table: flag → [environment variable, default as written]. */
+async function readmeOptions(): Promise<Map<string, [string, string]>> {
+  const readme = await Deno.readTextFile(new URL("../README.md", import.meta.url));
+  const rows = new Map<string, [string, string]>();
+  for (const line of readme.split("\n")) {
+    const m = line.match(/^\| `--([a-z-]+)`\s*\| `([A-Z_]+)`\s*\| ([^|]+?)\s*\|/);
+    if (m) rows.set(m[1], [m[2], m[3]]);
   }
-  return Promise.resolve();
-});
+  return rows;
+}
 
 t(
-  "SIGTERM waits for a reader that never reads, up to the deadline; a second signal exits at once",
+  "flags win over environment variables, which win over defaults; the defaults are README's",
   async () => {
-    const cluster = await startCluster({
-      nodes: 1,
-      haproxy: false,
-      nodeArgs: ["--drain-timeout-ms=30000", "--max-queued-bytes=67108864"],
-    });
-    const flooder = await ChatClient.connect({ port: cluster.nodes[0].port });
-    const sink = await Deno.connect({ hostname: "127.0.0.1", port: cluster.nodes[0].port });
-    try {
-      await sink.write(encode({ op: Op.CR, pseudo: "sink" }));
-      assert.equal(await flooder.login("flooder"), ErrorCode.OK);
-      const msg = "z".repeat(32000);
-      for (let i = 0; i < 500; i++) {
-        flooder.send({ op: Op.SPM, sender: "flooder", recipient: "sink", message: msg });
+    const env = (n: string) =>
+      ({ CHATOS_PORT: "9000", CHATOS_LOG_LEVEL: "debug" } as Record<string, string>)[n];
+    const r = parseConfig(["--port", "9001"], env);
+    assert.ok(!r.help);
+    if (r.help) return;
+    assert.equal(r.config.port, 9001, "flag over environment");
+    assert.equal(r.config.logLevel, "debug", "environment over default");
+    // every other option has the default README documents
+    const documented = await readmeOptions();
+    const bare = parseConfig([], () => undefined);
+    assert.ok(!bare.help);
+    if (bare.help) return;
+    for (const o of OPTIONS) {
+      const row = documented.get(o.flag);
+      assert.ok(row, `README documents --${o.flag}`);
+      assert.equal(row[0], o.env, `--${o.flag}'s environment variable`);
+      const literal = row[1].match(/^`([^`]*)`/)?.[1];
+      const value: unknown = bare.config[o.key];
+      if (literal === undefined) {
+        // "random", "the hostname", "none": decided at start-up, not by the parser
+        assert.equal(value, "", `--${o.flag}: README says ${row[1]}`);
+      } else {
+        assert.equal(String(value), literal, `--${o.flag}'s default`);
+        if (o.key !== "port" && o.key !== "logLevel") {
+          assert.equal(r.config[o.key], value, `--${o.flag} untouched by other flags`);
+        }
       }
-      for (let i = 0; i < 500; i++) assert.equal(await flooder.nextError(5000), ErrorCode.OK);
-      // ~16 MB wait for a reader that does not read: the drain cannot finish
+    }
+  },
+);
+
+t(
+  "SIGTERM waits for a reader that never reads until the drain deadline, then exits 0",
+  async () => {
+    const node = await startNode(["--drain-timeout-ms=1500", "--max-queued-bytes=67108864"]);
+    const flooder = await ChatClient.connect({ port: node.port });
+    const sink = await HeldReader.login(node.port, "sink");
+    try {
+      assert.equal(await flooder.login("flooder"), ErrorCode.OK);
+      await holdOutput(flooder, "flooder", "sink", queuedOn(node.adminPort));
       const started = Date.now();
-      const exit = cluster.nodes[0].kill("SIGTERM");
-      await new Promise((r) => setTimeout(r, 500));
-      assert.equal(cluster.nodes[0].running, true, "still draining");
-      await cluster.nodes[0].kill("SIGTERM");
-      const status = await exit;
-      assert.notEqual(status.code, 0, "the second signal is an abrupt exit");
-      assert.ok(Date.now() - started < 5000, "well before the 30 s deadline");
+      node.signal("SIGTERM");
+      const status = await withDeadline(
+        node.status,
+        20_000,
+        () => new Error("the drain outlived its 1.5 s deadline by far"),
+      );
+      const waited = Date.now() - started;
+      assert.equal(status.code, 0);
+      assert.ok(waited >= 1500, `exited after ${waited} ms: the drain did not wait for the reader`);
+      assert.match(node.stderr(), /drain deadline passed with output queued/);
     } finally {
       flooder.close();
       sink.close();
-      await cluster.stop();
+      node.signal("SIGKILL");
+      await node.status;
+    }
+  },
+);
+
+t("a second signal during the drain exits at once, non-zero", async () => {
+  const node = await startNode(["--drain-timeout-ms=60000", "--max-queued-bytes=67108864"]);
+  const flooder = await ChatClient.connect({ port: node.port });
+  const sink = await HeldReader.login(node.port, "sink");
+  try {
+    assert.equal(await flooder.login("flooder"), ErrorCode.OK);
+    await holdOutput(flooder, "flooder", "sink", queuedOn(node.adminPort));
+    node.signal("SIGTERM");
+    await node.waitForLine(/"msg":"shutting down"/);
+    assert.equal((await readyz(node.adminPort)).status, 503, "draining, held by the sink");
+    node.signal("SIGTERM");
+    const status = await withDeadline(
+      node.status,
+      20_000,
+      () => new Error("the second signal did not end a 60 s drain"),
+    );
+    assert.notEqual(status.code, 0, "the second signal is an abrupt exit");
+    assert.match(node.stderr(), /second signal: exiting at once/);
+  } finally {
+    flooder.close();
+    sink.close();
+    node.signal("SIGKILL");
+    await node.status;
+  }
+});
+
+t(
+  "message bodies never reach the logs, even at debug level, on one node or across two",
+  async () => {
+    const redis = await startRedis();
+    const secret = crypto.randomUUID() + crypto.randomUUID();
+    const nodes: NodeProcess[] = [];
+    const clients: ChatClient[] = [];
+    try {
+      for (const id of ["logs-1", "logs-2"]) {
+        nodes.push(
+          await startNode([
+            "--presence=redis",
+            `--redis-url=${redis.url}`,
+            `--node-id=${id}`,
+            "--bridge-host=127.0.0.1",
+            `--bridge-port=${freePort()}`,
+            "--advertise-host=127.0.0.1",
+            `--cluster-secret=${secret}`,
+            "--log-level=debug",
+          ]),
+        );
+      }
+      const [n1, n2] = nodes;
+      const login = async (port: number, pseudo: string) => {
+        const c = await ChatClient.connect({ port });
+        clients.push(c);
+        assert.equal(await c.login(pseudo), ErrorCode.OK, pseudo);
+        return c;
+      };
+      const alice = await login(n1.port, "alice");
+      const bob = await login(n1.port, "bob");
+      const carol = await login(n2.port, "carol");
+      const body = (what: string) => `BODY-${what}-${crypto.randomUUID()}`;
+      const bodies = [body("local"), body("remote"), body("nobody"), body("sma")];
+      const spmTo = async (to: string, message: string, code: number) => {
+        alice.send({ op: Op.SPM, sender: "alice", recipient: to, message });
+        assert.equal(await alice.nextError(3000), code, to);
+      };
+      await spmTo("bob", bodies[0], ErrorCode.OK);
+      assert.equal(((await bob.next()) as { message: string }).message, bodies[0]);
+      await spmTo("carol", bodies[1], ErrorCode.OK);
+      assert.equal(((await carol.next()) as { message: string }).message, bodies[1]);
+      await spmTo("nobody", bodies[2], ErrorCode.UnreachableUser);
+      alice.send({ op: Op.SMA, sender: "alice", message: bodies[3] });
+      assert.equal(await alice.nextError(3000), ErrorCode.OK);
+      for (const c of [bob, carol]) {
+        assert.equal(((await c.next()) as { message: string }).message, bodies[3]);
+      }
+      // bytes over a private link bridged from node 1 to node 2
+      let turn = 0;
+      const { endA, endB } = await openLink(
+        {
+          get port() {
+            return nodes[turn++ % 2].port;
+          },
+        },
+        alice,
+        carol,
+        4242,
+        { a: "alice", b: "carol" },
+      );
+      const linkBody = body("link");
+      bodies.push(linkBody);
+      await endA.write(new TextEncoder().encode(linkBody));
+      let seen = "";
+      while (seen.length < linkBody.length) seen += new TextDecoder().decode((await endB.read())!);
+      assert.equal(seen, linkBody);
+      endA.close();
+      endB.close();
+      // a malformed frame carrying a body: the log names the reason, not the bytes
+      const mallory = await login(n1.port, "mallory");
+      const malformed = body("malformed");
+      bodies.push(malformed);
+      const m = new TextEncoder().encode(malformed);
+      mallory.sendRaw(
+        new Uint8Array([
+          ...encode({ op: Op.SMA, sender: "mallory", message: "x" }).subarray(0, 10),
+          0,
+          m.length + 2,
+          ...m,
+          0xc3,
+          0x28,
+        ]),
+      );
+      await mallory.closed;
+      await n1.waitForLine(/"msg":"malformed frame, closing"/);
+      for (const n of nodes) n.signal("SIGTERM");
+      for (const n of nodes) assert.equal((await n.status).code, 0);
+      const logs = nodes.map((n) => n.stderr()).join("\n");
+      // the capture worked, at debug level
+      assert.match(logs, /"level":"debug"/);
+      assert.match(logs, /"msg":"login".*"pseudo":"carol"/);
+      assert.match(logs, /"msg":"private link opened"/);
+      for (const b of bodies) {
+        assert.ok(!logs.includes(b), `a message body reached the logs: ${b}`);
+        const bytes = [...new TextEncoder().encode(b.slice(0, 12))].join(",");
+        assert.ok(!logs.includes(bytes), `a message body reached the logs as bytes: ${b}`);
+      }
+    } finally {
+      for (const c of clients) c.close();
+      for (const n of nodes) n.signal("SIGKILL");
+      await Promise.all(nodes.map((n) => n.status));
+      await redis.stop();
     }
   },
 );

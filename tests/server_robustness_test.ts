@@ -5,7 +5,8 @@
 import assert from "node:assert/strict";
 import { ChatClient } from "../src/client/client.ts";
 import { encode, ErrorCode, Op } from "../src/protocol/mod.ts";
-import { eventually, type Harness, sleep, withServer } from "./helpers/harness.ts";
+import { eventually, type Harness, withServer } from "./helpers/harness.ts";
+import { HeldReader } from "./helpers/held_reader.ts";
 
 const t = (name: string, fn: () => Promise<void>) => Deno.test({ name, fn });
 
@@ -96,9 +97,10 @@ t("a truncated frame then close: the server forgets it quietly", () =>
     const c = await h.connect();
     assert.equal(await c.login("trunc"), ErrorCode.OK);
     const whole = encode({ op: Op.SPM, sender: "trunc", recipient: "x", message: "cut here" });
-    c.sendRaw(whole.subarray(0, whole.length - 3));
-    await c.flush();
-    await sleep(50);
+    // An SMA and the cut frame in one write: the SMA's answer shows the server read that write.
+    const sma = encode({ op: Op.SMA, sender: "trunc", message: "before the cut" });
+    c.sendRaw(new Uint8Array([...sma, ...whole.subarray(0, whole.length - 3)]));
+    assert.equal(await c.nextError(), ErrorCode.OK);
     c.close();
     const again = await h.connect();
     await eventually(async () => (await again.login("trunc")) === ErrorCode.OK);
@@ -140,24 +142,17 @@ t(
   "a client that never reads is dropped; queued bytes stay under the bound",
   () =>
     withServer({ maxQueuedBytes: 256 * 1024 }, async (h) => {
-      // A raw socket that logs in and never reads: its socket buffers fill, then the server's queue.
-      const sink = await Deno.connect({ hostname: "127.0.0.1", port: h.port });
-      await sink.write(encode({ op: Op.CR, pseudo: "sink" }));
-      await sleep(50);
+      // A socket that logs in and never reads: its socket buffers fill, then the server's queue.
+      const sink = await HeldReader.login(h.port, "sink");
       const flooder = await h.login("flooder");
       const msg = "y".repeat(16 * 1024);
       let maxQueued = 0;
-      const sample = setInterval(() => {
+      for (let i = 0; i < 2000 && h.server.context.metrics.slowConsumerDrops === 0; i++) {
+        flooder.send({ op: Op.SPM, sender: "flooder", recipient: "sink", message: msg });
+        const code = await flooder.nextError();
+        // The OK is sent in the turn that queued the SPM for sink: every push is seen here.
         for (const q of h.server.context.outbound) maxQueued = Math.max(maxQueued, q.pending);
-      }, 5);
-      try {
-        for (let i = 0; i < 2000 && h.server.context.metrics.slowConsumerDrops === 0; i++) {
-          flooder.send({ op: Op.SPM, sender: "flooder", recipient: "sink", message: msg });
-          const code = await flooder.nextError();
-          if (code !== ErrorCode.OK) break;
-        }
-      } finally {
-        clearInterval(sample);
+        if (code !== ErrorCode.OK) break;
       }
       assert.equal(h.server.context.metrics.slowConsumerDrops, 1, "the non-reader was dropped");
       assert.ok(maxQueued <= 256 * 1024, `queued ${maxQueued} bytes`);
@@ -175,15 +170,15 @@ t(
   "a connection that never logs in is closed after the login timeout",
   () =>
     withServer({ loginTimeoutMs: 300 }, async (h) => {
+      // Logged in first: its login timer runs out before the other two's.
+      const loggedIn = await h.login("stays");
       const idle = await h.connect();
       const spoke = await h.connect();
       spoke.send({ op: Op.SMA, sender: "x", message: "y" });
       assert.equal(await spoke.nextError(), ErrorCode.NotConnected);
-      const loggedIn = await h.login("stays");
       await idle.closed;
       await spoke.closed;
       assert.equal(h.server.context.metrics.loginTimeouts, 2);
-      await sleep(300);
       loggedIn.send({ op: Op.SMA, sender: "stays", message: "still here" });
       assert.equal(await loggedIn.nextError(), ErrorCode.OK);
     }),

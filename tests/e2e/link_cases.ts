@@ -6,9 +6,17 @@
  */
 import assert from "node:assert/strict";
 import { PrivateEnd } from "../../src/client/client.ts";
-import { ErrorCode, type Frame, Op } from "../../src/protocol/mod.ts";
+import { withDeadline } from "../../src/lib/async.ts";
+import { encode, ErrorCode, type Frame, Op } from "../../src/protocol/mod.ts";
 import { eventually, type RunCase, sleep } from "../helpers/harness.ts";
 import { openLink, randomBytes } from "../helpers/link.ts";
+
+const text = new TextEncoder();
+const utf8 = new TextDecoder();
+
+/** Rejects naming `what` if `p` has not settled within `ms`: a broken link must fail, not hang. */
+const within = <T>(p: Promise<T>, what: string, ms = 10_000) =>
+  withDeadline(p, ms, () => new Error(`${what}: nothing within ${ms} ms`));
 
 const ask = (a: string, b: string, password: number) =>
   ({ op: Op.TCPAsk, sender: a, recipient: b, password }) as const;
@@ -23,17 +31,25 @@ const accept = (a: string, b: string, password: number) =>
 const connect = (a: string, b: string, password: number) =>
   ({ op: Op.TCPConnect, sender: a, recipient: b, password }) as const;
 
-async function readExactly(end: PrivateEnd, n: number): Promise<Uint8Array> {
-  const out = new Uint8Array(n);
-  let got = 0;
-  while (got < n) {
-    const c = await end.read();
-    if (c === null) throw new Error(`EOF after ${got} of ${n} bytes`);
-    out.set(c.subarray(0, n - got), got);
-    got += c.length;
-  }
-  return out;
+/** Exactly `n` bytes from `end`; rejects at EOF or after `ms`. */
+function readExactly(end: PrivateEnd, n: number, ms = 30_000): Promise<Uint8Array> {
+  const reading = (async () => {
+    const out = new Uint8Array(n);
+    let got = 0;
+    while (got < n) {
+      const c = await end.read();
+      if (c === null) throw new Error(`EOF after ${got} of ${n} bytes`);
+      out.set(c.subarray(0, n - got), got);
+      got += c.length;
+    }
+    return out;
+  })();
+  return within(reading, `${n} bytes`, ms);
 }
+
+/** Everything until the server closes `end`; rejects after 10 s. */
+const readToEnd = (end: PrivateEnd, what = "the server closing the end") =>
+  within(end.readAll(), what);
 
 export function linkCases(t: RunCase["t"], withServer: RunCase["withServer"]): void {
   t(
@@ -54,8 +70,8 @@ export function linkCases(t: RunCase["t"], withServer: RunCase["withServer"]): v
         assert.ok(gotAtA.every((v, i) => v === fromB[i]), "B→A unchanged");
         // closing one end closes the other
         endA.close();
-        assert.equal(await endB.read(), null);
-        assert.equal((await endB.readAll()).length, 0, "closed by the server");
+        assert.equal(await within(endB.read(), "A's close at B"), null);
+        assert.equal((await readToEnd(endB)).length, 0, "closed by the server");
         // the chat connections are untouched
         alice.send({ op: Op.SPM, sender: "alice", recipient: "bob", message: "after" });
         assert.equal(await alice.nextError(), ErrorCode.OK);
@@ -74,7 +90,7 @@ export function linkCases(t: RunCase["t"], withServer: RunCase["withServer"]): v
         const endB = await PrivateEnd.open({ port: h.port }, accept("alice", "bob", 7));
         await endB.write(new TextEncoder().encode("early bytes"));
         await alice.next();
-        await sleep(50);
+        // Held by the server or still in flight when A joins: either way after ERROR 1, whole.
         const endA = await PrivateEnd.open({ port: h.port }, connect("alice", "bob", 7));
         await endA.write(new TextEncoder().encode("ping"));
         assert.deepEqual(await endA.answer(), [{ op: Op.ERROR, code: 1 }]);
@@ -171,7 +187,7 @@ export function linkCases(t: RunCase["t"], withServer: RunCase["withServer"]): v
         // after the abort, TCPAccept finds nothing
         const endB = await PrivateEnd.open({ port: h.port }, accept("alice", "bob", 5));
         assert.deepEqual(await endB.answer(), [{ op: Op.ERROR, code: ErrorCode.TcpNotInProtocol }]);
-        assert.equal((await endB.readAll()).length, 0, "closed by the server");
+        assert.equal((await readToEnd(endB)).length, 0, "closed by the server");
       }),
   );
 
@@ -193,10 +209,10 @@ export function linkCases(t: RunCase["t"], withServer: RunCase["withServer"]): v
       withServer({}, async (h) => {
         const endB = await PrivateEnd.open({ port: h.port }, accept("alice", "bob", 9));
         assert.deepEqual(await endB.answer(), [{ op: Op.ERROR, code: ErrorCode.TcpNotInProtocol }]);
-        assert.equal((await endB.readAll()).length, 0, "closed by the server");
+        assert.equal((await readToEnd(endB)).length, 0, "closed by the server");
         const endA = await PrivateEnd.open({ port: h.port }, connect("alice", "bob", 9));
         assert.deepEqual(await endA.answer(), [{ op: Op.ERROR, code: ErrorCode.TcpNotInProtocol }]);
-        const rest = await endA.readAll();
+        const rest = await readToEnd(endA);
         assert.deepEqual([...rest], [
           Op.TCPAbort,
           0,
@@ -255,19 +271,26 @@ export function linkCases(t: RunCase["t"], withServer: RunCase["withServer"]): v
   );
 
   t(
-    "a handshake nobody completes expires with a TCPAbort to both, and its parked end closes",
+    "a handshake nobody completes expires: TCPAbort to A, to B and to its parked end, which closes",
     () =>
       withServer({ handshakeTtlMs: 300 }, async (h) => {
         const alice = await h.login("alice");
         const bob = await h.login("bob");
+        // On a cluster the next connection goes to the third node, so B's end lands on A's node,
+        // whose expiry timer aborts the handshake.
+        await h.connect();
         alice.send(ask("alice", "bob", 13));
         await alice.nextError();
         await bob.next();
         const endB = await PrivateEnd.open({ port: h.port }, accept("alice", "bob", 13));
         assert.deepEqual(await alice.next(), accept("alice", "bob", 13));
-        assert.deepEqual(await alice.next(1500), abort("alice", "bob", 13));
-        assert.deepEqual(await bob.next(1500), abort("alice", "bob", 13));
-        await endB.readAll(); // closed by the server
+        assert.deepEqual(await alice.next(3000), abort("alice", "bob", 13));
+        assert.deepEqual(await bob.next(3000), abort("alice", "bob", 13));
+        assert.deepEqual(
+          await readToEnd(endB, "the parked end's TCPAbort and close"),
+          encode(abort("alice", "bob", 13)),
+          "the parked end hears the TCPAbort, then is closed",
+        );
         const late = await PrivateEnd.open({ port: h.port }, connect("alice", "bob", 13));
         assert.deepEqual(await late.answer(), [{ op: Op.ERROR, code: ErrorCode.TcpNotInProtocol }]);
       }),
@@ -302,7 +325,7 @@ export function linkCases(t: RunCase["t"], withServer: RunCase["withServer"]): v
         for (const guess of [1, 2]) {
           const m = await PrivateEnd.open({ port: h.port }, accept("alice", "bob", guess));
           assert.deepEqual(await m.answer(), [{ op: Op.ERROR, code: ErrorCode.TcpNotInProtocol }]);
-          await m.readAll();
+          await readToEnd(m);
         }
         await alice.expectSilence(100);
         const third = await PrivateEnd.open({ port: h.port }, connect("alice", "bob", 3));
@@ -363,6 +386,130 @@ export function linkCases(t: RunCase["t"], withServer: RunCase["withServer"]): v
         await bob.next();
         const endB = await PrivateEnd.open({ port: h.port }, accept("alice", "bob", 16));
         assert.deepEqual(await endB.answer(), [{ op: Op.ERROR, code: ErrorCode.TcpNotInProtocol }]);
+      }),
+  );
+
+  t(
+    "TCPAsk: at most 16 unanswered asks per user (the default); a declined or accepted one frees a slot",
+    () =>
+      withServer({}, async (h) => {
+        const alice = await h.login("alice");
+        const bob = await h.login("bob");
+        for (let p = 1; p <= 16; p++) alice.send(ask("alice", "bob", p));
+        for (let p = 1; p <= 16; p++) {
+          assert.equal(await alice.nextError(), ErrorCode.OK, `ask ${p}`);
+        }
+        for (let p = 1; p <= 16; p++) assert.deepEqual(await bob.next(), ask("alice", "bob", p));
+        alice.send(ask("alice", "bob", 17));
+        assert.equal(await alice.nextError(), ErrorCode.TcpInProtocol, "the 17th is refused");
+        assert.deepEqual(await alice.next(), abort("alice", "bob", 17));
+        // B declines one: it is no longer pending
+        bob.send(abort("alice", "bob", 1));
+        assert.deepEqual(await alice.next(), abort("alice", "bob", 1));
+        assert.deepEqual(await bob.next(), abort("alice", "bob", 1));
+        alice.send(ask("alice", "bob", 17));
+        assert.equal(await alice.nextError(), ErrorCode.OK, "a declined ask frees a slot");
+        assert.deepEqual(await bob.next(), ask("alice", "bob", 17));
+        alice.send(ask("alice", "bob", 18));
+        assert.equal(await alice.nextError(), ErrorCode.TcpInProtocol, "16 unanswered again");
+        assert.deepEqual(await alice.next(), abort("alice", "bob", 18));
+        // B accepts one: answered, so it no longer counts either
+        await PrivateEnd.open({ port: h.port }, accept("alice", "bob", 2));
+        assert.deepEqual(await alice.next(), accept("alice", "bob", 2));
+        alice.send(ask("alice", "bob", 18));
+        assert.equal(await alice.nextError(), ErrorCode.OK, "an accepted ask frees a slot");
+      }),
+  );
+
+  t(
+    "link: one end's EOF half-closes the other; the other way flows until it ends too",
+    () =>
+      withServer({}, async (h) => {
+        const alice = await h.login("alice");
+        const bob = await h.login("bob");
+        const { endA, endB } = await openLink(h, alice, bob);
+        await endA.write(text.encode("last words from A"));
+        await endA.closeWrite();
+        assert.equal(
+          utf8.decode(await readToEnd(endB, "A's bytes, then EOF, at B")),
+          "last words from A",
+        );
+        // B still may talk: the server closed only the direction A ended
+        await endB.write(text.encode("B answers after A's EOF"));
+        assert.equal(
+          utf8.decode(await readExactly(endA, 23)),
+          "B answers after A's EOF",
+        );
+        await endB.closeWrite();
+        assert.equal(await within(endA.read(), "B's EOF at A"), null);
+      }),
+  );
+
+  t(
+    "link: a reset on one end closes the other at once",
+    () =>
+      withServer({}, async (h) => {
+        const alice = await h.login("alice");
+        const bob = await h.login("bob");
+        const { endA, endB } = await openLink(h, alice, bob);
+        // B writes until its end is closed; A reads a little and closes with the rest unread,
+        // which resets its socket.
+        const chunk = randomBytes(1 << 20);
+        const flood = (async () => {
+          while (true) await endB.write(chunk);
+        })().catch(() => "B's end closed");
+        assert.ok(((await within(endA.read(), "B's first bytes at A")) ?? []).length > 0);
+        endA.close();
+        assert.equal(await within(flood, "B's writes failing"), "B's end closed");
+        assert.equal(await within(endB.read().catch(() => null), "B's read"), null);
+        // the chat connections are untouched
+        bob.send({ op: Op.SPM, sender: "bob", recipient: "alice", message: "after reset" });
+        assert.equal(await bob.nextError(), ErrorCode.OK);
+      }),
+  );
+
+  t(
+    "link: outlives both chat connections",
+    () =>
+      withServer({}, async (h) => {
+        const alice = await h.login("alice");
+        const bob = await h.login("bob");
+        const { endA, endB } = await openLink(h, alice, bob);
+        alice.close();
+        bob.close();
+        // both logouts were handled: the pseudos are free again
+        for (const name of ["alice", "bob"]) {
+          const again = await h.connect();
+          await eventually(async () => (await again.login(name)) === ErrorCode.OK, 5000, name);
+        }
+        await endA.write(text.encode("A still here"));
+        assert.equal(utf8.decode(await readExactly(endB, 12)), "A still here");
+        await endB.write(text.encode("B too"));
+        assert.equal(utf8.decode(await readExactly(endA, 5)), "B too");
+      }),
+  );
+
+  t(
+    "A disconnecting with B's end parked: B hears the TCPAbort, and so does B's parked end, which closes",
+    () =>
+      withServer({}, async (h) => {
+        const alice = await h.login("alice");
+        const bob = await h.login("bob");
+        // On a cluster the next two connections go to the third and first nodes, so B's end
+        // lands on B's node, which hears the TCPAbort.
+        await h.connect();
+        await h.connect();
+        alice.send(ask("alice", "bob", 21));
+        assert.equal(await alice.nextError(), ErrorCode.OK);
+        await bob.next();
+        const endB = await PrivateEnd.open({ port: h.port }, accept("alice", "bob", 21));
+        assert.deepEqual(await alice.next(), accept("alice", "bob", 21));
+        alice.close();
+        assert.deepEqual(await bob.next(), abort("alice", "bob", 21));
+        assert.deepEqual(
+          await readToEnd(endB, "the parked end's TCPAbort and close"),
+          encode(abort("alice", "bob", 21)),
+        );
       }),
   );
 }

@@ -1,0 +1,247 @@
+/**
+ * The bugs `deno task mutate` plants, one at a time. `find` must occur exactly
+ * once in all of src/ (wherever the file has moved); `tests` are the test
+ * files expected to fail with it. The first nine are the ones issue 13 found
+ * going through a green suite.
+ */
+export interface Mutation {
+  name: string;
+  /** The promise it breaks, for the report. */
+  why: string;
+  find: string;
+  replace: string;
+  tests: string[];
+}
+
+const E2E = ["tests/server_e2e_test.ts", "tests/cluster_e2e_test.ts"];
+
+export const MUTATIONS: Mutation[] = [
+  // ---- the nine bugs of issue 13
+  {
+    name: "reserve-without-own-lease",
+    why: "a reservation no longer requires the node to hold its own lease",
+    find:
+      "if redis.call('EXISTS', KEYS[3]) == 0 then return redis.error_reply('NOLEASE node lease missing') end\nlocal cur = redis.call('GET', KEYS[1])",
+    replace: "local cur = redis.call('GET', KEYS[1])",
+    tests: ["tests/presence_redis_test.ts"],
+  },
+  {
+    name: "strike-budget-ignored",
+    why:
+      "strikes against a pending handshake never reach the budget (issue 10 replaced the window)",
+    find: "elseif redis.call('HINCRBY', hk, 'strikes', 1) >= budget then",
+    replace: "elseif redis.call('HINCRBY', hk, 'strikes', 1) >= budget + 1000 then",
+    tests: ["tests/presence_redis_test.ts"],
+  },
+  {
+    name: "bridge-hmac-unchecked",
+    why: "a bridge greeting whose HMAC is wrong is accepted",
+    find: "if (diff !== 0) return null;",
+    replace: "",
+    tests: ["tests/bridge_test.ts"],
+  },
+  {
+    name: "pending-asks-unlimited",
+    why: "the limit of 16 unanswered TCPAsks per user is gone",
+    find: "unanswered >= this.#ctx.config.maxPendingAsks",
+    replace: "false",
+    tests: E2E,
+  },
+  {
+    name: "redis-down-spm-error-4",
+    why: "with Redis down, a remote SPM is answered ERROR 4 instead of ERROR 9",
+    find: '(e) => [encodeError(this.#unavailableCode("SPM", e))]',
+    replace: "() => [encodeError(ErrorCode.UnreachableUser)]",
+    tests: ["tests/cluster_test.ts"],
+  },
+  {
+    name: "draining-accepts-work",
+    why: "a draining node still takes new requests",
+    find: "if (this.#ctx.draining && frame.op !== Op.TCPAbort) {",
+    replace: "if (false) {",
+    tests: ["tests/ops_test.ts"],
+  },
+  {
+    name: "draining-drops-requests",
+    why: "a draining node drops new requests without an answer",
+    find:
+      "if (this.#ctx.draining && frame.op !== Op.TCPAbort) {\n      return this.#error(ErrorCode.ServiceUnavailable);",
+    replace: "if (this.#ctx.draining && frame.op !== Op.TCPAbort) {\n      return;",
+    tests: ["tests/ops_test.ts"],
+  },
+  {
+    name: "link-closes-both-ways-at-first-eof",
+    why: "one end's EOF closes the whole link instead of half-closing the other end",
+    find: "if (peer.#readDone) return this.#closeBoth();",
+    replace: "return this.#closeBoth();",
+    tests: E2E,
+  },
+  {
+    name: "parked-end-closed-without-tcpabort",
+    why: "an aborted handshake's parked private end is closed without its TCPAbort",
+    find: "if (end) void end.refuse([abortFrame(key)]);",
+    replace: "if (end) end.close();",
+    tests: E2E,
+  },
+  {
+    name: "restart-takes-back-live-pseudos",
+    why: "after a Redis restart a node takes back pseudos that a live node now holds",
+    find:
+      "local held = cur and cur ~= ARGV[1] and redis.call('EXISTS', ARGV[2] .. 'node:' .. cur) == 1",
+    replace: "local held = false",
+    tests: ["tests/presence_redis_test.ts", "tests/cluster_test.ts"],
+  },
+  // ---- more, one per promise the new tests cover
+  {
+    name: "drain-skips-queued-output",
+    why: "SIGTERM closes connections without letting acknowledged output reach its readers",
+    find: "if (drainMs > 0) await drainOutput(ctx, drainMs);",
+    replace: "",
+    tests: ["tests/ops_test.ts"],
+  },
+  {
+    name: "readyz-ready-while-draining",
+    why: "/readyz still answers 200 while the node drains",
+    find: 'if (ctx.draining) return { ready: false, reason: "draining" };',
+    replace: "",
+    tests: ["tests/ops_test.ts"],
+  },
+  {
+    name: "spm-body-logged",
+    why: "message bodies reach the logs",
+    find: "sent = this.#ctx.presence.send(to, bytes);",
+    replace:
+      'this.#ctx.log.debug("spm", { to, frame: new TextDecoder().decode(bytes) });\n      sent = this.#ctx.presence.send(to, bytes);',
+    tests: ["tests/ops_test.ts"],
+  },
+  {
+    name: "redis-down-sma-ok",
+    why: "with Redis down, an SMA whose publish failed is answered OK",
+    find: '(e) => [encodeError(this.#unavailableCode("SMA", e))]',
+    replace: "() => [OK_FRAME]",
+    tests: ["tests/cluster_test.ts"],
+  },
+  {
+    name: "redis-down-cr-error-2",
+    why: "with Redis down, CR is answered ERROR 2 instead of ERROR 9",
+    find: 'return this.#unavailable("CR", e);',
+    replace: "return this.#error(ErrorCode.PseudoUnavailable);",
+    tests: ["tests/cluster_test.ts"],
+  },
+  {
+    name: "redis-down-tcpask-error-4",
+    why: "with Redis down, TCPAsk is answered ERROR 4 instead of ERROR 9",
+    find: 'encodeError(this.#unavailableCode("TCPAsk", e))',
+    replace: "encodeError(ErrorCode.UnreachableUser)",
+    tests: ["tests/cluster_test.ts"],
+  },
+  {
+    name: "redis-down-link-error-6",
+    why: "with Redis down, a TCPAccept/TCPConnect is answered ERROR 6 instead of ERROR 9",
+    find: "await end.refuse([encodeError(ErrorCode.ServiceUnavailable), ...extra]);",
+    replace: "await end.refuse([encodeError(ErrorCode.TcpNotInProtocol), ...extra]);",
+    tests: ["tests/cluster_test.ts"],
+  },
+  {
+    name: "local-delivery-needs-redis",
+    why: "two users on one node cannot chat while Redis is down",
+    find: "const local = this.users.get(to);\n    if (local) {",
+    replace: "const local = this.users.get(to);\n    if (local && this.ready) {",
+    tests: ["tests/cluster_test.ts"],
+  },
+  {
+    name: "lost-pseudo-not-evicted",
+    why: "a local session whose pseudo another live node took during an outage stays connected",
+    find: 'ctx.sessions.get(pseudo)?.evict("pseudo taken by another node during a Redis outage");',
+    replace: "void pseudo;",
+    tests: ["tests/cluster_test.ts"],
+  },
+  {
+    name: "answered-asks-still-count",
+    why: "an ask B has accepted still counts toward the pending-asks limit",
+    find: "if (asked) asked.answered = true;",
+    replace: "",
+    tests: E2E,
+  },
+  {
+    name: "eof-not-propagated",
+    why: "one end's EOF never reaches the other end",
+    find: "await peer.conn.closeWrite();",
+    replace: "",
+    tests: E2E,
+  },
+  {
+    name: "reset-not-propagated",
+    why: "a reset on one end leaves the other end open",
+    find:
+      "// A reset or a write to a closed peer: the link is over either way.\n      return this.#closeBoth();",
+    replace: "return;",
+    tests: E2E,
+  },
+  {
+    name: "slow-reader-unbounded",
+    why: "a client that never reads is never dropped; its queue grows without bound",
+    find: "if (this.#bytes + bytes.length > this.#max) {",
+    replace: "if (false) {",
+    tests: ["tests/server_robustness_test.ts"],
+  },
+  {
+    name: "login-timeout-hits-logged-in",
+    why: "the login timeout also closes connections that did log in",
+    find: "if (session?.pseudo == null && !handedOver) {",
+    replace: "if (!handedOver) {",
+    tests: ["tests/server_robustness_test.ts"],
+  },
+  {
+    name: "drain-deadline-ignored",
+    why: "SIGTERM waits far past --drain-timeout-ms for a reader that never reads",
+    find: "timer = setTimeout(resolve, ms);",
+    replace: "timer = setTimeout(resolve, ms * 100);",
+    tests: ["tests/ops_test.ts"],
+  },
+  {
+    name: "second-signal-ignored",
+    why: "a second SIGTERM during the drain does not exit at once",
+    find: 'Deno.exit(1);\n    }\n    log.info("shutting down"',
+    replace: 'return;\n    }\n    log.info("shutting down"',
+    tests: ["tests/ops_test.ts"],
+  },
+  {
+    name: "link-buffer-unbounded",
+    why: "a private end waiting for its peer is read without bound",
+    find: "if (!this.#peer && this.#pendingBytes >= this.#limit) {",
+    replace: "if (false) {",
+    tests: ["tests/server_e2e_test.ts"],
+  },
+  // ---- issue 10: real addresses, the guessing rule, names
+  {
+    name: "foreign-link-frames-admitted",
+    why:
+      "a private-end frame from a stranger's address reaches (and can take or strike) the handshake",
+    find: 'if (judgeAttempt({ role, from: address, owner }) === "owner") return null;',
+    replace: "return null;",
+    tests: E2E,
+  },
+  {
+    name: "names-held-by-display-form",
+    why: "a name is reserved as typed, so lookalikes (Alice, Cyrillic а, fullwidth) log in",
+    find: "keys: name.keys,",
+    replace: "keys: [name.display],",
+    tests: E2E,
+  },
+  {
+    name: "proxy-header-source-ignored",
+    why: "behind a balancer every client has the balancer's address",
+    find: "? canonicalAddress(r.header.source.address)",
+    replace: "? peer",
+    tests: ["tests/proxy_e2e_test.ts", "tests/client_address_test.ts"],
+  },
+  {
+    name: "proxy-header-optional",
+    why: "a trusted peer's connection without a PROXY header is served as the balancer",
+    find: 'if (r.status === "invalid") return refuse(peer, `bad PROXY header: ${r.reason}`);',
+    replace:
+      'if (r.status === "invalid") return { ok: true, address: peer, initial: buf.slice(0, n) };',
+    tests: ["tests/proxy_e2e_test.ts", "tests/client_address_test.ts"],
+  },
+];
