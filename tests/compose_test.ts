@@ -56,3 +56,18 @@ Deno.test("compose: the Dockerfile uses the official Deno image and runs the ser
   assert.match(text, /^FROM denoland\/deno:/m);
   assert.match(text, /src\/server\/main\.ts/);
 });
+
+Deno.test("compose: the Redis Cluster file: 6 cluster-mode servers, joined once, nodes on their seeds", async () => {
+  const r = await run("docker-compose", ["-f", "docker-compose.redis-cluster.yml", "config"]);
+  assert.equal(r.code, 0, r.stderr);
+  const cfg = r.stdout;
+  for (let i = 1; i <= 6; i++) assert.match(cfg, new RegExp(`^  redis-${i}:`, "m"));
+  assert.equal(cfg.match(/--cluster-enabled yes/g)?.length, 6);
+  assert.match(cfg, /redis-cli --cluster\s+create/);
+  assert.match(cfg, /--cluster-replicas 1/);
+  const seeds = "redis-1:6379,redis-2:6379,redis-3:6379,redis-4:6379,redis-5:6379,redis-6:6379";
+  assert.equal(cfg.split(`CHATOS_REDIS_CLUSTER: ${seeds}`).length - 1, 3, "all three nodes");
+  assert.doesNotMatch(cfg, /REDIS_URL/, "no single Redis");
+  assert.equal(cfg.match(/condition: service_completed_successfully/g)?.length, 3);
+  assert.match(cfg, /published: 7777/);
+});

@@ -36,6 +36,13 @@ Deno.test("envelope: a ping round-trips", () => {
   assert.deepEqual(m, { kind: "ping", sentAt: 1234.5 });
 });
 
+Deno.test("envelope: a broadcast on a node's channel (Redis Cluster) is told apart", () => {
+  const msg = encodeBroadcast(utf8("n".repeat(64)), "x", bytes(3));
+  const m = decodeNodeMessage(msg);
+  assert.equal(m.kind, "broadcast");
+  assert.deepEqual(m, decodeBroadcast(msg));
+});
+
 Deno.test("envelope: a broadcast round-trips", () => {
   const msg = encodeBroadcast(utf8("node-1"), "bö:b", bytes(3, 1, 2));
   assert.deepEqual(decodeBroadcast(msg), {
@@ -57,7 +64,7 @@ Deno.test("envelope: malformed node messages are values, never exceptions", () =
   const cases: Array<[string, Uint8Array]> = [
     ["empty", bytes()],
     ["one byte", bytes(0xff)],
-    ["unknown mark", bytes(0x12, 0x34, 0)],
+    ["neither batch, ping nor broadcast", bytes(0x12, 0x34, 0)],
     ["ping too short", bytes(0, 0, 1, 2)],
     ["ping too long", new Uint8Array(11)],
     ["empty batch", bytes(0xff, 0xff)],

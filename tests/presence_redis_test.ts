@@ -6,64 +6,25 @@
  */
 import assert from "node:assert/strict";
 import { Redis } from "ioredis";
-import type { LogFn } from "../src/lib/log.ts";
-import { sleep, withDeadline } from "../src/lib/async.ts";
 import { PresenceUnavailable } from "../src/presence/presence.ts";
-import type { RedisPresenceOptions } from "../src/presence/redis.ts";
-import { encodeBatch, encodeEntry } from "../src/presence/redis/envelope.ts";
 import { keys } from "../src/presence/redis/schema.ts";
+import { encodeBatch, encodeEntry } from "../src/presence/redis/envelope.ts";
 import { presenceContract, RecordingInbox } from "./presence_contract.ts";
-import { BreakableRedisPresence } from "./helpers/redis_presence_probe.ts";
+import type { BreakableRedisPresence } from "./helpers/redis_presence_probe.ts";
 import { freePort, startRedis, type TestRedis } from "./helpers/redis_server.ts";
-
-const bytes = (...xs: number[]) => Uint8Array.from(xs);
-let seq = 0;
-const uniq = (base: string) => `${base}${++seq}_${Math.random().toString(36).slice(2, 6)}`;
-
-/** Log lines kept for assertions; printed only with CHATOS_TEST_LOG=1. */
-const logLines: string[] = [];
-const verbose = Deno.env.get("CHATOS_TEST_LOG") === "1";
-const log: LogFn = (level, msg, fields) => {
-  const line = `${level} ${msg} ${fields ? JSON.stringify(fields) : ""}`;
-  logLines.push(line);
-  if (logLines.length > 2000) logLines.splice(0, 1000);
-  if (verbose) console.error(line);
-};
+import {
+  bytes,
+  logLines,
+  lostSignal,
+  node,
+  rejectsUnavailable,
+  uniq,
+  until,
+} from "./helpers/presence_testkit.ts";
 
 let shared: TestRedis | null = null;
 async function sharedRedis(): Promise<TestRedis> {
   return shared ??= await startRedis();
-}
-
-function node(
-  url: string,
-  extra: Partial<RedisPresenceOptions> = {},
-): Promise<BreakableRedisPresence> {
-  return BreakableRedisPresence.start({
-    url,
-    nodeId: uniq("n"),
-    bridge: `127.0.0.1:${7000 + (seq % 1000)}`,
-    clientAddress: "127.0.0.1:1234",
-    log,
-    ...extra,
-  });
-}
-
-/** Polls `fn` until true; an error thrown by `fn` fails the test (it is not "not yet"). */
-async function until(what: string, ms: number, fn: () => boolean | Promise<boolean>) {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    if (await fn()) return;
-    if (Date.now() > deadline) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
-    await sleep(50);
-  }
-}
-
-async function rejectsUnavailable(p: Promise<unknown>, withinMs: number, what: string) {
-  const t0 = Date.now();
-  await assert.rejects(p, PresenceUnavailable, what);
-  const took = Date.now() - t0;
-  assert.ok(took <= withinMs, `${what}: rejected after ${took} ms, expected <= ${withinMs}`);
 }
 
 presenceContract({
@@ -104,14 +65,14 @@ test("the schema is what docs/REDIS.md says", async () => {
     });
     assert.equal(await raw.get(keys.name("k1:" + alice)), alice);
     assert.equal(await raw.get(keys.name("k2")), alice);
-    assert.deepEqual(await raw.smembers(`chatos:node:${p.nodeId}:users`), [alice]);
+    assert.deepEqual(await raw.smembers(`chatos:node:{${p.nodeId}}:users`), [alice]);
     assert.ok((await raw.smembers("chatos:nodes")).includes(p.nodeId));
-    const lease = await raw.hgetall(`chatos:node:${p.nodeId}`);
+    const lease = await raw.hgetall(`chatos:node:{${p.nodeId}}`);
     assert.equal(lease.bridge, p.bridge);
     assert.equal(lease.client, "127.0.0.1:1234");
     assert.ok(Math.abs(Number(lease.heartbeat) - Date.now()) < 5000, "heartbeat is ms epoch");
     assert.ok(Number(lease.started) <= Date.now());
-    const ttl = await raw.pttl(`chatos:node:${p.nodeId}`);
+    const ttl = await raw.pttl(`chatos:node:{${p.nodeId}}`);
     assert.ok(ttl > 0 && ttl <= 3000, `lease PTTL ${ttl}`);
 
     const k = { a: "ab", b: "c", password: -3 };
@@ -129,7 +90,7 @@ test("the schema is what docs/REDIS.md says", async () => {
       await raw.exists(keys.profile(alice), keys.name("k1:" + alice), keys.name("k2")),
       0,
     );
-    assert.equal(await raw.exists(`chatos:node:${p.nodeId}`), 0);
+    assert.equal(await raw.exists(`chatos:node:{${p.nodeId}}`), 0);
     assert.ok(!(await raw.smembers("chatos:nodes")).includes(p.nodeId));
   } finally {
     raw.disconnect();
@@ -150,7 +111,7 @@ test("a frame that overtakes the reserve's reply is not lost", async () => {
       // Redis may run this publish before or after the reserve: before, the frame reaches a
       // pseudo that is only pending on p; either way it must not be lost.
       const reserved = p.reserve(u, inbox);
-      await raw.publish(`chatos:to:${p.nodeId}`, payload);
+      await raw.publish(`chatos:to:{${p.nodeId}}`, payload);
       assert.equal(await reserved, "ok");
       await inbox.waitFor(1);
       assert.deepEqual(inbox.frames, [bytes(2, i)]);
@@ -269,13 +230,6 @@ test("a dead node's sets are pruned by a live node", async () => {
     await q.close();
   }
 });
-
-/** The first pseudo passed to onLost (within 5 s), and the callback to pass. */
-function lostSignal(): { onLost: (pseudo: string) => void; lost: () => Promise<string> } {
-  const { promise, resolve } = Promise.withResolvers<string>();
-  const lost = () => withDeadline(promise, 5000, () => new Error("onLost was not called"));
-  return { onLost: resolve, lost };
-}
 
 test("a node that stalls past its lease gives up what others took, and keeps the rest", async () => {
   const r = await sharedRedis();

@@ -16,6 +16,16 @@ import {
   startRedis,
   waitForPort,
 } from "./processes.ts";
+import {
+  type RedisClusterSet,
+  type SentinelSet,
+  startRedisCluster,
+  startSentinelSet,
+} from "./redis_topologies.ts";
+
+/** Which Redis the nodes share: one server, a primary and replica under Sentinel, a Redis Cluster. */
+export type RedisMode = "single" | "sentinel" | "cluster";
+export const REDIS_MODES: readonly RedisMode[] = ["single", "sentinel", "cluster"];
 
 export interface ClusterOptions {
   /** Number of ChatOS nodes (default 3). */
@@ -24,8 +34,10 @@ export interface ClusterOptions {
   port?: number;
   /** Start HAProxy in front of the nodes (default true). */
   haproxy?: boolean;
-  /** Use this Redis instead of starting one. */
+  /** Use this Redis instead of starting one (single mode). */
   redisUrl?: string;
+  /** The Redis topology to start (default single). */
+  redis?: RedisMode;
   logLevel?: LogLevel;
   /** Extra flags for every node. */
   nodeArgs?: string[];
@@ -46,8 +58,14 @@ export interface ClusterNode {
 }
 
 export interface Cluster {
+  /** The redis-server in single mode (null when given --redis-url or in other modes). */
   readonly redis: RedisProcess | null;
+  /** The Sentinel set or Redis Cluster in those modes. */
+  readonly topology: SentinelSet | RedisClusterSet | null;
+  /** In single mode; "" otherwise. */
   readonly redisUrl: string;
+  /** The flags that point a node (or `deno task presence`) at this Redis. */
+  readonly redisFlags: string[];
   readonly nodes: ClusterNode[];
   /** HAProxy's port, or -1 without HAProxy. */
   readonly port: number;
@@ -143,17 +161,30 @@ export async function startCluster(opts: ClusterOptions = {}): Promise<Cluster> 
   const nodes: ClusterNode[] = [];
   const stoppers: Array<() => Promise<void>> = [];
   let redis: RedisProcess | null = null;
+  let topology: SentinelSet | RedisClusterSet | null = null;
   const stopAll = async () => {
     stopping = true;
     await Promise.all(stoppers.map((s) => s().catch(() => {})));
     await redis?.stop();
+    await topology?.stop();
     await Deno.remove(dir, { recursive: true }).catch(() => {});
   };
   try {
-    redis = opts.redisUrl ? null : await startRedis();
-    const redisUrl = opts.redisUrl ?? redis!.url;
+    const mode = opts.redis ?? "single";
+    redis = opts.redisUrl || mode !== "single" ? null : await startRedis();
+    const redisUrl = mode === "single" ? opts.redisUrl ?? redis!.url : "";
+    topology = mode === "sentinel"
+      ? await startSentinelSet()
+      : mode === "cluster"
+      ? await startRedisCluster()
+      : null;
+    const redisFlags = !topology
+      ? [`--redis-url=${redisUrl}`]
+      : "name" in topology
+      ? [`--redis-sentinels=${topology.sentinels}`, `--redis-sentinel-name=${topology.name}`]
+      : [`--redis-cluster=${topology.seeds}`];
     for (let i = 1; i <= count; i++) {
-      const node = makeNode(`node-${i}`, redisUrl, secretFile, opts, output, unexpected, withLb);
+      const node = makeNode(`node-${i}`, redisFlags, secretFile, opts, output, unexpected, withLb);
       nodes.push(node.handle);
       stoppers.push(node.stop);
     }
@@ -178,7 +209,9 @@ export async function startCluster(opts: ClusterOptions = {}): Promise<Cluster> 
     }
     return {
       redis,
+      topology,
       redisUrl,
+      redisFlags,
       nodes,
       port,
       secret,
@@ -193,7 +226,7 @@ export async function startCluster(opts: ClusterOptions = {}): Promise<Cluster> 
 
 function makeNode(
   id: string,
-  redisUrl: string,
+  redisFlags: string[],
   secretFile: string,
   opts: ClusterOptions,
   output: "inherit" | "null",
@@ -231,7 +264,7 @@ function makeNode(
         "--host=127.0.0.1",
         `--port=${port}`,
         "--presence=redis",
-        `--redis-url=${redisUrl}`,
+        ...redisFlags,
         `--node-id=${id}`,
         "--bridge-host=127.0.0.1",
         `--bridge-port=${bridgePort}`,
@@ -266,7 +299,7 @@ function makeNode(
 
 const HELP = `Usage: deno task cluster [options]
 
-Starts redis-server (unless --redis-url), N ChatOS nodes in Redis mode and
+Starts Redis (unless --redis-url), N ChatOS nodes in Redis mode and
 HAProxy on 127.0.0.1:PORT in front of them, and prints where each listens.
 Stops everything, and exits non-zero, as soon as any of them exits or fails
 to bind. Ctrl-C stops everything.
@@ -274,7 +307,10 @@ to bind. Ctrl-C stops everything.
 Options:
   --nodes N          ChatOS nodes (default 3)
   --port PORT        HAProxy's port for clients (default 7777)
-  --redis-url URL    use this Redis instead of starting redis-server
+  --redis MODE       what Redis to start: single (one redis-server, default),
+                     sentinel (a primary, a replica, 3 sentinels) or cluster
+                     (a Redis Cluster of 3 primaries and 3 replicas)
+  --redis-url URL    single mode: use this Redis instead of starting one
   --log-level LEVEL  the nodes' log level: ${LOG_LEVELS.join(", ")} (default info)
   -h, --help         this text
 
@@ -301,6 +337,7 @@ export async function main(args: string[]): Promise<number> {
         nodes: { type: "string", default: "3" },
         port: { type: "string", default: "7777" },
         "redis-url": { type: "string" },
+        redis: { type: "string", default: "single" },
         "log-level": { type: "string", default: "info" },
         help: { type: "boolean", short: "h" },
       },
@@ -324,6 +361,11 @@ export async function main(args: string[]): Promise<number> {
     console.error(`cluster: --port: "${values.port}" is not a TCP port`);
     return 2;
   }
+  const redisMode = values.redis as RedisMode;
+  if (!REDIS_MODES.includes(redisMode)) {
+    console.error(`cluster: --redis: "${values.redis}" is not one of ${REDIS_MODES.join(", ")}`);
+    return 2;
+  }
   if (!LOG_LEVELS.includes(logLevel)) {
     console.error(`cluster: --log-level: "${logLevel}" is not one of ${LOG_LEVELS.join(", ")}`);
     return 2;
@@ -334,6 +376,7 @@ export async function main(args: string[]): Promise<number> {
       nodes,
       port,
       redisUrl: values["redis-url"],
+      redis: redisMode,
       logLevel,
       output: "inherit",
     });
@@ -343,7 +386,7 @@ export async function main(args: string[]): Promise<number> {
   }
   console.log(`\nChatOS cluster up:
   clients:  127.0.0.1:${cluster.port} (HAProxy, round robin)
-  redis:    ${cluster.redisUrl}   (deno task presence --redis-url ${cluster.redisUrl})
+  redis:    ${redisMode}   (deno task presence ${cluster.redisFlags.join(" ")})
 ${
     cluster.nodes.map((n) =>
       `  ${n.id}:   127.0.0.1:${n.port}  bridge ${n.bridgePort}  admin http://127.0.0.1:${n.adminPort}/metrics`

@@ -4,10 +4,11 @@
  * private-link handshakes. Read-only; uses SCAN, never KEYS. Schema: docs/REDIS.md.
  */
 import { parseArgs } from "node:util";
-import { Redis } from "ioredis";
+import { Cluster, Redis, type RedisOptions } from "ioredis";
 import { errorMessage } from "../lib/errors.ts";
 import { visible as show } from "../lib/visible.ts";
-import { keys, leaseKeyNodeId, patterns, PREFIX } from "../presence/redis/schema.ts";
+import { holderNode, keys, leaseKeyNodeId, patterns, PREFIX } from "../presence/redis/schema.ts";
+import { type RedisTarget, redisTarget } from "../presence/redis/target.ts";
 
 const HELP = `Usage: deno task presence [options]
 
@@ -17,6 +18,10 @@ pending private-link handshakes.
 
 Options:
   --redis-url URL   Redis to read (default: $REDIS_URL or redis://127.0.0.1:6379)
+  --redis-sentinels HOST:PORT,...  find the primary through these Sentinels
+                    ($CHATOS_REDIS_SENTINELS), with --redis-sentinel-name NAME
+  --redis-cluster HOST:PORT,...    read a Redis Cluster from these seeds
+                    ($CHATOS_REDIS_CLUSTER)
   --limit N         print at most N users and N handshakes (default 1000)
   --json            print one JSON document instead of tables
   -h, --help        show this help
@@ -47,24 +52,43 @@ interface HandshakeRow {
   ttlMs: number;
 }
 
-async function scanAll(r: Redis, match: string, each: (keys: string[]) => Promise<void>) {
-  let cursor = "0";
-  do {
-    const [next, batch] = await r.scan(cursor, "MATCH", match, "COUNT", 1000);
-    cursor = next;
-    if (batch.length) await each(batch);
-  } while (cursor !== "0");
+/** Every key matching `match`: on a Redis Cluster, on each primary in turn. */
+async function scanAll(
+  r: Redis | Cluster,
+  match: string,
+  each: (keys: string[]) => Promise<void>,
+) {
+  for (const server of r instanceof Cluster ? r.nodes("master") : [r]) {
+    let cursor = "0";
+    do {
+      const [next, batch] = await server.scan(cursor, "MATCH", match, "COUNT", 1000);
+      cursor = next;
+      if (batch.length) await each(batch);
+    } while (cursor !== "0");
+  }
 }
 
-function table(headers: string[], rows: string[][]): string {
-  const widths = headers.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
-  const line = (cells: string[]) => cells.map((c, i) => c.padEnd(widths[i])).join("  ").trimEnd();
-  return [line(headers), ...rows.map(line)].join("\n");
+function connect(t: RedisTarget): Redis | Cluster {
+  const opts: RedisOptions = {
+    lazyConnect: true,
+    enableOfflineQueue: false,
+    maxRetriesPerRequest: 0,
+    retryStrategy: () => null,
+    connectTimeout: 3000,
+    commandTimeout: 5000,
+    connectionName: "chatos-ops",
+  };
+  if (t.mode === "single") return new Redis(t.url, opts);
+  if (t.mode === "sentinel") return new Redis({ ...opts, sentinels: t.sentinels, name: t.name });
+  return new Cluster(t.seeds, { lazyConnect: true, redisOptions: opts });
 }
 
-function age(ms: number | null): string {
-  if (ms === null) return "-";
-  return ms < 10_000 ? `${(ms / 1000).toFixed(1)}s` : `${Math.round(ms / 1000)}s`;
+function describe(t: RedisTarget): string {
+  if (t.mode === "single") return t.url;
+  const list = (t.mode === "sentinel" ? t.sentinels : t.seeds).map((h) => `${h.host}:${h.port}`);
+  return t.mode === "sentinel"
+    ? `sentinel ${t.name} via ${list.join(",")}`
+    : `cluster ${list.join(",")}`;
 }
 
 /** Why `url` is not a Redis URL ioredis can use, or null. */
@@ -82,6 +106,17 @@ function checkRedisUrl(url: string): string | null {
   return null;
 }
 
+function table(headers: string[], rows: string[][]): string {
+  const widths = headers.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
+  const line = (cells: string[]) => cells.map((c, i) => c.padEnd(widths[i])).join("  ").trimEnd();
+  return [line(headers), ...rows.map(line)].join("\n");
+}
+
+function age(ms: number | null): string {
+  if (ms === null) return "-";
+  return ms < 10_000 ? `${(ms / 1000).toFixed(1)}s` : `${Math.round(ms / 1000)}s`;
+}
+
 export async function main(argv: string[]): Promise<number> {
   let values;
   try {
@@ -89,6 +124,9 @@ export async function main(argv: string[]): Promise<number> {
       args: argv,
       options: {
         "redis-url": { type: "string" },
+        "redis-sentinels": { type: "string" },
+        "redis-sentinel-name": { type: "string" },
+        "redis-cluster": { type: "string" },
         limit: { type: "string" },
         json: { type: "boolean" },
         help: { type: "boolean", short: "h" },
@@ -103,27 +141,32 @@ export async function main(argv: string[]): Promise<number> {
     console.log(HELP);
     return 0;
   }
-  const url = values["redis-url"] ?? Deno.env.get("REDIS_URL") ?? "redis://127.0.0.1:6379";
-  const bad = checkRedisUrl(url);
+  const flag = (name: string, env: string) =>
+    (values as Record<string, string | undefined>)[name] ?? Deno.env.get(env) ?? "";
+  const redisUrl = flag("redis-url", "REDIS_URL");
+  const bad = redisUrl ? checkRedisUrl(redisUrl) : null;
   if (bad) {
     console.error(`--redis-url: ${bad}`);
     return 2;
   }
+  const target = redisTarget({
+    redisUrl: flag("redis-url", "REDIS_URL") || "redis://127.0.0.1:6379",
+    redisSentinels: flag("redis-sentinels", "CHATOS_REDIS_SENTINELS"),
+    redisSentinelName: flag("redis-sentinel-name", "CHATOS_REDIS_SENTINEL_NAME"),
+    redisCluster: flag("redis-cluster", "CHATOS_REDIS_CLUSTER"),
+  });
+  if (typeof target === "string") {
+    console.error(target);
+    return 2;
+  }
+  const url = describe(target);
   const limit = values.limit === undefined ? 1000 : Number(values.limit);
   if (!Number.isInteger(limit) || limit < 0) {
     console.error("--limit must be a non-negative integer");
     return 2;
   }
 
-  const r = new Redis(url, {
-    lazyConnect: true,
-    enableOfflineQueue: false,
-    maxRetriesPerRequest: 0,
-    retryStrategy: () => null,
-    connectTimeout: 3000,
-    commandTimeout: 5000,
-    connectionName: "chatos-ops",
-  });
+  const r = connect(target);
   // ioredis rejects connect() with "Connection is closed."; the error event says why.
   let cause = "";
   r.on("error", (e: Error) => (cause ||= e.message));
@@ -136,7 +179,7 @@ export async function main(argv: string[]): Promise<number> {
   }
 
   try {
-    const [sec, usec] = await r.time();
+    const [sec, usec] = await (r instanceof Cluster ? r.nodes("master")[0] : r).time();
     const now = Number(sec) * 1000 + Math.floor(Number(usec) / 1000);
 
     // Nodes: every lease key, plus ids still listed in chatos:nodes whose lease is gone.
@@ -171,10 +214,12 @@ export async function main(argv: string[]): Promise<number> {
     let userCount = 0;
     const users: UserRow[] = [];
     await scanAll(r, patterns.users, async (ks) => {
-      const vals = await r.mget(...ks);
+      // One GET per key: on a Redis Cluster the keys of a batch live in different slots.
+      const vals = await Promise.all(ks.map((k) => r.get(k)));
       ks.forEach((k, i) => {
-        const node = vals[i];
-        if (node === null) return;
+        const value = vals[i];
+        if (value === null) return;
+        const node = holderNode(value);
         userCount++;
         if (users.length < limit) {
           users.push({

@@ -3,6 +3,8 @@
  * Redis. Schema and operations: docs/REDIS.md. This file composes the parts
  * under ./redis/:
  * - connections.ts: the three connections (cmd, pub, sub) and their events;
+ * - single_store.ts, cluster_store.ts: the Redis side of each operation, per topology
+ *   (one Redis or Sentinel: any-key scripts; Redis Cluster: one slot per step);
  * - lease.ts: the lease, heartbeat, resync after reconnects, pruning;
  * - reservations.ts: reserve, release, and writing them again;
  * - probe.ts: the liveness ping through pub/sub;
@@ -29,17 +31,24 @@ import {
   type StoreHealth,
 } from "./presence.ts";
 import { Connections, type Kind, unavailable } from "./redis/connections.ts";
+import type { RedisTarget } from "./redis/target.ts";
 import { RedisHandshakes } from "./redis/handshakes.ts";
 import { Lease } from "./redis/lease.ts";
 import { Probe } from "./redis/probe.ts";
 import { Relay } from "./redis/relay.ts";
 import { Reservations } from "./redis/reservations.ts";
-import { channels, NODE_ID_PATTERN } from "./redis/schema.ts";
+import { ClusterStore } from "./redis/cluster_store.ts";
+import { SingleStore } from "./redis/single_store.ts";
+import type { PresenceStore } from "./redis/store.ts";
+import { channels, keys, NODE_ID_PATTERN } from "./redis/schema.ts";
 import type { ScriptName } from "./redis/scripts.ts";
 
-export interface RedisPresenceOptions {
-  /** redis://[user:password@]host:port[/db] */
-  url: string;
+/** Where Redis is: `url` (redis://[user:password@]host:port[/db]) or a `target`. */
+export type RedisLocation = { url: string; target?: never } | { target: RedisTarget; url?: never };
+
+export type RedisPresenceOptions = RedisLocation & RedisPresenceSettings;
+
+export interface RedisPresenceSettings {
   /** This node's id: 1–64 of [A-Za-z0-9_.-] (it is part of key names). */
   nodeId: string;
   /** This node's bridge address "host:port", stored in the lease. */
@@ -78,6 +87,8 @@ const defaultLog: LogFn = (level, msg, fields) => {
 };
 
 /** Starts a RedisPresence: connects, takes the lease, subscribes. Rejects with PresenceUnavailable. */
+export { parseHostPorts, type RedisTarget, redisTarget } from "./redis/target.ts";
+
 export async function createRedisPresence(opts: RedisPresenceOptions): Promise<RedisPresence> {
   const p = new RedisPresence(opts);
   await p.start();
@@ -116,15 +127,21 @@ export class RedisPresence implements Presence, StoreHealth {
     const log = this.#log = opts.log ?? defaultLog;
     this.#connectTimeoutMs = opts.connectTimeoutMs ?? 5000;
     const conns = this.conns = new Connections({
-      url: opts.url,
+      target: opts.target ?? { mode: "single", url: opts.url! },
       nodeId,
       commandTimeoutMs: opts.commandTimeoutMs ?? 1000,
       log,
     });
     const users = this.users;
+    // A unique id of this process: the lease's owner, and part of every fence and strike id.
+    const instance = crypto.randomUUID();
+    // The cluster store reads the lease's fence when it runs, after construction.
+    const store: PresenceStore = conns.cluster
+      ? new ClusterStore(conns, nodeId, instance, () => this.lease.fence)
+      : new SingleStore(conns, nodeId, instance);
     const reservations = this.#reservations = new Reservations({
       nodeId,
-      conns,
+      store,
       users,
       log,
       onNoLease: () => this.lease.lapsed(),
@@ -136,7 +153,15 @@ export class RedisPresence implements Presence, StoreHealth {
       clientAddress: this.clientAddress,
       leaseMs: opts.leaseMs ?? 3000,
       heartbeatMs: opts.heartbeatMs ?? 1000,
-    }, { conns, users, reservations, log });
+      instance,
+    }, {
+      conns,
+      store,
+      users,
+      reservations,
+      log,
+      onFailover: () => this.probe.subscriberReady(),
+    });
     this.probe = new Probe(
       {
         nodeId,
@@ -151,6 +176,7 @@ export class RedisPresence implements Presence, StoreHealth {
     this.#relay = new Relay({
       nodeId,
       conns,
+      store,
       users,
       reservations,
       probe: this.probe,
@@ -246,9 +272,15 @@ export class RedisPresence implements Presence, StoreHealth {
     return this.#reservations.reserve(pseudo, inbox, claim);
   }
 
-  clientOf(pseudo: string): Promise<string | null> {
-    if (this.#closed) return Promise.reject(new PresenceUnavailable("presence closed"));
-    return this.#reservations.clientOf(pseudo);
+  async clientOf(pseudo: string): Promise<string | null> {
+    const local = this.#reservations.localClient(pseudo);
+    if (local !== undefined) return local || null;
+    if (this.#closed) throw new PresenceUnavailable("presence closed");
+    try {
+      return (await this.conns.cmd.hget(keys.profile(pseudo), "client")) || null;
+    } catch (e) {
+      throw unavailable(e);
+    }
   }
 
   release(pseudo: string, inbox: Inbox): Promise<void> {

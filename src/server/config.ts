@@ -7,6 +7,7 @@ import { parseArgs } from "node:util";
 import { LOG_LEVELS, type LogLevel } from "../lib/log.ts";
 import { errorMessage } from "../lib/errors.ts";
 import { parseCidrList } from "./net/cidr.ts";
+import { redisTarget } from "../presence/redis/target.ts";
 
 export interface ServerConfig {
   host: string;
@@ -26,6 +27,9 @@ export interface ServerConfig {
   proxyHeaderTimeoutMs: number;
   presence: "memory" | "redis";
   redisUrl: string;
+  redisSentinels: string;
+  redisSentinelName: string;
+  redisCluster: string;
   nodeId: string;
   bridgeHost: string;
   bridgePort: number;
@@ -203,6 +207,30 @@ export const OPTIONS: readonly OptionSpec[] = [
     kind: "string",
     default: "redis://127.0.0.1:6379",
     help: "Redis for --presence redis",
+  },
+  {
+    key: "redisSentinels",
+    flag: "redis-sentinels",
+    env: "CHATOS_REDIS_SENTINELS",
+    kind: "string",
+    default: "",
+    help: "host:port,... of Sentinels to find the primary through (instead of --redis-url)",
+  },
+  {
+    key: "redisSentinelName",
+    flag: "redis-sentinel-name",
+    env: "CHATOS_REDIS_SENTINEL_NAME",
+    kind: "string",
+    default: "",
+    help: "the primary's name at the Sentinels (with --redis-sentinels)",
+  },
+  {
+    key: "redisCluster",
+    flag: "redis-cluster",
+    env: "CHATOS_REDIS_CLUSTER",
+    kind: "string",
+    default: "",
+    help: "host:port,... seed nodes of a Redis Cluster (instead of --redis-url)",
   },
   {
     key: "nodeId",
@@ -391,6 +419,10 @@ export function parseConfig(
     throw new ConfigError(
       "--cluster-secret (CHATOS_CLUSTER_SECRET) of at least 16 characters is required with --presence redis",
     );
+  }
+  if (config.presence === "redis") {
+    const target = redisTarget(config);
+    if (typeof target === "string") throw new ConfigError(target);
   }
   return { help: false, config };
 }

@@ -58,9 +58,11 @@ async function makePresence(
 ): Promise<Presence> {
   if (config.presence === "memory") return new MemoryPresence({ nodeId: config.nodeId || "local" });
   // Loaded only in cluster mode, so a single node never needs the Redis client.
-  const { createRedisPresence } = await import("../presence/redis.ts");
+  const { createRedisPresence, redisTarget } = await import("../presence/redis.ts");
+  const target = redisTarget(config);
+  if (typeof target === "string") throw new Error(target); // parseConfig refuses it first
   return await createRedisPresence({
-    url: config.redisUrl,
+    target,
     nodeId: config.nodeId,
     bridge,
     clientAddress: `${config.advertiseHost || Deno.hostname()}:${config.port}`,

@@ -6,8 +6,8 @@
  * on first use and shared by the cases that use it; between cases the harness
  * waits until Redis holds no user, name and handshake (strikes live in handshakes).
  */
-import { Redis } from "ioredis";
-import { type Cluster, startCluster } from "../../src/ops/cluster.ts";
+import { type Cluster, type RedisMode, startCluster } from "../../src/ops/cluster.ts";
+import { redisClientFor, scanKeys } from "./redis_server.ts";
 import { OPTIONS, type ServerConfig } from "../../src/server/config.ts";
 import type { ChatHarness } from "./harness.ts";
 import { clientsOn, eventually } from "./harness.ts";
@@ -23,11 +23,14 @@ export function toFlags(config: Partial<ServerConfig>): string[] {
   });
 }
 
-export function clusterFor(config: Partial<ServerConfig>): Promise<Cluster> {
-  const id = JSON.stringify(config);
+export function clusterFor(
+  config: Partial<ServerConfig>,
+  redis: RedisMode = "single",
+): Promise<Cluster> {
+  const id = JSON.stringify([config, redis]);
   let c = clusters.get(id);
   if (!c) {
-    c = startCluster({ nodes: 3, haproxy: false, nodeArgs: toFlags(config) });
+    c = startCluster({ nodes: 3, haproxy: false, nodeArgs: toFlags(config), redis });
     clusters.set(id, c);
   }
   return c;
@@ -38,21 +41,21 @@ export async function stopAllClusters(): Promise<void> {
   clusters.clear();
 }
 
-async function scanCount(redis: Redis, pattern: string): Promise<number> {
-  let cursor = "0", n = 0;
-  do {
-    const [next, found] = await redis.scan(cursor, "MATCH", pattern, "COUNT", 1000);
-    cursor = next;
-    n += found.length;
-  } while (cursor !== "0");
-  return n;
+/** Cases on 3 nodes sharing a single Redis. */
+export const withCluster = withClusterOn("single");
+
+/** Cases on 3 nodes sharing Redis in `mode` (single, sentinel or a Redis Cluster). */
+export function withClusterOn(mode: RedisMode) {
+  return (config: Partial<ServerConfig>, fn: (h: ChatHarness) => Promise<void>) =>
+    runOn(config, mode, fn);
 }
 
-export async function withCluster(
+async function runOn(
   config: Partial<ServerConfig>,
+  mode: RedisMode,
   fn: (h: ChatHarness) => Promise<void>,
 ): Promise<void> {
-  const cluster = await clusterFor(config);
+  const cluster = await clusterFor(config, mode);
   const ports = cluster.nodes.map((n) => n.port);
   let turn = 0;
   const nextPort = () => ports[turn++ % ports.length];
@@ -64,7 +67,7 @@ export async function withCluster(
     connect,
     login,
   };
-  const redis = new Redis(cluster.redisUrl, { lazyConnect: true, maxRetriesPerRequest: 1 });
+  const redis = redisClientFor(cluster);
   try {
     await fn(h);
   } finally {
@@ -73,10 +76,10 @@ export async function withCluster(
       await redis.connect();
       await eventually(
         async () =>
-          (await scanCount(redis, "chatos:user:*")) === 0 &&
-          (await scanCount(redis, "chatos:hs:*")) === 0 &&
-          (await scanCount(redis, "chatos:name:*")) === 0 &&
-          (await scanCount(redis, "chatos:profile:*")) === 0,
+          (await scanKeys(redis, "chatos:user:*")).length === 0 &&
+          (await scanKeys(redis, "chatos:hs:*")).length === 0 &&
+          (await scanKeys(redis, "chatos:name:*")).length === 0 &&
+          (await scanKeys(redis, "chatos:profile:*")).length === 0,
         5000,
         "the case's users, names and handshakes to leave Redis",
       );

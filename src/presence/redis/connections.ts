@@ -9,14 +9,16 @@
  * No command waits in an offline queue or longer than `commandTimeoutMs`.
  * Loss and recovery are reported through `ConnectionEvents` once the node runs.
  */
-import { Redis, type RedisOptions } from "ioredis";
+import { Cluster, type ClusterOptions, Redis, type RedisOptions } from "ioredis";
 import { withDeadline } from "../../lib/async.ts";
 import { errorMessage } from "../../lib/errors.ts";
 import type { LogFn } from "../../lib/log.ts";
 import { PresenceUnavailable } from "../presence.ts";
 import { type ScriptName, scripts } from "./scripts.ts";
+import type { RedisTarget } from "./target.ts";
 
 export type Kind = "cmd" | "pub" | "sub";
+const ERROR_LOG_INTERVAL_MS = 10_000;
 export type ScriptArg = string | number | Uint8Array;
 
 export interface ConnectionEvents {
@@ -27,13 +29,19 @@ export interface ConnectionEvents {
 }
 
 export interface ConnectionOptions {
-  url: string;
+  target: RedisTarget;
   nodeId: string;
   commandTimeoutMs: number;
   log: LogFn;
 }
 
 type ScriptFn = (...args: ScriptArg[]) => Promise<unknown>;
+
+/** One Redis, or a Redis Cluster: ioredis gives both the same command methods. */
+export type Client = Redis | Cluster;
+
+/** Scripts that publish run on `pub`, auto-pipelined behind the other publishes. */
+const ON_PUB: ReadonlySet<ScriptName> = new Set(["sendBatch", "nodePublish"]);
 
 /** Wraps any failure as the error the Presence interface promises. */
 export function unavailable(e: unknown): PresenceUnavailable {
@@ -42,13 +50,16 @@ export function unavailable(e: unknown): PresenceUnavailable {
 }
 
 export class Connections {
-  readonly cmd: Redis;
-  readonly pub: Redis;
-  readonly sub: Redis;
+  readonly cmd: Client;
+  readonly pub: Client;
+  readonly sub: Client;
+  /** Redis Cluster: per-node channels are sharded (SSUBSCRIBE, SPUBLISH). */
+  readonly cluster: boolean;
   readonly #log: LogFn;
   readonly #nodeId: string;
   #events: ConnectionEvents | null = null;
   #lost: Record<Kind, boolean> = { cmd: false, pub: false, sub: false };
+  #loudErrorAt: Record<Kind, number> = { cmd: -Infinity, pub: -Infinity, sub: -Infinity };
 
   constructor(opts: ConnectionOptions) {
     this.#log = opts.log;
@@ -64,15 +75,34 @@ export class Connections {
       retryStrategy: (times: number) => Math.min(50 * 2 ** Math.min(times, 5), 1000),
     };
     const name = (kind: Kind) => `chatos-${opts.nodeId}-${kind}`;
-    this.cmd = new Redis(opts.url, { ...base, connectionName: name("cmd") });
-    this.pub = new Redis(opts.url, {
-      ...base,
-      enableAutoPipelining: true,
-      connectionName: name("pub"),
+    const t = opts.target;
+    this.cluster = t.mode === "cluster";
+    const open = (o: RedisOptions & Partial<ClusterOptions>): Client =>
+      t.mode === "cluster"
+        ? openCluster(t.seeds, base, o)
+        : t.mode === "single"
+        ? new Redis(t.url, { ...base, ...o })
+        : new Redis({
+          ...base,
+          ...o,
+          sentinels: t.sentinels,
+          name: t.name,
+          role: "master",
+          // Reconnect as soon as the sentinels announce a new primary, not when the old one's
+          // socket finally fails.
+          failoverDetector: true,
+          sentinelRetryStrategy: (times: number) => Math.min(100 * times, 1000),
+        });
+    this.cmd = open({ connectionName: name("cmd") });
+    this.pub = open({ enableAutoPipelining: true, connectionName: name("pub") });
+    this.sub = open({
+      autoResubscribe: true,
+      shardedSubscribers: true,
+      connectionName: name("sub"),
     });
-    this.sub = new Redis(opts.url, { ...base, autoResubscribe: true, connectionName: name("sub") });
-    for (const [script, def] of Object.entries(scripts)) this.cmd.defineCommand(script, def);
-    this.pub.defineCommand("sendBatch", scripts.sendBatch);
+    for (const [script, def] of Object.entries(scripts)) {
+      (ON_PUB.has(script as ScriptName) ? this.pub : this.cmd).defineCommand(script, def);
+    }
     this.#watch("cmd", this.cmd);
     this.#watch("pub", this.pub);
     this.#watch("sub", this.sub);
@@ -104,8 +134,31 @@ export class Connections {
 
   /** Runs a script on `cmd` (or `sendBatch` on `pub`); rejects with what ioredis rejects. */
   script(name: ScriptName, ...args: ScriptArg[]): Promise<unknown> {
-    const conn = name === "sendBatch" ? this.pub : this.cmd;
+    const conn = ON_PUB.has(name) ? this.pub : this.cmd;
     return (conn as unknown as Record<ScriptName, ScriptFn>)[name](...args);
+  }
+
+  /** Publishes on a node's channel: sharded on Redis Cluster. */
+  publishTo(channel: string, payload: Uint8Array): Promise<number> {
+    return this.cluster
+      ? this.pub.spublish(channel, payload as Buffer) as Promise<number>
+      : this.pub.publish(channel, payload as Buffer);
+  }
+
+  /** Subscribes `sub` to these channels: per-node channels sharded on Redis Cluster. */
+  subscribe(own: string, broadcast: string): Promise<unknown> {
+    return this.cluster ? this.sub.ssubscribe(own) : this.sub.subscribe(own, broadcast);
+  }
+
+  /**
+   * Redis Cluster's current epoch, which grows with every failover (null elsewhere): a change
+   * means a shard may have lost its last writes, so reservations are written again.
+   */
+  async clusterEpoch(): Promise<number | null> {
+    if (!(this.cmd instanceof Cluster)) return null;
+    const info = String(await this.cmd.cluster("INFO"));
+    const m = info.match(/cluster_current_epoch:(\d+)/);
+    return m ? Number(m[1]) : null;
   }
 
   /** Drops every socket at once, releasing nothing. */
@@ -120,10 +173,14 @@ export class Connections {
     await Promise.all([quit(this.cmd), quit(this.pub), quit(this.sub)]);
   }
 
-  #watch(kind: Kind, c: Redis): void {
+  #watch(kind: Kind, c: Client): void {
     c.on("error", (e: unknown) => {
-      // ioredis reports every failed reconnect attempt; say it loudly once per outage.
-      const loud = this.#events !== null && !this.#lost[kind];
+      // ioredis reports every failed reconnect attempt (and Cluster every failed shard, without
+      // a 'close'): say it loudly once per outage, and at most every 10 s.
+      const now = performance.now();
+      const loud = this.#events !== null && !this.#lost[kind] &&
+        now - this.#loudErrorAt[kind] > ERROR_LOG_INTERVAL_MS;
+      if (loud) this.#loudErrorAt[kind] = now;
       this.#log(loud ? "warn" : "debug", `redis ${kind} error`, { error: errorMessage(e) });
     });
     c.on("close", () => {
@@ -141,13 +198,38 @@ export class Connections {
   }
 }
 
-function connected(c: Redis): Promise<void> {
+function openCluster(
+  seeds: { host: string; port: number }[],
+  base: RedisOptions,
+  o: RedisOptions & Partial<ClusterOptions>,
+): Cluster {
+  const { retryStrategy, lazyConnect: _, ...perNode } = base;
+  const { enableAutoPipelining, shardedSubscribers, connectionName, ...rest } = o;
+  return new Cluster(seeds, {
+    lazyConnect: true,
+    enableOfflineQueue: false,
+    enableReadyCheck: true,
+    scaleReads: "master",
+    enableAutoPipelining,
+    shardedSubscribers,
+    clusterRetryStrategy: retryStrategy,
+    // During a failover: retry a command on a moved or down slot a few times, then fail.
+    retryDelayOnFailover: 100,
+    retryDelayOnClusterDown: 100,
+    retryDelayOnTryAgain: 100,
+    maxRedirections: 8,
+    slotsRefreshTimeout: 1000,
+    redisOptions: { ...perNode, ...rest, connectionName },
+  });
+}
+
+function connected(c: Client): Promise<void> {
   const ready = new Promise<void>((resolve) => c.once("ready", () => resolve()));
   c.connect().catch(() => {}); // failures surface as 'error' events and retries
   return ready;
 }
 
-async function quit(c: Redis): Promise<void> {
+async function quit(c: Client): Promise<void> {
   if (c.status === "end") return;
   if (c.status === "reconnecting" || c.status === "wait") {
     c.disconnect(); // no socket: nothing to wait for

@@ -2,12 +2,14 @@
  * The pub/sub envelope: the one definition of what travels on the two channels
  * (docs/REDIS.md, "Keys and channels"). `u16`/`u32`/`f64` are big-endian.
  *
- * - a node's channel (`chatos:to:<node>`) carries either
+ * - a node's channel (`chatos:to:{<node>}`) carries
  *   - a batch: [0xFF 0xFF] then entries [u32 n][u16 p][pseudo UTF-8: p][frame: n-2-p]
- *     (built here per entry; the `sendBatch` script joins entries under the header
- *     `luaConstants.BATCH_HEADER`, so the Lua side comes from these constants too), or
- *   - the node's own liveness ping: [0x00 0x00][f64 sent-at, performance.now()];
- * - the broadcast channel (`chatos:all`) carries
+ *     (built here per entry; the `sendBatch` and `nodePublish` scripts join entries under
+ *     the header `luaConstants.BATCH_HEADER`, so the Lua side comes from these constants), or
+ *   - the node's own liveness ping: [0x00 0x00][f64 sent-at, performance.now()], or
+ *   - on Redis Cluster, a broadcast (below): its first u16 is a node id's length, 1 to 64,
+ *     so it cannot be taken for a batch or a ping;
+ * - the broadcast channel (`chatos:all`, single Redis and Sentinel) carries a broadcast:
  *   [u16 o][origin node id: o][u16 e][except pseudo UTF-8: e][frame].
  *
  * Decoders never throw: bad input is a `Malformed` value. Decoded frames are
@@ -36,13 +38,18 @@ export interface BatchEntry {
   pseudo: string;
   frame: Uint8Array;
 }
+export interface Broadcast {
+  kind: "broadcast";
+  origin: string;
+  except: string;
+  frame: Uint8Array;
+}
 export type NodeMessage =
   | { kind: "batch"; entries: BatchEntry[] }
   | { kind: "ping"; sentAt: number }
+  | Broadcast
   | Malformed;
-export type BroadcastMessage =
-  | { kind: "broadcast"; origin: string; except: string; frame: Uint8Array }
-  | Malformed;
+export type BroadcastMessage = Broadcast | Malformed;
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder("utf-8", { fatal: true });
@@ -89,7 +96,7 @@ export function encodeBroadcast(origin: Uint8Array, except: string, frame: Uint8
   return payload.subarray(0, at + written + frame.length);
 }
 
-/** A message from a node's own channel. */
+/** A message from a node's own channel (a broadcast too, as Redis Cluster sends them). */
 export function decodeNodeMessage(msg: Uint8Array): NodeMessage {
   if (msg.length < 2) return malformed("shorter than its mark");
   const mark = (msg[0] << 8) | msg[1];
@@ -98,7 +105,7 @@ export function decodeNodeMessage(msg: Uint8Array): NodeMessage {
     const sentAt = new DataView(msg.buffer, msg.byteOffset + 2, 8).getFloat64(0);
     return { kind: "ping", sentAt };
   }
-  if (mark !== BATCH_MARK) return malformed(`unknown mark ${mark}`);
+  if (mark !== BATCH_MARK) return decodeBroadcast(msg);
   const entries: BatchEntry[] = [];
   const view = new DataView(msg.buffer, msg.byteOffset, msg.length);
   let at = 2;

@@ -12,12 +12,10 @@ import type { LocalUsers } from "../local_users.ts";
 import { PresenceUnavailable } from "../presence.ts";
 import type { Connections } from "./connections.ts";
 import type { Reservations } from "./reservations.ts";
-import { keys, PREFIX } from "./schema.ts";
+import { keys } from "./schema.ts";
+import type { PresenceStore } from "./store.ts";
 
 const PRUNE_EVERY = 5;
-const PRUNE_BATCH = 1000;
-/** Prune calls per dead node per pass; the rest waits for the next pass. */
-const PRUNE_ROUNDS = 50;
 /** Heartbeat script answers. */
 const HELD_ELSEWHERE = 0, CREATED = 2;
 
@@ -27,10 +25,15 @@ export interface LeaseOptions {
   clientAddress: string;
   leaseMs: number;
   heartbeatMs: number;
+  /** A unique id of this process: who holds the lease. */
+  instance: string;
 }
 
 export interface LeaseDeps {
+  /** Redis Cluster failed over (its epoch changed): subscriptions may have moved. */
+  onFailover?: () => void;
   conns: Connections;
+  store: PresenceStore;
   users: LocalUsers;
   reservations: Reservations;
   log: LogFn;
@@ -40,10 +43,13 @@ export class Lease {
   readonly #o: LeaseOptions;
   readonly #d: LeaseDeps;
   readonly #key: string;
-  readonly #ownUsers: string;
-  readonly #instance = crypto.randomUUID();
+  readonly #instance: string;
   readonly #started = Date.now();
   #held = false;
+  /** The fence of the lease this process holds (see heartbeat.lua), null before the first. */
+  #fence: string | null = null;
+  /** Redis Cluster's epoch at the last tick: a failover since means a resync. */
+  #epoch: number | null = null;
   /** Set on every (re)connect of `cmd`: reservations must be written again before ready. */
   #needResync = false;
   #resyncGen = 0;
@@ -58,17 +64,17 @@ export class Lease {
     this.#o = opts;
     this.#d = deps;
     this.#key = keys.lease(opts.nodeId);
-    this.#ownUsers = keys.nodeUsers(opts.nodeId);
+    this.#instance = opts.instance;
+  }
+
+  /** The fence of the lease as last written, while it is held. */
+  get fence(): string | null {
+    return this.#held ? this.#fence : null;
   }
 
   /** Held, and every reservation written again since the last reconnect. */
   get held(): boolean {
     return this.#held && !this.#needResync;
-  }
-
-  /** A unique id of this process, for values other processes must not collide with. */
-  get instance(): string {
-    return this.#instance;
   }
 
   /**
@@ -87,6 +93,7 @@ export class Lease {
       await sleep(250);
     }
     this.#held = true;
+    this.#epoch = await this.#d.conns.clusterEpoch();
     await this.#d.reservations.reconcile(); // forget what a previous process with this id left
   }
 
@@ -128,33 +135,28 @@ export class Lease {
   /** Stops, then drops this node's reservations and lease in Redis at once. */
   async release(): Promise<void> {
     this.stop();
+    await this.#d.store.close();
     this.#held = false;
-    await this.#d.conns.script(
-      "close",
-      this.#key,
-      this.#ownUsers,
-      keys.nodes,
-      this.#instance,
-      this.#o.nodeId,
-      PREFIX,
-    );
   }
 
-  #heartbeat(): Promise<unknown> {
+  /** Refreshes the lease; HELD_ELSEWHERE, or 1 / CREATED with the fence now in force. */
+  async #heartbeat(): Promise<number> {
     const o = this.#o;
-    return this.#d.conns.script(
+    const [r, fence] = await this.#d.conns.script(
       "heartbeat",
       this.#key,
-      keys.nodes,
-      this.#ownUsers,
       this.#instance,
-      o.nodeId,
       o.bridge,
       o.clientAddress,
       String(this.#started),
       String(this.#d.users.size),
       String(Math.max(1, Math.ceil(o.leaseMs))),
-    );
+    ) as [number, string?];
+    if (r === HELD_ELSEWHERE) return r;
+    this.#fence = fence ?? null;
+    // Listed for pruning and broadcasts; a separate key, so not in the script (Redis Cluster).
+    await this.#d.conns.cmd.sadd(keys.nodes, o.nodeId);
+    return r;
   }
 
   /** Runs one tick now, or right after the running one if `again`. */
@@ -192,6 +194,16 @@ export class Lease {
         this.#needResync = true;
       }
       this.#held = true;
+      const epoch = await conns.clusterEpoch();
+      if (epoch !== this.#epoch) {
+        // A shard failed over and may have lost its last writes, ours among them.
+        if (this.#epoch !== null) {
+          log("info", "redis cluster failed over; re-asserting", { node: this.#o.nodeId });
+          this.#d.onFailover?.();
+        }
+        this.#epoch = epoch;
+        this.#needResync = true;
+      }
       if (this.#needResync) {
         // A reconnect during the resync sets #needResync again and kicks another tick.
         const gen = this.#resyncGen;
@@ -214,23 +226,10 @@ export class Lease {
 
   /** Housekeeping only: a dead node's pseudos are free as soon as its lease is gone. */
   async #pruneDeadNodes(): Promise<void> {
-    const { conns, log } = this.#d;
-    const ids = await conns.cmd.smembers(keys.nodes);
+    const ids = await this.#d.conns.cmd.smembers(keys.nodes);
     for (const id of ids) {
       if (id === this.#o.nodeId) continue;
-      for (let i = 0; i < PRUNE_ROUNDS; i++) {
-        const r = await conns.script(
-          "prune",
-          keys.lease(id),
-          keys.nodeUsers(id),
-          keys.nodes,
-          id,
-          PREFIX,
-          PRUNE_BATCH,
-        );
-        if (r === 0) log("info", "pruned a dead node", { node: id });
-        if (r !== 1) break;
-      }
+      if (await this.#d.store.prune(id)) this.#d.log("info", "pruned a dead node", { node: id });
     }
   }
 }

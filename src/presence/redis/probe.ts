@@ -69,14 +69,18 @@ export class Probe {
     this.#waiter = null;
   }
 
-  /** The subscriber reconnected: give it a timeout's worth of grace before judging it. */
+  /**
+   * The subscriber reconnected, or Redis failed over under it: pings from before prove nothing
+   * now. Not fresh until one comes back; a timeout's worth of grace before judging it.
+   */
   subscriberReady(): void {
+    this.#lastRecvAt = Math.min(this.#lastRecvAt, performance.now() - this.#o.timeoutMs - 1);
     this.#graceUntil = performance.now() + this.#o.timeoutMs;
   }
 
   #ping(): Promise<void> {
     const sentAt = performance.now();
-    return this.#conns.pub.publish(this.#o.channel, encodePing(sentAt)).then(() => {
+    return this.#conns.publishTo(this.#o.channel, encodePing(sentAt)).then(() => {
       this.#lastAckedSentAt = Math.max(this.#lastAckedSentAt, sentAt);
     });
   }

@@ -6,16 +6,19 @@
 import { errorMessage } from "../../lib/errors.ts";
 import type { LogFn } from "../../lib/log.ts";
 import type { LocalUsers } from "../local_users.ts";
-import { type Claim, type Inbox, PresenceUnavailable, type ReserveResult } from "../presence.ts";
-import { type Connections, unavailable } from "./connections.ts";
-import { keys, PREFIX } from "./schema.ts";
-
-/** Pseudos per script call when many are written or released at once. */
-const CHUNK = 500;
+import {
+  bareClaim,
+  type Claim,
+  type Inbox,
+  PresenceUnavailable,
+  type ReserveResult,
+} from "../presence.ts";
+import { unavailable } from "./connections.ts";
+import { NO_LEASE, type PresenceStore } from "./store.ts";
 
 export interface ReservationDeps {
   nodeId: string;
-  conns: Connections;
+  store: PresenceStore;
   users: LocalUsers;
   log: LogFn;
   /** Redis refused a reserve because this node's lease is gone. */
@@ -26,44 +29,37 @@ export interface ReservationDeps {
 
 export class Reservations {
   readonly #d: ReservationDeps;
-  readonly #ownUsers: string;
-  readonly #lease: string;
   /** Pseudos whose reserve is in flight on this node. */
   #pending = new Set<string>();
   /** Frames that arrived for a pending pseudo before its reserve's reply. */
   #early = new Map<string, Uint8Array[]>();
   /** Pseudos that Redis may still bind to this node though they are not local (a failed call). */
   #uncertain = new Set<string>();
-  /** What each local user holds besides its pseudo (written again by reassert). */
+  /** What each local (or pending) user holds besides its pseudo; written again by reassert. */
   #claims = new Map<string, Claim>();
+  /**
+   * Name key → the local or pending pseudo holding it. Redis Cluster marks a name key with the
+   * node, not the pseudo, so two names of this node that share a key are told apart here.
+   */
+  #names = new Map<string, string>();
   #closed = false;
 
   constructor(deps: ReservationDeps) {
     this.#d = deps;
-    this.#ownUsers = keys.nodeUsers(deps.nodeId);
-    this.#lease = keys.lease(deps.nodeId);
   }
 
   async reserve(pseudo: string, inbox: Inbox, claim: Claim): Promise<ReserveResult> {
-    const { users, nodeId, conns, log } = this.#d;
+    const { users, store, log } = this.#d;
     if (users.get(pseudo) || this.#pending.has(pseudo)) return "taken";
+    if (claim.keys.some((k) => this.#names.has(k))) return "taken";
     this.#pending.add(pseudo);
+    this.#hold(pseudo, claim);
+    let ok = false;
     try {
-      const r = await conns.script(
-        "reserve",
-        keys.user(pseudo),
-        this.#ownUsers,
-        this.#lease,
-        nodeId,
-        pseudo,
-        PREFIX,
-        claim.client,
-        ...claim.keys,
-      );
-      if (r !== 1) return "taken";
+      if (!(await store.reserve(pseudo, claim))) return "taken";
       if (this.#closed) throw new PresenceUnavailable("presence closed");
+      ok = true;
       users.add(pseudo, inbox);
-      this.#claims.set(pseudo, claim);
       this.#uncertain.delete(pseudo);
       const early = this.#early.get(pseudo);
       if (early) {
@@ -79,39 +75,46 @@ export class Reservations {
       // connection; if that fails too, the heartbeat retries.
       if (!this.#closed) {
         this.#uncertain.add(pseudo);
-        this.#release([pseudo]).then(
+        this.#d.store.release([pseudo]).then(
           () => {
             if (!this.#pending.has(pseudo)) this.#uncertain.delete(pseudo);
           },
           () => {}, // still uncertain: flushUncertain retries from the heartbeat
         );
-        if (errorMessage(e).includes("NOLEASE")) this.#d.onNoLease();
+        if (errorMessage(e).includes(NO_LEASE)) this.#d.onNoLease();
       }
       throw unavailable(e);
     } finally {
       this.#pending.delete(pseudo);
       this.#early.delete(pseudo);
+      if (!ok) this.#drop(pseudo);
     }
+  }
+
+  #hold(pseudo: string, claim: Claim): void {
+    this.#claims.set(pseudo, claim);
+    for (const k of claim.keys) this.#names.set(k, pseudo);
+  }
+
+  #drop(pseudo: string): void {
+    for (const k of this.#claims.get(pseudo)?.keys ?? []) {
+      if (this.#names.get(k) === pseudo) this.#names.delete(k);
+    }
+    this.#claims.delete(pseudo);
+  }
+
+  /** The client key of a user logged in on this node; undefined if not local. */
+  localClient(pseudo: string): string | undefined {
+    return this.#d.users.get(pseudo) ? this.#claims.get(pseudo)?.client : undefined;
   }
 
   async release(pseudo: string, inbox: Inbox): Promise<void> {
     if (!this.#d.users.remove(pseudo, inbox) || this.#closed) return;
-    this.#claims.delete(pseudo);
+    this.#drop(pseudo);
     try {
-      await this.#release([pseudo]);
+      await this.#d.store.release([pseudo]);
     } catch (e) {
       this.#uncertain.add(pseudo); // retried by the heartbeat
-      throw unavailable(e);
-    }
-  }
-
-  /** The client key `pseudo` logged in with: local users from memory, others from Redis. */
-  async clientOf(pseudo: string): Promise<string | null> {
-    const local = this.#claims.get(pseudo);
-    if (local && this.#d.users.get(pseudo)) return local.client || null;
-    try {
-      return (await this.#d.conns.cmd.hget(keys.profile(pseudo), "client")) || null;
-    } catch (e) {
       throw unavailable(e);
     }
   }
@@ -130,46 +133,30 @@ export class Reservations {
 
   /** Writes every local reservation again (Redis may have restarted empty). */
   async reassert(): Promise<void> {
-    const { users, nodeId, conns, log } = this.#d;
+    const { users, nodeId, store, log } = this.#d;
     const all = [...users.pseudos()];
-    let restored = 0;
-    for (let i = 0; i < all.length; i += CHUNK) {
-      const chunk = all.slice(i, i + CHUNK);
-      const groups = chunk.flatMap((p) => {
-        const c = this.#claims.get(p) ?? { keys: [p], client: "" };
-        return [p, c.client, c.keys[0] ?? "", c.keys[1] ?? ""];
+    const lost = await store.reassert(all, (p) => this.#claims.get(p) ?? bareClaim(p));
+    for (const p of lost) {
+      if (!users.get(p)) continue;
+      log("warn", "a local user's pseudo is now held by another live node", {
+        pseudo: p,
+        node: nodeId,
       });
-      const lost = await conns.script(
-        "reassert",
-        this.#ownUsers,
-        this.#lease,
-        nodeId,
-        PREFIX,
-        ...groups,
-      ) as string[];
-      restored += chunk.length - lost.length;
-      for (const p of lost) {
-        if (!users.get(p)) continue;
-        log("warn", "a local user's pseudo is now held by another live node", {
-          pseudo: p,
-          node: nodeId,
-        });
-        try {
-          this.#d.onLost?.(p);
-        } catch (e) {
-          log("error", "onLost callback threw", { error: errorMessage(e) });
-        }
+      try {
+        this.#d.onLost?.(p);
+      } catch (e) {
+        log("error", "onLost callback threw", { error: errorMessage(e) });
       }
     }
-    log("info", "reservations re-asserted", { node: nodeId, restored });
+    log("info", "reservations re-asserted", { node: nodeId, restored: all.length - lost.length });
   }
 
   /** Drops what Redis binds to this node but this node does not serve. */
   async reconcile(): Promise<void> {
-    const members = await this.#d.conns.cmd.smembers(this.#ownUsers);
+    const members = await this.#d.store.members();
     const stale = members.filter((p) => !this.#d.users.get(p) && !this.#pending.has(p));
     // Sent in the same tick as the check: anything reserved later is ordered after it.
-    await this.#release(stale);
+    await this.#d.store.release(stale);
   }
 
   /** Retries the releases whose outcome was unknown. */
@@ -178,7 +165,7 @@ export class Reservations {
     const { users } = this.#d;
     const todo = [...this.#uncertain].filter((p) => !users.get(p) && !this.#pending.has(p));
     for (const p of this.#uncertain) if (users.get(p)) this.#uncertain.delete(p);
-    await this.#release(todo);
+    await this.#d.store.release(todo);
     for (const p of todo) this.#uncertain.delete(p);
   }
 
@@ -187,23 +174,8 @@ export class Reservations {
     this.#closed = true;
     this.#d.users.clear();
     this.#claims.clear();
+    this.#names.clear();
     this.#pending.clear();
     this.#uncertain.clear();
-  }
-
-  #release(pseudos: string[]): Promise<unknown> {
-    const calls: Promise<unknown>[] = [];
-    for (let i = 0; i < pseudos.length; i += CHUNK) {
-      calls.push(
-        this.#d.conns.script(
-          "release",
-          this.#ownUsers,
-          this.#d.nodeId,
-          PREFIX,
-          ...pseudos.slice(i, i + CHUNK),
-        ),
-      );
-    }
-    return Promise.all(calls);
   }
 }

@@ -33,6 +33,13 @@ const files = {
   hsClaim: "hs_claim",
   hsCancelPair: "hs_cancel_pair",
   hsStrike: "hs_strike",
+  // Redis Cluster: each touches one slot (see cluster_store.ts).
+  userClaim: "user_claim",
+  userCas: "user_cas",
+  userRelease: "user_release",
+  nodePublish: "node_publish",
+  leaseClose: "lease_close",
+  prunePop: "prune_pop",
 } as const;
 
 export type ScriptName = keyof typeof files;

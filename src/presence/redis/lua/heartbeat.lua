@@ -1,21 +1,20 @@
--- Writes or refreshes this node's lease.
--- KEYS[1]: lease (chatos:node:<id>)
--- KEYS[2]: nodes set
--- KEYS[3]: this node's users set (unused; keeps the node's keys declared)
+-- Writes or refreshes this node's lease. A lease created anew gets a new fence: a value no
+-- earlier lease of this node id had, so a reservation naming an old fence is known dead.
+-- KEYS[1]: lease (chatos:node:{<id>})
 -- ARGV[1]: instance (random id of this process)
--- ARGV[2]: node id
--- ARGV[3]: bridge address
--- ARGV[4]: client address
--- ARGV[5]: started (ms epoch)
--- ARGV[6]: user count
--- ARGV[7]: lease ms
--- Returns: 0 another instance holds this node id; 1 lease refreshed; 2 lease (re)created.
+-- ARGV[2]: bridge address
+-- ARGV[3]: client address
+-- ARGV[4]: started (ms epoch)
+-- ARGV[5]: user count
+-- ARGV[6]: lease ms
+-- Returns: {0} another instance holds this node id; {1, fence} refreshed; {2, fence} created.
 --#include now_ms
 local inst = redis.call('HGET', KEYS[1], 'instance')
-if inst and inst ~= ARGV[1] then return 0 end
-redis.call('HSET', KEYS[1], 'instance', ARGV[1], 'bridge', ARGV[3], 'client', ARGV[4],
-  'started', ARGV[5], 'heartbeat', now_str, 'users', ARGV[6])
-redis.call('PEXPIRE', KEYS[1], ARGV[7])
-redis.call('SADD', KEYS[2], ARGV[2])
-if inst then return 1 end
-return 2
+if inst and inst ~= ARGV[1] then return {0} end
+local fence = redis.call('HGET', KEYS[1], 'fence')
+if not inst or not fence then fence = ARGV[1] .. ':' .. now_str end
+redis.call('HSET', KEYS[1], 'instance', ARGV[1], 'fence', fence, 'bridge', ARGV[2],
+  'client', ARGV[3], 'started', ARGV[4], 'heartbeat', now_str, 'users', ARGV[5])
+redis.call('PEXPIRE', KEYS[1], ARGV[6])
+if inst then return {1, fence} end
+return {2, fence}

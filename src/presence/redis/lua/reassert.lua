@@ -16,14 +16,14 @@ for i = 3, #ARGV, 4 do
   for j = i + 2, i + 3 do
     if ARGV[j] ~= '' then names[#names + 1] = ARGV[j] end
   end
-  local held = cur and cur ~= ARGV[1] and redis.call('EXISTS', ARGV[2] .. 'node:' .. cur) == 1
+  local held = cur and cur ~= ARGV[1] and redis.call('EXISTS', ARGV[2] .. 'node:{' .. cur .. '}') == 1
   for _, k in ipairs(names) do
     if not held and name_held(ARGV[2], k, p) then held = true end
   end
   if held then
     lost[#lost + 1] = p
   else
-    if cur and cur ~= ARGV[1] then redis.call('SREM', ARGV[2] .. 'node:' .. cur .. ':users', p) end
+    if cur and cur ~= ARGV[1] then redis.call('SREM', ARGV[2] .. 'node:{' .. cur .. '}:users', p) end
     redis.call('SET', uk, ARGV[1])
     redis.call('SADD', KEYS[1], p)
     take_names(ARGV[2], p, ARGV[i + 1], names)

@@ -13,7 +13,7 @@ for i = 1, n do
   local node = redis.call('GET', prefix .. 'user:' .. ARGV[1 + 2 * i])
   if node and node ~= own then
     if alive[node] == nil then
-      alive[node] = redis.call('EXISTS', prefix .. 'node:' .. node) == 1
+      alive[node] = redis.call('EXISTS', prefix .. 'node:{' .. node .. '}') == 1
     end
     if alive[node] then
       if not parts[node] then
@@ -28,7 +28,7 @@ for i = 1, n do
   end
 end
 for _, node in ipairs(order) do
-  local count = redis.call('PUBLISH', prefix .. 'to:' .. node, table.concat(parts[node]))
+  local count = redis.call('PUBLISH', prefix .. 'to:{' .. node .. '}', table.concat(parts[node]))
   for _, i in ipairs(idx[node]) do res[i] = count end
 end
 return res

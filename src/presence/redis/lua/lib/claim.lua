@@ -4,7 +4,7 @@ local function name_held(prefix, key, pseudo)
   local holder = redis.call('GET', prefix .. 'name:' .. key)
   if not holder or holder == pseudo then return false end
   local node = redis.call('GET', prefix .. 'user:' .. holder)
-  return node ~= false and redis.call('EXISTS', prefix .. 'node:' .. node) == 1
+  return node ~= false and redis.call('EXISTS', prefix .. 'node:{' .. node .. '}') == 1
 end
 
 -- take_names(prefix, pseudo, client, names): sets every name key to the pseudo

@@ -1,0 +1,296 @@
+/**
+ * PresenceStore on Redis Cluster: no script crosses a hash slot.
+ *
+ * A user key holds "<node id>|<fence>", where the fence is the one the
+ * node's lease had when it wrote it (a lease created anew gets a new fence,
+ * never reused). The binding is valid while that node's lease still carries
+ * that fence, so:
+ * - reserving a free key, or one of this node's, is one script on the user
+ *   key's slot (`userClaim`);
+ * - taking over a key from a node whose lease is gone or changed fence is a
+ *   compare-and-set on the value read (`userCas`): of two nodes racing for it
+ *   one wins, and a node that came back re-writes its keys only by the same
+ *   compare-and-set, so it cannot win a key someone took meanwhile;
+ * - a send checks the fence atomically with the SPUBLISH, in a script on the
+ *   destination node's slot (its lease and channel share the tag {<node id>}).
+ *
+ * A name key (a canonical form of a pseudo) is taken the same way, with the
+ * same value, after the user key; if any cannot be taken, the keys taken are
+ * given back, so a reserve takes all or nothing. Two pseudos of one node
+ * that share a key are told apart by the node itself (reservations.ts).
+ */
+import type { Buffer } from "node:buffer";
+import type { Claim } from "../presence.ts";
+import type { Connections } from "./connections.ts";
+import { channels, holderNode, keys } from "./schema.ts";
+import { NO_LEASE, type Outgoing, type PresenceStore } from "./store.ts";
+
+const CHUNK = 500;
+const PRUNE_BATCH = 1000;
+const PRUNE_ROUNDS = 50;
+/** Compare-and-set rounds before a contended pseudo counts as taken. */
+const TAKEOVER_TRIES = 4;
+
+type Send = Extract<Outgoing, { kind: "send" }>;
+
+export class ClusterStore implements PresenceStore {
+  readonly batchesBroadcasts = true;
+  readonly #conns: Connections;
+  readonly #nodeId: string;
+  readonly #instance: string;
+  readonly #fence: () => string | null;
+  readonly #lease: string;
+  readonly #ownUsers: string;
+  /** Resolves once the previous publish batch was issued: batches leave in order. */
+  #issued: Promise<void> = Promise.resolve();
+
+  /** `fence`: this node's current lease fence (null while the lease is not held). */
+  constructor(conns: Connections, nodeId: string, instance: string, fence: () => string | null) {
+    this.#conns = conns;
+    this.#nodeId = nodeId;
+    this.#instance = instance;
+    this.#fence = fence;
+    this.#lease = keys.lease(nodeId);
+    this.#ownUsers = keys.nodeUsers(nodeId);
+  }
+
+  async reserve(pseudo: string, claim: Claim): Promise<boolean> {
+    const fence = this.#fence();
+    if (fence === null) throw new Error(NO_LEASE);
+    const value = `${this.#nodeId}|${fence}`;
+    const [, won] = await Promise.all([
+      this.#conns.cmd.sadd(this.#ownUsers, pseudo), // listed first, so pruning finds it
+      this.#take(keys.user(pseudo), value),
+    ]);
+    const named = won && (await this.#takeNames(claim.keys, value));
+    if (!named) {
+      if (won) await this.#conns.script("userRelease", keys.user(pseudo), this.#nodeId);
+      await this.#conns.cmd.srem(this.#ownUsers, pseudo);
+      return false;
+    }
+    await this.#writeProfile(pseudo, claim);
+    // The lease must still carry the fence written: then it was alive throughout.
+    if ((await this.#conns.cmd.hget(this.#lease, "fence")) !== fence) {
+      await this.release([pseudo]);
+      throw new Error(NO_LEASE);
+    }
+    return true;
+  }
+
+  async release(pseudos: readonly string[]): Promise<unknown> {
+    if (pseudos.length === 0) return;
+    const { cmd } = this.#conns;
+    for (let i = 0; i < pseudos.length; i += CHUNK) {
+      const chunk = pseudos.slice(i, i + CHUNK);
+      await Promise.all([
+        cmd.srem(this.#ownUsers, ...chunk),
+        ...chunk.map(async (p) => {
+          if (await this.#conns.script("userRelease", keys.user(p), this.#nodeId) === 1) {
+            await this.#dropProfile(p, (k) => this.#giveBack([k]));
+          }
+        }),
+      ]);
+    }
+  }
+
+  async reassert(
+    pseudos: readonly string[],
+    claimOf: (pseudo: string) => Claim,
+  ): Promise<string[]> {
+    const fence = this.#fence();
+    if (fence === null) throw new Error(NO_LEASE);
+    const value = `${this.#nodeId}|${fence}`;
+    const lost: string[] = [];
+    for (let i = 0; i < pseudos.length; i += CHUNK) {
+      const chunk = pseudos.slice(i, i + CHUNK);
+      const won = await Promise.all(chunk.map(async (p) => {
+        const claim = claimOf(p);
+        if (!(await this.#take(keys.user(p), value))) return false;
+        if (!(await this.#takeNames(claim.keys, value))) {
+          await this.#conns.script("userRelease", keys.user(p), this.#nodeId);
+          return false;
+        }
+        await this.#writeProfile(p, claim);
+        return true;
+      }));
+      const kept = chunk.filter((_, j) => won[j]);
+      chunk.forEach((p, j) => won[j] || lost.push(p));
+      if (kept.length) await this.#conns.cmd.sadd(this.#ownUsers, ...kept);
+    }
+    return lost;
+  }
+
+  members(): Promise<string[]> {
+    return this.#conns.cmd.smembers(this.#ownUsers);
+  }
+
+  async close(): Promise<void> {
+    await this.release(await this.members());
+    await this.#conns.script("leaseClose", this.#lease, this.#ownUsers, this.#instance);
+    await this.#conns.cmd.srem(keys.nodes, this.#nodeId);
+  }
+
+  async prune(id: string): Promise<boolean> {
+    const { cmd } = this.#conns;
+    for (let i = 0; i < PRUNE_ROUNDS; i++) {
+      const popped = await this.#conns.script(
+        "prunePop",
+        keys.lease(id),
+        keys.nodeUsers(id),
+        PRUNE_BATCH,
+      ) as string[] | null;
+      if (popped === null) return false; // alive
+      if (popped.length === 0) {
+        await cmd.srem(keys.nodes, id);
+        return true;
+      }
+      await Promise.all(popped.map(async (p) => {
+        const v = await cmd.get(keys.user(p));
+        // Only a value of that node naming a fence that is not live (fences are never reused).
+        if (v !== null && holderNode(v) === id && !(await this.#alive(v))) {
+          await this.#conns.script("userCas", keys.user(p), v, "");
+          // Its name keys, if they still carry that dead value.
+          await this.#dropProfile(p, (k) => this.#conns.script("userCas", keys.name(k), v, ""));
+        }
+      }));
+    }
+    return false;
+  }
+
+  /**
+   * Per destination node, one script per batch with the turn's frames in order; sends and
+   * broadcasts share the node's channel, so a later broadcast never overtakes an earlier send.
+   * A broadcast goes to every node listed in the nodes set (each checks its lease in the script).
+   */
+  publish(items: readonly Outgoing[]): void {
+    const { pub, cmd } = this.#conns;
+    const sends = items.filter((x): x is Send => x.kind === "send");
+    const lookups = Promise.all(sends.map((s) => pub.get(keys.user(s.to))));
+    const nodes = items.some((x) => x.kind === "broadcast")
+      ? cmd.smembers(keys.nodes)
+      : Promise.resolve([]);
+    const prev = this.#issued;
+    this.#issued = Promise.all([lookups, nodes, prev]).then(
+      ([values, ids]) => this.#issue(items, sends, values, ids),
+      (e) => {
+        for (const x of items) x.settle.reject(e);
+      },
+    );
+  }
+
+  subscribe(): Promise<unknown> {
+    return this.#conns.subscribe(channels.to(this.#nodeId), channels.all);
+  }
+
+  #issue(
+    items: readonly Outgoing[],
+    sends: readonly Send[],
+    values: (string | null)[],
+    nodeIds: string[],
+  ): void {
+    const groups = new Map<string, { args: Array<string | Buffer>; sends: (Send | null)[] }>();
+    const group = (node: string) => {
+      let g = groups.get(node);
+      if (!g) groups.set(node, g = { args: [], sends: [] });
+      return g;
+    };
+    const broadcasts: Extract<Outgoing, { kind: "broadcast" }>[] = [];
+    const valueOf = new Map(sends.map((s, i) => [s, values[i]]));
+    for (const item of items) {
+      if (item.kind === "send") {
+        const v = valueOf.get(item) ?? null;
+        const bar = v === null ? -1 : v.indexOf("|");
+        const node = v === null ? "" : holderNode(v);
+        if (bar < 0 || node === this.#nodeId) {
+          item.settle.resolve(false); // absent, or bound here but not local
+          continue;
+        }
+        const g = group(node);
+        g.args.push(v!.slice(bar + 1), item.entry);
+        g.sends.push(item);
+      } else {
+        broadcasts.push(item);
+        for (const id of nodeIds) {
+          if (id === this.#nodeId) continue;
+          const g = group(id);
+          g.args.push("", item.payload);
+          g.sends.push(null);
+        }
+      }
+    }
+    const calls: Promise<unknown>[] = [];
+    for (const [node, g] of groups) {
+      const call = this.#conns.script("nodePublish", keys.lease(node), channels.to(node), ...g.args)
+        .then(
+          (r) => {
+            const counts = r as number[];
+            g.sends.forEach((s, i) => s?.settle.resolve(counts[i] > 0));
+          },
+          (e) => {
+            for (const s of g.sends) s?.settle.reject(e);
+            throw e;
+          },
+        );
+      calls.push(call);
+    }
+    if (broadcasts.length) {
+      Promise.all(calls).then(
+        () => broadcasts.forEach((b) => b.settle.resolve()),
+        (e) => broadcasts.forEach((b) => b.settle.reject(e)),
+      );
+    } else calls.forEach((c) => c.catch(() => {})); // rejections were passed to the senders
+  }
+
+  /** Whether a user key's value names a live lease with that fence. */
+  async #alive(value: string): Promise<boolean> {
+    const bar = value.indexOf("|");
+    if (bar < 0) return false; // not written by a Cluster-mode node
+    const fence = await this.#conns.cmd.hget(keys.lease(value.slice(0, bar)), "fence");
+    return fence === value.slice(bar + 1);
+  }
+
+  /** Binds `key` (a user or name key) to `value` unless a live holder has it; true if bound. */
+  async #take(key: string, value: string): Promise<boolean> {
+    for (let i = 0; i < TAKEOVER_TRIES; i++) {
+      const cur = await this.#conns.script("userClaim", key, this.#nodeId, value) as string | null;
+      if (cur === null) return true;
+      if (await this.#alive(cur)) return false;
+      if (await this.#conns.script("userCas", key, cur, value) === 1) return true;
+    }
+    return false;
+  }
+
+  /** Takes every name key, or none: on a refusal those already taken are given back. */
+  async #takeNames(names: readonly string[], value: string): Promise<boolean> {
+    const taken: string[] = [];
+    for (const k of names) {
+      if (!(await this.#take(keys.name(k), value))) {
+        await this.#giveBack(taken);
+        return false;
+      }
+      taken.push(k);
+    }
+    return true;
+  }
+
+  async #giveBack(names: readonly string[]): Promise<void> {
+    await Promise.all(
+      names.map((k) => this.#conns.script("userRelease", keys.name(k), this.#nodeId)),
+    );
+  }
+
+  async #writeProfile(pseudo: string, claim: Claim): Promise<void> {
+    const fields = ["client", claim.client];
+    claim.keys.forEach((k, i) => fields.push(`k${i + 1}`, k));
+    const profile = keys.profile(pseudo);
+    await this.#conns.cmd.multi().del(profile).hset(profile, ...fields).exec();
+  }
+
+  /** Deletes a pseudo's profile after giving back each name key it lists. */
+  async #dropProfile(pseudo: string, giveBack: (name: string) => Promise<unknown>): Promise<void> {
+    const profile = await this.#conns.cmd.hgetall(keys.profile(pseudo));
+    const names = Object.entries(profile).filter(([f]) => f !== "client").map(([, k]) => k);
+    await Promise.all(names.map(giveBack));
+    await this.#conns.cmd.del(keys.profile(pseudo));
+  }
+}

@@ -1,0 +1,158 @@
+/**
+ * PresenceStore on one Redis (standalone, or a primary found through
+ * Sentinel): every operation is one Lua script that may read any key, e.g.
+ * the lease of the node a user points to. User keys hold the node id.
+ */
+import type { Buffer } from "node:buffer";
+import type { Claim } from "../presence.ts";
+import type { Connections } from "./connections.ts";
+import { channels, keys, PREFIX } from "./schema.ts";
+import type { Outgoing, PresenceStore } from "./store.ts";
+
+/** Pseudos per script call when many are written or released at once. */
+const CHUNK = 500;
+const PRUNE_BATCH = 1000;
+/** Prune calls per dead node per pass; the rest waits for the next pass. */
+const PRUNE_ROUNDS = 50;
+
+export class SingleStore implements PresenceStore {
+  readonly batchesBroadcasts = false;
+  readonly #conns: Connections;
+  readonly #nodeId: string;
+  readonly #instance: string;
+  readonly #lease: string;
+  readonly #ownUsers: string;
+
+  constructor(conns: Connections, nodeId: string, instance: string) {
+    this.#conns = conns;
+    this.#nodeId = nodeId;
+    this.#instance = instance;
+    this.#lease = keys.lease(nodeId);
+    this.#ownUsers = keys.nodeUsers(nodeId);
+  }
+
+  async reserve(pseudo: string, claim: Claim): Promise<boolean> {
+    const r = await this.#conns.script(
+      "reserve",
+      keys.user(pseudo),
+      this.#ownUsers,
+      this.#lease,
+      this.#nodeId,
+      pseudo,
+      PREFIX,
+      claim.client,
+      ...claim.keys,
+    );
+    return r === 1;
+  }
+
+  release(pseudos: readonly string[]): Promise<unknown> {
+    return Promise.all(
+      chunks(pseudos).map((chunk) =>
+        this.#conns.script("release", this.#ownUsers, this.#nodeId, PREFIX, ...chunk)
+      ),
+    );
+  }
+
+  async reassert(
+    pseudos: readonly string[],
+    claimOf: (pseudo: string) => Claim,
+  ): Promise<string[]> {
+    const lost: string[] = [];
+    for (const chunk of chunks(pseudos)) {
+      // Groups of four: pseudo, client key, name key 1, name key 2 ("" if none).
+      const groups = chunk.flatMap((p) => {
+        const c = claimOf(p);
+        return [p, c.client, c.keys[0] ?? "", c.keys[1] ?? ""];
+      });
+      const r = await this.#conns.script(
+        "reassert",
+        this.#ownUsers,
+        this.#lease,
+        this.#nodeId,
+        PREFIX,
+        ...groups,
+      ) as string[];
+      lost.push(...r);
+    }
+    return lost;
+  }
+
+  members(): Promise<string[]> {
+    return this.#conns.cmd.smembers(this.#ownUsers);
+  }
+
+  async close(): Promise<void> {
+    await this.#conns.script(
+      "close",
+      this.#lease,
+      this.#ownUsers,
+      keys.nodes,
+      this.#instance,
+      this.#nodeId,
+      PREFIX,
+    );
+  }
+
+  async prune(id: string): Promise<boolean> {
+    for (let i = 0; i < PRUNE_ROUNDS; i++) {
+      const r = await this.#conns.script(
+        "prune",
+        keys.lease(id),
+        keys.nodeUsers(id),
+        keys.nodes,
+        id,
+        PREFIX,
+        PRUNE_BATCH,
+      );
+      if (r !== 1) return r === 0;
+    }
+    return false;
+  }
+
+  /**
+   * Runs of sends leave in one `sendBatch` script call each (one PUBLISH per destination node),
+   * broadcasts as one PUBLISH to the broadcast channel; all on `pub`, so in this order.
+   */
+  publish(items: readonly Outgoing[]): void {
+    let run: Extract<Outgoing, { kind: "send" }>[] = [];
+    for (const item of items) {
+      if (item.kind === "send") {
+        run.push(item);
+        continue;
+      }
+      this.#sendBatch(run);
+      run = [];
+      this.#conns.pub.publish(channels.all, item.payload).then(
+        () => item.settle.resolve(),
+        (e) => item.settle.reject(e),
+      );
+    }
+    this.#sendBatch(run);
+  }
+
+  subscribe(): Promise<unknown> {
+    return this.#conns.subscribe(channels.to(this.#nodeId), channels.all);
+  }
+
+  #sendBatch(batch: Extract<Outgoing, { kind: "send" }>[]): void {
+    if (batch.length === 0) return;
+    const args: Array<string | Buffer> = [PREFIX, this.#nodeId];
+    for (const m of batch) args.push(m.to, m.entry);
+    this.#conns.script("sendBatch", ...args).then(
+      (r) => {
+        const counts = r as number[];
+        for (let i = 0; i < batch.length; i++) batch[i].settle.resolve(counts[i] > 0);
+      },
+      (e) => {
+        for (const m of batch) m.settle.reject(e);
+      },
+    );
+  }
+}
+
+function chunks<T>(xs: readonly T[]): T[][] {
+  const out: T[][] = [];
+  for (let i = 0; i < xs.length; i += CHUNK) out.push(xs.slice(i, i + CHUNK));
+  return out;
+}

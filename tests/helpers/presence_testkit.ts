@@ -1,0 +1,62 @@
+/** What the Redis presence test files share: unique names, a kept log, polling, nodes. */
+import assert from "node:assert/strict";
+import { sleep, withDeadline } from "../../src/lib/async.ts";
+import type { LogFn } from "../../src/lib/log.ts";
+import { PresenceUnavailable } from "../../src/presence/presence.ts";
+import type { RedisPresenceSettings, RedisTarget } from "../../src/presence/redis.ts";
+import { BreakableRedisPresence } from "./redis_presence_probe.ts";
+
+export const bytes = (...xs: number[]) => Uint8Array.from(xs);
+let seq = 0;
+export const uniq = (base: string) => `${base}${++seq}_${Math.random().toString(36).slice(2, 6)}`;
+
+/** Log lines kept for assertions; printed only with CHATOS_TEST_LOG=1. */
+export const logLines: string[] = [];
+const verbose = Deno.env.get("CHATOS_TEST_LOG") === "1";
+export const log: LogFn = (level, msg, fields) => {
+  const line = `${level} ${msg} ${fields ? JSON.stringify(fields) : ""}`;
+  logLines.push(line);
+  if (logLines.length > 2000) logLines.splice(0, 1000);
+  if (verbose) console.error(line);
+};
+
+/** A started node on `where` (a redis:// URL or a target). */
+export function node(
+  where: string | RedisTarget,
+  extra: Partial<RedisPresenceSettings> = {},
+): Promise<BreakableRedisPresence> {
+  const settings = {
+    nodeId: uniq("n"),
+    bridge: `127.0.0.1:${7000 + (seq % 1000)}`,
+    clientAddress: "127.0.0.1:1234",
+    log,
+    ...extra,
+  };
+  return BreakableRedisPresence.start(
+    typeof where === "string" ? { url: where, ...settings } : { target: where, ...settings },
+  );
+}
+
+/** Polls `fn` until true; an error thrown by `fn` fails the test (it is not "not yet"). */
+export async function until(what: string, ms: number, fn: () => boolean | Promise<boolean>) {
+  const deadline = Date.now() + ms;
+  for (;;) {
+    if (await fn()) return;
+    if (Date.now() > deadline) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
+    await sleep(50);
+  }
+}
+
+export async function rejectsUnavailable(p: Promise<unknown>, withinMs: number, what: string) {
+  const t0 = Date.now();
+  await assert.rejects(p, PresenceUnavailable, what);
+  const took = Date.now() - t0;
+  assert.ok(took <= withinMs, `${what}: rejected after ${took} ms, expected <= ${withinMs}`);
+}
+
+/** The first pseudo passed to onLost (within 5 s), and the callback to pass. */
+export function lostSignal(): { onLost: (pseudo: string) => void; lost: () => Promise<string> } {
+  const { promise, resolve } = Promise.withResolvers<string>();
+  const lost = () => withDeadline(promise, 5000, () => new Error("onLost was not called"));
+  return { onLost: resolve, lost };
+}

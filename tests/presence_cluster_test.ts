@@ -1,0 +1,293 @@
+/**
+ * RedisPresence on a Redis Cluster (3 primaries, 3 replicas) started by this
+ * file: the shared contract, the schema's slot layout, then kill -9 of a
+ * primary while nodes hold pseudos.
+ */
+import assert from "node:assert/strict";
+import { Cluster } from "ioredis";
+import { parseHostPorts, type RedisTarget } from "../src/presence/redis.ts";
+import { keys } from "../src/presence/redis/schema.ts";
+import { presenceContract, RecordingInbox } from "./presence_contract.ts";
+import { redisCli, type RedisClusterSet, startRedisCluster } from "./helpers/redis_server.ts";
+import {
+  bytes,
+  log,
+  logLines,
+  lostSignal,
+  node,
+  rejectsUnavailable,
+  uniq,
+  until,
+} from "./helpers/presence_testkit.ts";
+
+let shared: Promise<RedisClusterSet> | null = null;
+const clusterSet = () => shared ??= startRedisCluster();
+
+async function target(): Promise<RedisTarget> {
+  const seeds = parseHostPorts((await clusterSet()).seeds);
+  if (typeof seeds === "string") throw new Error(seeds);
+  return { mode: "cluster", seeds };
+}
+
+presenceContract({
+  name: "redis cluster",
+  maxNodes: 3,
+  async makeCluster(n) {
+    const t = await target();
+    return await Promise.all(Array.from({ length: n }, () => node(t)));
+  },
+});
+
+const test = (name: string, fn: () => Promise<void>) =>
+  Deno.test({
+    name: `cluster presence: ${name}`,
+    sanitizeOps: false,
+    sanitizeResources: false,
+    fn,
+  });
+
+test("the keys of each atomic step share a slot", async () => {
+  const set = await clusterSet();
+  const port = set.servers[0].port;
+  const slot = async (k: string) => Number(await redisCli(port, "CLUSTER", "KEYSLOT", k));
+  for (const id of ["n1", "node-2.x"]) {
+    const s = await slot(keys.lease(id));
+    assert.equal(await slot(keys.nodeUsers(id)), s);
+    assert.equal(await slot(`chatos:to:{${id}}`), s, "the channel is in the lease's slot");
+  }
+  for (const [a, b] of [["alice", "bob"], ["a}b", "c"], ["x{", "}y"]]) {
+    const k = { a, b, password: 7 };
+    const s = await slot(keys.pairIndex(a, b));
+    assert.equal(await slot(keys.handshake(k)), s, `${a}/${b}`);
+    assert.equal(await slot(keys.handshakePrefix(a, b) + "123"), s);
+  }
+});
+
+test("a user key names its node and the lease's fence", async () => {
+  const t = await target();
+  const p = await node(t);
+  const raw = await rawCluster();
+  try {
+    const u = uniq("fenced");
+    assert.equal(await p.reserve(u, new RecordingInbox()), "ok");
+    const fence = await raw.hget(keys.lease(p.nodeId), "fence");
+    assert.ok(fence, "the lease has a fence");
+    assert.equal(await raw.get(keys.user(u)), `${p.nodeId}|${fence}`);
+  } finally {
+    raw.disconnect();
+    await p.close();
+  }
+});
+
+test("deno task presence reads a Redis Cluster (every primary)", async () => {
+  const set = await clusterSet();
+  const p = await node(await target(), { clientAddress: "127.0.0.1:4343" });
+  try {
+    const names = [uniq("opsa"), uniq("opsb"), uniq("opsc"), uniq("opsd")];
+    for (const u of names) await p.reserve(u, new RecordingInbox());
+    const out = await new Deno.Command(Deno.execPath(), {
+      args: [
+        ...["run", "--allow-net", "--allow-env", "src/ops/presence.ts"],
+        ...["--redis-cluster", set.seeds],
+      ],
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    const text = new TextDecoder().decode(out.stdout);
+    assert.equal(out.code, 0, new TextDecoder().decode(out.stderr));
+    assert.ok(text.includes("127.0.0.1:4343"), text);
+    // Keys spread over the primaries; every one is listed, with its node (not node|fence).
+    for (const u of names) assert.match(text, new RegExp(`${u}\\s+${p.nodeId}\\s*$`, "m"));
+  } finally {
+    await p.close();
+  }
+});
+
+/** A raw client on the shared cluster, for looking at keys. */
+async function rawCluster(): Promise<Cluster> {
+  const raw = new Cluster(parseHostPorts((await clusterSet()).seeds) as never, {
+    lazyConnect: true,
+  });
+  await raw.connect();
+  return raw;
+}
+
+test("a reserve needs this node's own lease", async () => {
+  const p = await node(await target());
+  const raw = await rawCluster();
+  try {
+    p.stallHeartbeats();
+    assert.equal(await raw.del(keys.lease(p.nodeId)), 1);
+    const u = uniq("nolease");
+    await rejectsUnavailable(p.reserve(u, new RecordingInbox()), 3000, "reserve without lease");
+    assert.equal(await raw.get(keys.user(u)), null, "nothing was left behind");
+    p.resumeHeartbeats();
+    await until("ready again", 5000, () => p.ready);
+    assert.equal(await p.reserve(u, new RecordingInbox()), "ok");
+  } finally {
+    raw.disconnect();
+    await p.close();
+  }
+});
+
+test("a node that stalls past its lease gives up what others took, and keeps the rest", async () => {
+  const signal = lostSignal();
+  const t = await target();
+  const p = await node(t, { leaseMs: 800, heartbeatMs: 200, onLost: signal.onLost });
+  const q = await node(t);
+  const raw = await rawCluster();
+  try {
+    const alice = uniq("alice"), bob = uniq("bob");
+    const ib = new RecordingInbox();
+    await p.reserve(alice, new RecordingInbox());
+    await p.reserve(bob, ib);
+    const oldFence = await raw.hget(keys.lease(p.nodeId), "fence");
+    p.stallHeartbeats();
+    await until("the stalled node's lease to lapse", 5000, async () => {
+      return (await raw.exists(keys.lease(p.nodeId))) === 0;
+    });
+    assert.equal(await q.send(bob, bytes(2, 5)), false, "a dead fence receives nothing");
+    assert.equal(await q.reserve(alice, new RecordingInbox()), "ok", "free once the lease lapsed");
+    p.resumeHeartbeats();
+    assert.equal(await signal.lost(), alice, "onLost names the pseudo another node took");
+    await until("the stalled node to be ready again", 5000, () => p.ready);
+    const newFence = await raw.hget(keys.lease(p.nodeId), "fence");
+    assert.notEqual(newFence, oldFence, "a lease created anew has a new fence");
+    assert.equal(
+      await raw.get(keys.user(alice)),
+      `${q.nodeId}|${await raw.hget(keys.lease(q.nodeId), "fence")}`,
+    );
+    assert.equal(await raw.get(keys.user(bob)), `${p.nodeId}|${newFence}`, "the rest re-asserted");
+    assert.equal(await q.send(bob, bytes(2, 6)), true);
+    await ib.waitFor(1);
+    assert.deepEqual(ib.frames, [bytes(2, 6)]);
+  } finally {
+    raw.disconnect();
+    await p.close();
+    await q.close();
+  }
+});
+
+test("a dead holder's pseudo is taken over exactly once by racing nodes", async () => {
+  const t = await target();
+  const p = await node(t, { leaseMs: 600, heartbeatMs: 200 });
+  const [q, r] = await Promise.all([node(t), node(t)]);
+  const raw = await rawCluster();
+  try {
+    const alice = uniq("alice");
+    await p.reserve(alice, new RecordingInbox());
+    p.crash();
+    await until("the dead node's lease to lapse", 5000, async () => {
+      return (await raw.exists(keys.lease(p.nodeId))) === 0;
+    });
+    // Both read the dead holder's value and both try to replace it: one compare-and-set wins.
+    const results = await Promise.all([
+      q.reserve(alice, new RecordingInbox()),
+      r.reserve(alice, new RecordingInbox()),
+    ]);
+    assert.deepEqual(results.toSorted(), ["ok", "taken"]);
+  } finally {
+    raw.disconnect();
+    await Promise.all([p.close(), q.close(), r.close()]);
+  }
+});
+
+test("a value naming a live node with another fence receives nothing", async () => {
+  const t = await target();
+  const [p, q] = await Promise.all([node(t), node(t)]);
+  const raw = await rawCluster();
+  try {
+    const ghost = uniq("ghost");
+    await raw.set(keys.user(ghost), `${p.nodeId}|not-the-fence`);
+    assert.equal(await q.send(ghost, bytes(2, 1)), false);
+    assert.equal(p.stats.receives, 0, "nothing reached p");
+  } finally {
+    raw.disconnect();
+    await Promise.all([p.close(), q.close()]);
+  }
+});
+
+test("after a failover (the epoch grows) a node writes its reservations again", async () => {
+  const set = await clusterSet();
+  const p = await node(await target(), { heartbeatMs: 200 });
+  const raw = await rawCluster();
+  try {
+    const alice = uniq("alice");
+    await p.reserve(alice, new RecordingInbox());
+    const mine = await raw.get(keys.user(alice));
+    // As if the promoted replica had missed this write.
+    await raw.del(keys.user(alice));
+    await set.manualFailover();
+    await until("alice written again", 8000, async () => {
+      return (await raw.get(keys.user(alice))) === mine;
+    });
+  } finally {
+    raw.disconnect();
+    await p.close();
+  }
+});
+
+/** From the primary's death to every node ready again: detection (node timeout 1 s), vote, resync. */
+const FAILOVER_BOUND_MS = 15_000;
+
+test("kill -9 of a primary: fail fast, a replica takes over, pseudos held once, relay works", async () => {
+  const set = await clusterSet();
+  const t = await target();
+  const nodes = await Promise.all([node(t), node(t), node(t)]);
+  const [p, q, r] = nodes;
+  try {
+    const alice = uniq("alice"), bob = uniq("bob");
+    const ia = new RecordingInbox(), ib = new RecordingInbox();
+    assert.equal(await p.reserve(alice, ia), "ok");
+    assert.equal(await q.reserve(bob, ib), "ok");
+    // The primary of alice's key: the worst case for her reservation.
+    const victim = (await set.primaryFor(keys.user(alice)))!;
+    const t0 = Date.now();
+    await victim.kill();
+    await rejectsUnavailable(
+      r.reserve(alice, new RecordingInbox()),
+      5000,
+      "reserve on a dead slot",
+    );
+    await until("a replica to take over", FAILOVER_BOUND_MS, async () => {
+      const now = await set.primaryFor(keys.user(alice));
+      return now !== null && now !== victim;
+    });
+    // Each node learns of the failover from the cluster's epoch, at its next heartbeat.
+    await until(
+      "every node to notice the failover",
+      FAILOVER_BOUND_MS,
+      () =>
+        nodes.every((n) =>
+          logLines.some((l) => l.includes("failed over") && l.includes(`"${n.nodeId}"`))
+        ),
+    );
+    await until("every node ready again", FAILOVER_BOUND_MS, () => nodes.every((n) => n.ready));
+    const took = Date.now() - t0;
+    assert.ok(took < FAILOVER_BOUND_MS, `recovered in ${took} ms`);
+    log("info", "cluster failover: every node ready again", { tookMs: took });
+    // Held once: nobody else gets alice or bob, and the nodes still serve them.
+    assert.equal(await r.reserve(alice, new RecordingInbox()), "taken");
+    assert.equal(await r.reserve(bob, new RecordingInbox()), "taken");
+    assert.equal(await q.send(alice, bytes(2, 1)), true);
+    assert.equal(await p.send(bob, bytes(2, 2)), true);
+    await ia.waitFor(1);
+    await ib.waitFor(1);
+    await r.broadcast(bytes(3, 3), "");
+    await ia.waitFor(2);
+    await ib.waitFor(2);
+    const contested = uniq("race");
+    const results = await Promise.all(
+      Array.from({ length: 30 }, (_, i) => nodes[i % 3].reserve(contested, new RecordingInbox())),
+    );
+    assert.equal(results.filter((x) => x === "ok").length, 1);
+  } finally {
+    for (const n of nodes) await n.close();
+  }
+});
+
+// Runs last: the shared servers must not outlive the run (they are also killed on unload).
+test("stop the redis cluster", async () => {
+  await (await shared)?.stop();
+  shared = null;
+});
