@@ -87,7 +87,7 @@ export const MUTATIONS: Mutation[] = [
     name: "restart-takes-back-live-pseudos",
     why: "after a Redis restart a node takes back pseudos that a live node now holds",
     find:
-      "local held = cur and cur ~= ARGV[1] and redis.call('EXISTS', ARGV[2] .. 'node:' .. cur) == 1",
+      "local held = cur and cur ~= ARGV[1] and redis.call('EXISTS', ARGV[2] .. 'node:{' .. cur .. '}') == 1",
     replace: "local held = false",
     tests: ["tests/presence_redis_test.ts", "tests/cluster_test.ts"],
   },
