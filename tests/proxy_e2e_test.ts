@@ -111,7 +111,9 @@ Deno.test({
       bare.send({ op: Op.CR, pseudo: "carol" });
       assert.deepEqual(await bare.rest(), []);
       assert.equal(metrics.proxyHeaderRefused, 1);
-      assert.ok(lines.some((l) => l.msg === "connection refused" && l.peer === "127.0.0.1"));
+      assert.ok(
+        lines.some((l) => l.msg === "connection refused: PROXY header" && l.peer === "127.0.0.1"),
+      );
       // An untrusted peer is read as ChatOS: a header from it is a malformed frame.
       const forger = await via("127.0.0.5", server.port);
       const before = metrics.malformedFrames;

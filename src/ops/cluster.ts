@@ -273,6 +273,10 @@ function makeNode(
         `--admin-port=${adminPort}`,
         `--log-level=${opts.logLevel ?? "warn"}`,
         ...(behindHaproxy ? ["--proxy-protocol", `--proxy-trusted=${HAPROXY_SOURCE}/32`] : []),
+        // Every local client (the tests, the tools, the bench) comes from 127.0.0.1, even
+        // through HAProxy's PROXY header: per-address limits would cap them all as one.
+        ...["--max-conns-per-address=0", "--max-sessions-per-address=0"],
+        "--conn-rate-per-address=0",
         ...(opts.nodeArgs ?? []),
       ];
       const c = spawnChild(Deno.execPath(), args, output);

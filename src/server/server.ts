@@ -7,16 +7,20 @@
 import { MemoryPresence } from "../presence/memory.ts";
 import type { Presence } from "../presence/presence.ts";
 import { Logger, silentLogger } from "../lib/log.ts";
-import { sleep, withDeadline } from "../lib/async.ts";
+import { withDeadline } from "../lib/async.ts";
 import { closeQuietly, errorMessage } from "../lib/errors.ts";
+import { WarnThrottle } from "../lib/rate.ts";
 import { defaultConfig, type ServerConfig } from "./config.ts";
 import { Metrics } from "./metrics.ts";
-import { startAdmin } from "./admin.ts";
+import { type AdminServer, startAdmin } from "./admin.ts";
+import { acceptEach } from "./listen.ts";
 import { serveConnection } from "./chat/connection.ts";
-import { identifier, peerAddress } from "./net/client_address.ts";
+import { type Identified, identifier } from "./net/client_address.ts";
 import { parseCidrList } from "./net/cidr.ts";
-import { ChatSession } from "./chat/session.ts";
-import type { OutboundQueue } from "./chat/outbound.ts";
+import { ChatSession, type SessionPlace } from "./chat/session.ts";
+import { type OutboundQueue, QueueBudget } from "./chat/outbound.ts";
+import { defaultFdBudget, FdBudget, processFdLimit } from "./limits/fd_budget.ts";
+import { Admission } from "./limits/admission.ts";
 import { Handshakes } from "./links/handshakes.ts";
 import { LinkGuard } from "./links/guard.ts";
 import { LinkBroker } from "./links/broker.ts";
@@ -82,6 +86,10 @@ export async function startServer(
   const metrics = new Metrics();
   const sessions = new Map<string, ChatSession>();
   const outbound = new Set<OutboundQueue>();
+  const queueBudget = new QueueBudget(config.maxQueuedBytesTotal);
+  const budget = new FdBudget(config.maxFds || defaultFdBudget(processFdLimit()));
+  const admission = new Admission(config, budget, metrics);
+  const warn = new WarnThrottle(log, config.warnIntervalMs);
   let draining = false;
 
   const identify = identifier(proxyPolicy(config)); // throws on a bad list, before listening
@@ -122,13 +130,15 @@ export async function startServer(
   }
 
   const handshakes = new Handshakes(presence, log);
-  const guard = new LinkGuard(presence, handshakes, config, log, metrics);
+  const guard = new LinkGuard(presence, handshakes, config, log, warn, metrics);
   const links = new LinkBroker({
     presence,
     handshakes,
     guard,
     log,
+    warn,
     metrics,
+    budget,
     limits: config,
     bridge: { address: bridgeAddress, secret: config.clusterSecret },
   });
@@ -140,18 +150,28 @@ export async function startServer(
     metrics,
     limits: config,
     draining: () => draining,
+    maxSessionsPerAddress: config.maxSessionsPerAddress,
   };
   const connectionDeps = {
-    identify,
     limits: config,
     log,
+    warn,
     metrics,
     links,
     outbound,
-    newSession: (out: OutboundQueue, address: string, close: (reason: string) => void) =>
-      new ChatSession(sessionDeps, out, address, close),
+    queueBudget,
+    fanOut: () => Math.max(1, sessions.size - 1),
+    newSession: (
+      out: OutboundQueue,
+      address: string,
+      close: (reason: string) => void,
+      place: SessionPlace,
+    ) => new ChatSession(sessionDeps, out, address, close, place),
   };
-  metrics.gauges.connections = () => open.size;
+  metrics.gauges.connections = () => admission.open;
+  metrics.gauges.fd_budget_used = () => budget.used;
+  metrics.gauges.fd_budget_max = () => budget.max;
+  metrics.gauges.outbound_charged_bytes = () => queueBudget.used;
   metrics.gauges.sessions = () => sessions.size;
   metrics.gauges.links_pending = () => links.parkedCount;
   metrics.gauges.link_ends_active = () => links.activeEnds;
@@ -159,18 +179,10 @@ export async function startServer(
   const open = new Set<Deno.Conn>();
   const handlers = new Set<Promise<void>>();
   const isDraining = () => draining;
+  const acceptDeps = { draining: isDraining, warn, metrics };
 
-  const acceptLoop = acceptEach(listener, isDraining, log, (conn) => {
+  const acceptLoop = acceptEach(listener, acceptDeps, (conn) => {
     metrics.connectionsOpened++;
-    if (open.size >= config.maxConnections) {
-      metrics.connectionsRejected++;
-      log.warn("connection rejected", {
-        address: peerAddress(conn),
-        reason: `over --max-connections ${config.maxConnections}`,
-      });
-      closeQuietly(conn);
-      return;
-    }
     try {
       conn.setNoDelay(true);
       // An idle chat user's connection may cross NATs and balancers that drop silent flows.
@@ -178,20 +190,57 @@ export async function startServer(
     } catch {
       // reset before we got to it: the first read will say so
     }
+    const who = identify(conn);
+    if (!(who instanceof Promise)) return serve(conn, who);
+    // A trusted balancer's connection: admitted under its client's address once the header is read.
     open.add(conn);
-    const h = serveConnection(conn, connectionDeps, () => open.delete(conn));
+    const h = who.then((w) => {
+      open.delete(conn);
+      serve(conn, w);
+    });
     handlers.add(h);
     void h.finally(() => handlers.delete(h));
   });
 
+  /** Admits a connection under its real address and serves it, or refuses it. */
+  function serve(conn: Deno.TcpConn, who: Identified): void {
+    if (!who.ok) {
+      metrics.proxyHeaderRefused++;
+      metrics.refuse("proxy_header");
+      warn.warn("connection refused: PROXY header", { peer: who.address, reason: who.reason });
+      closeQuietly(conn);
+      return;
+    }
+    const address = who.address;
+    const ticket = admission.admit(address);
+    if (typeof ticket === "string") {
+      metrics.connectionsRejected++;
+      metrics.refuse(ticket);
+      warn.warn("connection refused", { address, reason: ticket });
+      closeQuietly(conn);
+      return;
+    }
+    open.add(conn);
+    const h = serveConnection(conn, connectionDeps, ticket, who.initial, () => open.delete(conn));
+    handlers.add(h);
+    void h.finally(() => handlers.delete(h));
+  }
+
   const bridgeLoop = bridgeListener &&
-    acceptEach(bridgeListener, isDraining, log, (conn) => {
-      void links.acceptBridge(conn).catch((e) =>
+    acceptEach(bridgeListener, acceptDeps, (conn) => {
+      const lease = budget.tryAcquire("bridge");
+      if (!lease) {
+        metrics.refuse("fd_budget");
+        warn.warn("bridge connection refused: descriptor budget spent", {});
+        closeQuietly(conn);
+        return;
+      }
+      void links.acceptBridge(conn, lease).catch((e) =>
         log.warn("bridge connection failed", { error: errorMessage(e) })
       );
     });
 
-  let admin: Deno.HttpServer<Deno.NetAddr> | null = null;
+  let admin: AdminServer | null = null;
   if (config.adminPort >= 0) {
     try {
       admin = bind(
@@ -205,7 +254,7 @@ export async function startServer(
             health: () => presence.health,
             mailboxDepths: () => [...sessions.values()].map((s) => s.mailbox.depth),
             queuedBytes: () => queuedBytes(outbound),
-          }),
+          }, { ...acceptDeps, budget }),
       );
     } catch (e) {
       listener.close();
@@ -221,7 +270,8 @@ export async function startServer(
     port: addr.port,
     presence: config.presence,
     bridge: bridgeAddress || undefined,
-    admin: admin ? `http://${config.adminHost}:${admin.addr.port}/metrics` : undefined,
+    admin: admin ? `http://${config.adminHost}:${admin.port}/metrics` : undefined,
+    maxFds: budget.max,
   });
 
   let closing: Promise<void> | null = null;
@@ -229,10 +279,10 @@ export async function startServer(
     hostname: addr.hostname,
     port: addr.port,
     bridgePort: bridgeListener ? bridgeListener.addr.port : -1,
-    adminPort: admin ? admin.addr.port : -1,
+    adminPort: admin ? admin.port : -1,
     context: { metrics, sessions, outbound },
     get connections() {
-      return open.size;
+      return admission.open;
     },
     close(drainMs = 0) {
       closing ??= (async () => {
@@ -272,44 +322,6 @@ function bind<T>(flag: string, host: string, port: number, open: () => T): T {
   }
 }
 
-/**
- * Accepts until the listener is closed. A failed accept (a peer that reset
- * before we got to it, or no file descriptors left) is logged and skipped: it
- * must never stop the node from accepting.
- */
-async function acceptEach(
-  listener: Deno.Listener,
-  draining: () => boolean,
-  log: Logger,
-  onConn: (conn: Deno.TcpConn) => void,
-): Promise<void> {
-  while (true) {
-    let conn: Deno.Conn;
-    try {
-      conn = await listener.accept();
-    } catch (e) {
-      if (
-        draining() || e instanceof Deno.errors.BadResource || e instanceof Deno.errors.Interrupted
-      ) {
-        return;
-      }
-      log.warn("accept failed", { error: errorMessage(e) });
-      // Out of descriptors: give closing connections a moment instead of spinning.
-      if (errorMessage(e).includes("Too many open files")) await sleep(100);
-      continue;
-    }
-    onConn(conn as Deno.TcpConn);
-  }
-}
-
-/** The PROXY protocol policy of the client listener, or null when it is off. */
-function proxyPolicy(config: ServerConfig) {
-  if (!config.proxyProtocol) return null;
-  const trusted = parseCidrList(config.proxyTrusted);
-  if (!trusted.ok) throw new TypeError(`--proxy-trusted: ${trusted.reason}`);
-  return { trusted: trusted.list, headerTimeoutMs: config.proxyHeaderTimeoutMs };
-}
-
 function queuedBytes(outbound: ReadonlySet<OutboundQueue>): number {
   let n = 0;
   for (const q of outbound) n += q.pending;
@@ -323,4 +335,12 @@ async function drainOutput(outbound: Set<OutboundQueue>, ms: number, log: Logger
   await withDeadline(all, ms, () => new Error("drain deadline")).catch(() => {});
   const left = queuedBytes(outbound);
   if (left > 0) log.warn("drain deadline passed with output queued", { bytes: left });
+}
+
+/** The PROXY protocol policy of the client listener, or null when it is off. */
+function proxyPolicy(config: ServerConfig) {
+  if (!config.proxyProtocol) return null;
+  const trusted = parseCidrList(config.proxyTrusted);
+  if (!trusted.ok) throw new TypeError(`--proxy-trusted: ${trusted.reason}`);
+  return { trusted: trusted.list, headerTimeoutMs: config.proxyHeaderTimeoutMs };
 }

@@ -11,7 +11,7 @@ import type { HandshakeKey } from "../../protocol/mod.ts";
 import type { Presence } from "../../presence/presence.ts";
 import type { Logger } from "../../lib/log.ts";
 import { errorMessage } from "../../lib/errors.ts";
-import { LogBudget } from "../../lib/log_budget.ts";
+import type { WarnThrottle } from "../../lib/rate.ts";
 import type { Metrics } from "../metrics.ts";
 import type { Handshakes } from "./handshakes.ts";
 import { AddressLimiter, clientKey, judgeAttempt, type LinkRole } from "./guard_policy.ts";
@@ -37,15 +37,17 @@ export class LinkGuard {
   #metrics: Metrics;
   #limiter: AddressLimiter;
   /** Refusals can be sent as fast as connections open: their log lines are rate-limited. */
-  #quiet = new LogBudget(10, 1000);
+  #warn: WarnThrottle;
 
   constructor(
     presence: Presence,
     handshakes: Handshakes,
     limits: GuardLimits,
     log: Logger,
+    warn: WarnThrottle,
     metrics: Metrics,
   ) {
+    this.#warn = warn;
     this.#presence = presence;
     this.#handshakes = handshakes;
     this.#limits = limits;
@@ -108,7 +110,6 @@ export class LinkGuard {
   }
 
   #note(msg: string, fields: Record<string, unknown>): void {
-    const say = this.#quiet.take();
-    if (say) this.#log.warn(msg, { ...fields, ...say });
+    this.#warn.warn(msg, fields);
   }
 }

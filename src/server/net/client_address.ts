@@ -29,17 +29,27 @@ export function peerAddress(conn: Deno.Conn): string {
   return a.hostname ? canonicalAddress(a.hostname) : "unknown";
 }
 
-/** Returns an identify step: the socket's address, or the PROXY header's when `policy` is set. */
-export function identifier(policy: ProxyPolicy | null): (conn: Deno.Conn) => Promise<Identified> {
-  if (policy === null) {
-    return (conn) => Promise.resolve({ ok: true, address: peerAddress(conn), initial: NOTHING });
-  }
-  return (conn) => readProxyHeader(conn, policy);
+/**
+ * Who a new connection is: at once (a value) when no header is expected from
+ * its peer, or once its header is read (a promise) when it is.
+ */
+export function identifier(
+  policy: ProxyPolicy | null,
+): (conn: Deno.Conn) => Identified | Promise<Identified> {
+  return (conn) => {
+    const peer = peerAddress(conn);
+    if (policy === null || !policy.trusted.contains(peer)) {
+      return { ok: true, address: peer, initial: NOTHING };
+    }
+    return readProxyHeader(conn, peer, policy);
+  };
 }
 
-async function readProxyHeader(conn: Deno.Conn, policy: ProxyPolicy): Promise<Identified> {
-  const peer = peerAddress(conn);
-  if (!policy.trusted.contains(peer)) return { ok: true, address: peer, initial: NOTHING };
+async function readProxyHeader(
+  conn: Deno.Conn,
+  peer: string,
+  policy: ProxyPolicy,
+): Promise<Identified> {
   const reader = new ProxyHeaderReader();
   const buf = new Uint8Array(1024);
   let timedOut = false;
