@@ -1,9 +1,10 @@
 /**
  * A ChatOS connection from a chosen loopback source address (127.0.0.7, say),
- * for tests where who a client is matters: Deno.connect cannot bind a local
- * address, node:net can. Frames in, frames out, and the raw bytes after them.
+ * speaking frames both ways (from_address.ts's RawConn speaks bytes), for
+ * tests where who a client is matters.
  */
-import net from "node:net";
+import type net from "node:net";
+import { connectFrom } from "./from_address.ts";
 import { encode, type Frame, FrameDecoder } from "../../src/protocol/mod.ts";
 import { withDeadline } from "../../src/lib/async.ts";
 
@@ -38,12 +39,8 @@ export class SourcedClient {
   }
 
   /** Connects to 127.0.0.1:`port` from `localAddress`. */
-  static connect(port: number, localAddress: string): Promise<SourcedClient> {
-    return new Promise((resolve, reject) => {
-      const socket = net.connect({ host: "127.0.0.1", port, localAddress });
-      socket.once("connect", () => resolve(new SourcedClient(socket)));
-      socket.once("error", reject);
-    });
+  static async connect(port: number, localAddress: string): Promise<SourcedClient> {
+    return new SourcedClient(await connectFrom(port, localAddress));
   }
 
   #wake(): void {
