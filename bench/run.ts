@@ -66,7 +66,7 @@ if (opt.help) usage(0);
 if (opt.list) {
   for (const s of SCENARIOS) {
     const groups = s.groups.length ? ` [${s.groups.join(", ")}]` : "";
-    console.log(`${s.name.padEnd(14)} ${s.profiles.join(" ").padEnd(16)} ${groups}`);
+    console.log(`${s.name.padEnd(19)} ${s.profiles.join(" ").padEnd(16)} ${groups}`);
   }
   Deno.exit(0);
 }
@@ -146,7 +146,7 @@ async function runScenario(s: Scenario): Promise<boolean> {
     }
     return false;
   } finally {
-    await h.children.stop(2000, fixtures.children);
+    await h.children.stop(2000, await fixtures.children);
   }
 }
 
