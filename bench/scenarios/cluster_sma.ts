@@ -40,6 +40,7 @@ export function smaClusterOn(redis: BenchRedis): Scenario {
         ...latency(s.hist),
         ...cpuFields(s),
         redis_cpu_s: s.otherCpu,
+        redis_servers: redisPids().length,
         receivers,
         senders,
         sma_per_s: s.sent,

@@ -52,6 +52,7 @@ export function spmClusterOn(redis: BenchRedis): Scenario {
         ...latency(o.hist),
         ...cpuFields(o),
         redis_cpu_s: o.otherCpu,
+        redis_servers: redisPids().length,
         pairs,
         window,
         errors: o.errors || undefined,
@@ -70,6 +71,7 @@ export function spmClusterOn(redis: BenchRedis): Scenario {
         offered_share: p.rate / rate,
         ...cpuFields(p),
         redis_cpu_s: p.otherCpu,
+        redis_servers: redisPids().length,
         errors: p.errors || undefined,
       });
     },
