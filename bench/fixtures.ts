@@ -66,8 +66,8 @@ export class Fixtures {
   }
 
   /** Children the run must not stop between scenarios: the shared cluster's nodes. */
-  get children(): Promise<ReadonlySet<Child>> {
-    return this.#shared?.started.then((s) => s.nodes) ?? Promise.resolve(new Set());
+  async children(): Promise<ReadonlySet<Child>> {
+    return (await this.#shared?.started)?.nodes ?? new Set();
   }
 
   /** Three nodes in redis presence mode on `redis`, probed; or why not. */
@@ -95,7 +95,7 @@ export class Fixtures {
   }
 }
 
-/** Starts Redis of the kind asked and three nodes on it (any of them failing to start: `skipped`). */
+/** Starts Redis of the kind asked and three nodes on it; never rejects (a failure is `skipped`). */
 export async function startBenchCluster(h: Harness, redis: BenchRedis): Promise<Started> {
   const nodes: Proc[] = [];
   let single: RedisProcess | null = null;
@@ -118,7 +118,11 @@ export async function startBenchCluster(h: Harness, redis: BenchRedis): Promise<
   let redisPids: () => number[];
   if (redis === "single") {
     h.console.progress("cluster: starting redis-server and 3 nodes");
-    single = await h.startRedis();
+    try {
+      single = await h.startRedis();
+    } catch (e) {
+      return await skip(`redis-server did not start: ${errorMessage(e)}`);
+    }
     if (!single) return await skip("redis-server is not installed");
     const p = single;
     flags = ["--redis-url", p.url];

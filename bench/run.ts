@@ -148,7 +148,7 @@ async function runScenario(s: Scenario): Promise<boolean> {
     }
     return false;
   } finally {
-    await h.children.stop(2000, await fixtures.children);
+    await h.children.stop(2000, await fixtures.children());
   }
 }
 
