@@ -3,6 +3,7 @@
  * the load generators (all children that speak JSON lines), and a throwaway
  * Redis (src/ops/processes.ts). One Harness per run; no module state.
  */
+import { OPTIONS } from "../src/server/config.ts";
 import { freePort, type RedisProcess, startRedis } from "../src/ops/processes.ts";
 import type { GenConfig } from "./gen/config.ts";
 import type { Profile } from "./profiles.ts";
@@ -24,7 +25,22 @@ export interface Proc {
   port: number;
 }
 
-const SERVER_FLAGS = ["--log-level", "error", "--max-connections", "19500"];
+/**
+ * Every bench client comes from loopback, so the per-address limits are off;
+ * and the honest scenarios measure throughput, which flood control exists to
+ * cap, so it is off too. The hostile scenarios turn it back on (FLOOD_CONTROL).
+ */
+const SERVER_FLAGS = [
+  ...["--log-level", "error", "--max-connections", "19500"],
+  ...["--max-conns-per-address", "0", "--max-sessions-per-address", "0"],
+  ...["--conn-rate-per-address", "0", "--rate-frames", "0", "--rate-bytes", "0"],
+];
+
+/** The server's default flood control, for scenarios that measure it (later flags win). */
+export const FLOOD_CONTROL = ["rate-frames", "rate-bytes"].flatMap((flag) => [
+  `--${flag}`,
+  OPTIONS.find((o) => o.flag === flag)!.default,
+]);
 
 export class Harness {
   readonly profile: Profile;

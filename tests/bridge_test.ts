@@ -12,6 +12,9 @@ import { Metrics } from "../src/server/metrics.ts";
 import { MemoryPresence } from "../src/presence/memory.ts";
 import { encode, Op } from "../src/protocol/mod.ts";
 import { silentLogger } from "../src/lib/log.ts";
+import { WarnThrottle } from "../src/lib/rate.ts";
+import { FdBudget } from "../src/server/limits/fd_budget.ts";
+import { defaultConfig } from "../src/server/config.ts";
 import { withDeadline, writeAll } from "../src/lib/async.ts";
 
 const SECRET = "a-cluster-secret-of-some-length";
@@ -96,6 +99,7 @@ Deno.test("bridge greeting: a silent peer times out and its socket is closed", a
 Deno.test("bridge: a token joins once; the same greeting replayed is answered 0", async () => {
   const presence = new MemoryPresence({ nodeId: "n1" });
   const metrics = new Metrics();
+  const budget = new FdBudget(100);
   const handshakes = new Handshakes(presence, silentLogger);
   const guard = new LinkGuard(
     presence,
@@ -106,6 +110,7 @@ Deno.test("bridge: a token joins once; the same greeting replayed is answered 0"
       guessWindowMs: 60_000,
     },
     silentLogger,
+    new WarnThrottle(silentLogger, 10_000),
     metrics,
   );
   const broker = new LinkBroker({
@@ -113,8 +118,10 @@ Deno.test("bridge: a token joins once; the same greeting replayed is answered 0"
     handshakes,
     guard,
     log: silentLogger,
+    warn: new WarnThrottle(silentLogger, 10_000),
     metrics,
-    limits: { linkBufferBytes: 65536, handshakeTtlMs: 60_000 },
+    budget,
+    limits: { ...defaultConfig(), handshakeTtlMs: 60_000 },
     bridge: { address: "127.0.0.1:1", secret: SECRET },
   });
   const key = { a: "alice", b: "bob", password: 7 };
@@ -123,26 +130,30 @@ Deno.test("bridge: a token joins once; the same greeting replayed is answered 0"
   // B's accepting end, parked on this node.
   const [bServer, bClient] = await socketPair();
   const accept = { op: Op.TCPAccept, sender: "alice", recipient: "bob", password: 7 } as const;
-  await broker.openAccept(bServer, accept, encode(accept), new Uint8Array(0), "127.0.0.1");
+  await broker.openAccept(bServer, accept, encode(accept), new Uint8Array(0), "127.0.0.1", {
+    release() {},
+  });
   assert.equal(broker.parkedCount, 1);
   const endpoint = await presence.claimHandshake(key);
   assert.ok(endpoint);
   const greeting = await encodeGreeting(endpoint.token, SECRET);
 
   const [s1, c1] = await socketPair();
-  const first = broker.acceptBridge(s1);
+  const first = broker.acceptBridge(s1, budget.tryAcquire("bridge")!);
   await writeAll(c1, greeting);
   assert.deepEqual(await readN(c1, 1), [1], "joined");
   await first;
   assert.deepEqual(await readN(bClient, 2), [8, 1], "B hears ERROR 1");
 
   const [s2, c2] = await socketPair();
-  const replay = broker.acceptBridge(s2);
+  const replay = broker.acceptBridge(s2, budget.tryAcquire("bridge")!);
   await writeAll(c2, greeting);
   assert.deepEqual(await readN(c2, 2), [0], "no such end: 0, then closed");
   await replay;
 
   broker.closeAll();
+  await Promise.all([first, replay]);
+  assert.equal(budget.used, 0, "every bridge socket gave its descriptor back");
   for (const c of [c1, c2, bClient]) c.close();
   await presence.close();
 });

@@ -44,7 +44,10 @@ for (const role of ["asker", "invited"] as const) {
         const c = await connect();
         const code = await c.login("alice");
         if (code === ErrorCode.OK) next = c;
-        else assert.equal(code, ErrorCode.PseudoUnavailable);
+        else {
+          assert.equal(code, ErrorCode.PseudoUnavailable);
+          c.close();
+        }
       }
       assert.ok(next, "the pseudo became free again");
       const f = await bobHearsAbort;

@@ -5,6 +5,7 @@
  * whether the flood starves everyone else.
  */
 import type { GenConfig } from "../gen/config.ts";
+import { FLOOD_CONTROL } from "../harness.ts";
 import { type LoadResult, runLoad } from "../measure.ts";
 import { cpuFields, ms } from "../report.ts";
 import type { RunContext } from "../scenario.ts";
@@ -18,7 +19,7 @@ export async function runFlood(
   flood: (port: number) => Config,
   pairRate: number,
 ): Promise<LoadResult> {
-  const server = await ctx.h.startServer("server");
+  const server = await ctx.h.startServer("server", FLOOD_CONTROL);
   try {
     // A small window: the schedule, not the acks, sets the pair's pace even when latency spikes.
     const pair: Config = {

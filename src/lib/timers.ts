@@ -15,3 +15,10 @@ export function unrefTimeout(fn: () => void, ms: number): TimerId {
 export function clearTimer(id: TimerId | undefined): void {
   if (id !== undefined) clearTimeout(id);
 }
+
+/** A repeating timer that does not keep the process alive; stop it with `clearTimer`. */
+export function unrefInterval(fn: () => void, ms: number): TimerId {
+  const id = setInterval(fn, ms);
+  Deno.unrefTimer(id as unknown as number);
+  return id;
+}

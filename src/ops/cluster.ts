@@ -255,6 +255,10 @@ function makeNode(
         `--cluster-secret-file=${secretFile}`,
         `--admin-port=${adminPort}`,
         `--log-level=${opts.logLevel ?? "warn"}`,
+        // Behind HAProxy every client has HAProxy's address: per-address limits would cap
+        // the whole cluster, so they are the balancer's job here.
+        ...["--max-conns-per-address=0", "--max-sessions-per-address=0"],
+        "--conn-rate-per-address=0",
         ...(opts.nodeArgs ?? []),
       ];
       const c = spawnChild(Deno.execPath(), args, output);

@@ -1,6 +1,8 @@
 /** `deno task serve`: parse the configuration, start a node, stop it on SIGINT/SIGTERM. */
 import { ConfigError, helpText, parseConfig } from "./config.ts";
 import { Logger } from "../lib/log.ts";
+import { errorMessage } from "../lib/errors.ts";
+import { WarnThrottle } from "../lib/rate.ts";
 import { startServer } from "./server.ts";
 
 async function main(): Promise<number> {
@@ -21,11 +23,17 @@ async function main(): Promise<number> {
   const config = parsed.config;
   if (!config.nodeId) config.nodeId = crypto.randomUUID().slice(0, 8);
   const log = new Logger(config.logLevel, { node: config.nodeId });
+  // A promise nobody handled is a bug to fix, never a reason to drop every user.
+  const warn = new WarnThrottle(log, config.warnIntervalMs);
+  globalThis.addEventListener("unhandledrejection", (e) => {
+    e.preventDefault();
+    warn.warn("unhandled rejection", { error: errorMessage(e.reason) });
+  });
   let server;
   try {
     server = await startServer(config, { logger: log });
   } catch (e) {
-    log.error("could not start", { error: String(e) });
+    log.error("could not start", { error: errorMessage(e) });
     return 1;
   }
   const stopped = Promise.withResolvers<number>();
@@ -38,7 +46,7 @@ async function main(): Promise<number> {
     }
     log.info("shutting down", { signal: sig, drainMs: config.drainTimeoutMs });
     server.close(config.drainTimeoutMs).then(() => stopped.resolve(0), (e) => {
-      log.error("shutdown failed", { error: String(e) });
+      log.error("shutdown failed", { error: errorMessage(e) });
       stopped.resolve(1);
     });
   };

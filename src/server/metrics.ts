@@ -19,9 +19,25 @@ export class Metrics {
   linksOpened = 0;
   linkBytes = 0;
   hijackStrikes = 0;
+  /** Connections and requests refused by a limit, by the limit's name. */
+  refused: Record<string, number> = {};
+  /** Never-logged-in connections closed to make room on a full node. */
+  evictions = 0;
+  /** Times a session's socket stopped being read until its rate budget refilled. */
+  throttled = 0;
+  /** Output bytes thrown away with dropped slow readers. */
+  slowReaderDiscardedBytes = 0;
+  /** Failed accepts (e.g. out of descriptors); the listener backs off and goes on. */
+  acceptErrors = 0;
+  /** Private links closed for being idle. */
+  linksIdleClosed = 0;
 
   /** Gauges read at scrape time. */
   gauges: Record<string, () => number> = {};
+
+  refuse(reason: string): void {
+    this.refused[reason] = (this.refused[reason] ?? 0) + 1;
+  }
 
   countOut(frame: Uint8Array): void {
     const op = frame[0];
@@ -42,11 +58,15 @@ export class Metrics {
         `chatos_${name} ${v}`,
       );
     };
-    counter("connections_opened_total", "TCP connections accepted", [["", this.connectionsOpened]]);
-    counter("connections_rejected_total", "connections closed at once (over the limit)", [[
-      "",
-      this.connectionsRejected,
-    ]]);
+    const single: Array<[string, string, number]> = [
+      ["connections_opened_total", "TCP connections accepted", this.connectionsOpened],
+      [
+        "connections_rejected_total",
+        "connections closed at once (over a limit)",
+        this.connectionsRejected,
+      ],
+    ];
+    for (const [name, help, v] of single) counter(name, help, [["", v]]);
     const byOp = (arr: number[]) =>
       arr.flatMap((v, op) => (op === 0 ? [] : [[`{op="${opName[op]}"}`, v] as [string, number]]));
     counter("frames_in_total", "frames received by opcode", byOp(this.framesIn));
@@ -58,24 +78,29 @@ export class Metrics {
         (v === 0 && code > 9) || code === 0 ? [] : [[`{code="${code}"}`, v] as [string, number]]
       ),
     );
-    counter("malformed_frames_total", "connections closed for a malformed frame", [[
-      "",
-      this.malformedFrames,
-    ]]);
-    counter("slow_consumer_drops_total", "connections dropped for not reading", [[
-      "",
-      this.slowConsumerDrops,
-    ]]);
-    counter("login_timeouts_total", "connections closed for not logging in", [[
-      "",
-      this.loginTimeouts,
-    ]]);
-    counter("links_opened_total", "private links paired", [["", this.linksOpened]]);
-    counter("link_bytes_total", "bytes copied over private links", [["", this.linkBytes]]);
-    counter("link_strikes_total", "failed attempts to join a private link", [[
-      "",
-      this.hijackStrikes,
-    ]]);
+    const more: Array<[string, string, number]> = [
+      ["malformed_frames_total", "connections closed for a malformed frame", this.malformedFrames],
+      ["slow_consumer_drops_total", "connections dropped for not reading", this.slowConsumerDrops],
+      ["login_timeouts_total", "connections closed for not logging in", this.loginTimeouts],
+      ["links_opened_total", "private links paired", this.linksOpened],
+      ["link_bytes_total", "bytes copied over private links", this.linkBytes],
+      ["link_strikes_total", "failed attempts to join a private link", this.hijackStrikes],
+      ["evictions_total", "never-logged-in connections closed to make room", this.evictions],
+      ["throttled_total", "times a session was not read until its budget refilled", this.throttled],
+      [
+        "slow_reader_discarded_bytes_total",
+        "output discarded with dropped slow readers",
+        this.slowReaderDiscardedBytes,
+      ],
+      ["accept_errors_total", "failed accepts (the listener backs off)", this.acceptErrors],
+      ["links_idle_closed_total", "private links closed for being idle", this.linksIdleClosed],
+    ];
+    for (const [name, help, v] of more) counter(name, help, [["", v]]);
+    counter(
+      "refused_total",
+      "connections or requests refused by a limit, by reason",
+      Object.entries(this.refused).map(([r, v]) => [`{reason="${r}"}`, v] as [string, number]),
+    );
     for (const [name, read] of Object.entries(this.gauges)) {
       gauge(name, name.replaceAll("_", " "), read());
     }

@@ -7,14 +7,18 @@
 import { MemoryPresence } from "../presence/memory.ts";
 import type { Presence } from "../presence/presence.ts";
 import { Logger, silentLogger } from "../lib/log.ts";
-import { sleep, withDeadline } from "../lib/async.ts";
+import { withDeadline } from "../lib/async.ts";
 import { closeQuietly, errorMessage } from "../lib/errors.ts";
+import { WarnThrottle } from "../lib/rate.ts";
 import { defaultConfig, type ServerConfig } from "./config.ts";
 import { Metrics } from "./metrics.ts";
-import { startAdmin } from "./admin.ts";
+import { type AdminServer, startAdmin } from "./admin.ts";
+import { acceptEach } from "./listen.ts";
 import { remoteAddress, serveConnection } from "./chat/connection.ts";
-import { ChatSession } from "./chat/session.ts";
-import type { OutboundQueue } from "./chat/outbound.ts";
+import { ChatSession, type SessionPlace } from "./chat/session.ts";
+import { type OutboundQueue, QueueBudget } from "./chat/outbound.ts";
+import { defaultFdBudget, FdBudget, processFdLimit } from "./limits/fd_budget.ts";
+import { Admission } from "./limits/admission.ts";
 import { Handshakes } from "./links/handshakes.ts";
 import { LinkGuard } from "./links/guard.ts";
 import { LinkBroker } from "./links/broker.ts";
@@ -80,6 +84,10 @@ export async function startServer(
   const metrics = new Metrics();
   const sessions = new Map<string, ChatSession>();
   const outbound = new Set<OutboundQueue>();
+  const queueBudget = new QueueBudget(config.maxQueuedBytesTotal);
+  const budget = new FdBudget(config.maxFds || defaultFdBudget(processFdLimit()));
+  const admission = new Admission(config, budget, metrics);
+  const warn = new WarnThrottle(log, config.warnIntervalMs);
   let draining = false;
 
   const listener = bind(
@@ -119,13 +127,15 @@ export async function startServer(
   }
 
   const handshakes = new Handshakes(presence, log);
-  const guard = new LinkGuard(presence, handshakes, config, log, metrics);
+  const guard = new LinkGuard(presence, handshakes, config, log, warn, metrics);
   const links = new LinkBroker({
     presence,
     handshakes,
     guard,
     log,
+    warn,
     metrics,
+    budget,
     limits: config,
     bridge: { address: bridgeAddress, secret: config.clusterSecret },
   });
@@ -137,17 +147,28 @@ export async function startServer(
     metrics,
     limits: config,
     draining: () => draining,
+    maxSessionsPerAddress: config.maxSessionsPerAddress,
   };
   const connectionDeps = {
     limits: config,
     log,
+    warn,
     metrics,
     links,
     outbound,
-    newSession: (out: OutboundQueue, address: string, close: (reason: string) => void) =>
-      new ChatSession(sessionDeps, out, address, close),
+    queueBudget,
+    fanOut: () => Math.max(1, sessions.size - 1),
+    newSession: (
+      out: OutboundQueue,
+      address: string,
+      close: (reason: string) => void,
+      place: SessionPlace,
+    ) => new ChatSession(sessionDeps, out, address, close, place),
   };
-  metrics.gauges.connections = () => open.size;
+  metrics.gauges.connections = () => admission.open;
+  metrics.gauges.fd_budget_used = () => budget.used;
+  metrics.gauges.fd_budget_max = () => budget.max;
+  metrics.gauges.outbound_charged_bytes = () => queueBudget.used;
   metrics.gauges.sessions = () => sessions.size;
   metrics.gauges.links_pending = () => links.parkedCount;
   metrics.gauges.link_ends_active = () => links.activeEnds;
@@ -155,15 +176,16 @@ export async function startServer(
   const open = new Set<Deno.Conn>();
   const handlers = new Set<Promise<void>>();
   const isDraining = () => draining;
+  const acceptDeps = { draining: isDraining, warn, metrics };
 
-  const acceptLoop = acceptEach(listener, isDraining, log, (conn) => {
+  const acceptLoop = acceptEach(listener, acceptDeps, (conn) => {
     metrics.connectionsOpened++;
-    if (open.size >= config.maxConnections) {
+    const address = remoteAddress(conn);
+    const ticket = admission.admit(address);
+    if (typeof ticket === "string") {
       metrics.connectionsRejected++;
-      log.warn("connection rejected", {
-        address: remoteAddress(conn),
-        reason: `over --max-connections ${config.maxConnections}`,
-      });
+      metrics.refuse(ticket);
+      warn.warn("connection refused", { address, reason: ticket });
       closeQuietly(conn);
       return;
     }
@@ -173,19 +195,26 @@ export async function startServer(
       // reset before we got to it: the first read will say so
     }
     open.add(conn);
-    const h = serveConnection(conn, connectionDeps, () => open.delete(conn));
+    const h = serveConnection(conn, connectionDeps, ticket, () => open.delete(conn));
     handlers.add(h);
     void h.finally(() => handlers.delete(h));
   });
 
   const bridgeLoop = bridgeListener &&
-    acceptEach(bridgeListener, isDraining, log, (conn) => {
-      void links.acceptBridge(conn).catch((e) =>
+    acceptEach(bridgeListener, acceptDeps, (conn) => {
+      const lease = budget.tryAcquire("bridge");
+      if (!lease) {
+        metrics.refuse("fd_budget");
+        warn.warn("bridge connection refused: descriptor budget spent", {});
+        closeQuietly(conn);
+        return;
+      }
+      void links.acceptBridge(conn, lease).catch((e) =>
         log.warn("bridge connection failed", { error: errorMessage(e) })
       );
     });
 
-  let admin: Deno.HttpServer<Deno.NetAddr> | null = null;
+  let admin: AdminServer | null = null;
   if (config.adminPort >= 0) {
     try {
       admin = bind(
@@ -199,7 +228,7 @@ export async function startServer(
             health: () => presence.health,
             mailboxDepths: () => [...sessions.values()].map((s) => s.mailbox.depth),
             queuedBytes: () => queuedBytes(outbound),
-          }),
+          }, { ...acceptDeps, budget }),
       );
     } catch (e) {
       listener.close();
@@ -215,7 +244,8 @@ export async function startServer(
     port: addr.port,
     presence: config.presence,
     bridge: bridgeAddress || undefined,
-    admin: admin ? `http://${config.adminHost}:${admin.addr.port}/metrics` : undefined,
+    admin: admin ? `http://${config.adminHost}:${admin.port}/metrics` : undefined,
+    maxFds: budget.max,
   });
 
   let closing: Promise<void> | null = null;
@@ -223,10 +253,10 @@ export async function startServer(
     hostname: addr.hostname,
     port: addr.port,
     bridgePort: bridgeListener ? bridgeListener.addr.port : -1,
-    adminPort: admin ? admin.addr.port : -1,
+    adminPort: admin ? admin.port : -1,
     context: { metrics, sessions, outbound },
     get connections() {
-      return open.size;
+      return admission.open;
     },
     close(drainMs = 0) {
       closing ??= (async () => {
@@ -263,36 +293,6 @@ function bind<T>(flag: string, host: string, port: number, open: () => T): T {
       throw new Error(`--${flag} ${port}: ${host}:${port} is already in use`);
     }
     throw e;
-  }
-}
-
-/**
- * Accepts until the listener is closed. A failed accept (a peer that reset
- * before we got to it, or no file descriptors left) is logged and skipped: it
- * must never stop the node from accepting.
- */
-async function acceptEach(
-  listener: Deno.Listener,
-  draining: () => boolean,
-  log: Logger,
-  onConn: (conn: Deno.TcpConn) => void,
-): Promise<void> {
-  while (true) {
-    let conn: Deno.Conn;
-    try {
-      conn = await listener.accept();
-    } catch (e) {
-      if (
-        draining() || e instanceof Deno.errors.BadResource || e instanceof Deno.errors.Interrupted
-      ) {
-        return;
-      }
-      log.warn("accept failed", { error: errorMessage(e) });
-      // Out of descriptors: give closing connections a moment instead of spinning.
-      if (errorMessage(e).includes("Too many open files")) await sleep(100);
-      continue;
-    }
-    onConn(conn as Deno.TcpConn);
   }
 }
 

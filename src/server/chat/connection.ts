@@ -13,10 +13,21 @@ import {
 } from "../../protocol/mod.ts";
 import type { Logger } from "../../lib/log.ts";
 import { closeQuietly, errorMessage } from "../../lib/errors.ts";
-import { clearTimer, unrefTimeout } from "../../lib/timers.ts";
+import { clearTimer, type TimerId, unrefTimeout } from "../../lib/timers.ts";
+import { TokenBucket, type WarnThrottle } from "../../lib/rate.ts";
 import type { Metrics } from "../metrics.ts";
-import { OutboundQueue } from "./outbound.ts";
-import type { ChatSession } from "./session.ts";
+import type { Ticket } from "../limits/admission.ts";
+import type { Lease } from "../limits/fd_budget.ts";
+import { OutboundQueue, type QueueBudget } from "./outbound.ts";
+import type { ChatSession, SessionPlace } from "./session.ts";
+
+/** A session's sending budget (IRC's fakelag): frames, and bytes it causes to be sent. */
+export interface FloodLimits {
+  rateFrames: number;
+  rateFramesBurst: number;
+  rateBytes: number;
+  rateBytesBurst: number;
+}
 
 /** Where a connection whose first frame opens a private end goes (the link broker). */
 export interface LinkOpener {
@@ -26,20 +37,38 @@ export interface LinkOpener {
     raw: Uint8Array,
     rest: Uint8Array,
     address: string,
+    lease: Lease,
   ): Promise<void>;
-  openConnect(conn: Deno.Conn, frame: TCPConnect, rest: Uint8Array, address: string): Promise<void>;
+  openConnect(
+    conn: Deno.Conn,
+    frame: TCPConnect,
+    rest: Uint8Array,
+    address: string,
+    lease: Lease,
+  ): Promise<void>;
 }
 
 /** What serving one connection uses of its node. */
 export interface ConnectionDeps {
-  limits: { loginTimeoutMs: number; maxQueuedBytes: number; maxStringBytes: number };
+  limits: FloodLimits & { loginTimeoutMs: number; maxQueuedBytes: number; maxStringBytes: number };
   log: Logger;
+  /** Warnings a client can cause at will: rate limited. */
+  warn: WarnThrottle;
   metrics: Metrics;
   links: LinkOpener;
   /** Makes the chat session of a connection whose first frame is not a link's. */
-  newSession(out: OutboundQueue, address: string, close: (reason: string) => void): ChatSession;
+  newSession(
+    out: OutboundQueue,
+    address: string,
+    close: (reason: string) => void,
+    place: SessionPlace,
+  ): ChatSession;
   /** Every chat connection's outbound queue, while it lives (a drain waits on them). */
   outbound: Set<OutboundQueue>;
+  /** The node-wide bound on queued output. */
+  queueBudget: QueueBudget;
+  /** How many users an SMA reaches (what it costs its sender). */
+  fanOut(): number;
 }
 
 /** Small while idle (RSS per idle session); grown once for a client that fills it. */
@@ -54,25 +83,49 @@ export function remoteAddress(conn: Deno.Conn): string {
 export async function serveConnection(
   conn: Deno.TcpConn,
   deps: ConnectionDeps,
+  ticket: Ticket,
   onClose: () => void,
 ): Promise<void> {
-  const address = remoteAddress(conn);
+  const address = ticket.address;
   const { log, metrics, limits } = deps;
   log.debug("connection opened", { address });
   let closeReason = "client closed";
   let closed = false;
+  let pauseTimer: TimerId | undefined;
+  let resumeReading: (() => void) | null = null;
   const close = (reason: string) => {
     if (closed) return;
     closed = true;
     closeReason = reason;
     closeQuietly(conn);
+    clearTimer(pauseTimer);
+    resumeReading?.();
   };
-  const out = new OutboundQueue(conn, limits.maxQueuedBytes, () => {
-    metrics.slowConsumerDrops++;
-    log.warn("slow reader dropped", { address, pseudo: session?.pseudo, queued: out.pending });
-    close("slow reader: outbound queue over limit");
-  }, (e) => close(`write failed: ${errorMessage(e)}`));
+  ticket.onEvict(() => {
+    log.debug("connection evicted: node full", { address });
+    close("evicted to make room: never logged in");
+  });
+  const out = new OutboundQueue(
+    conn,
+    limits.maxQueuedBytes,
+    (discarded) => {
+      metrics.slowConsumerDrops++;
+      metrics.slowReaderDiscardedBytes += discarded;
+      deps.warn.warn("slow reader dropped", { address, pseudo: session?.pseudo, discarded });
+      close("slow reader: outbound queue over limit");
+    },
+    (e) => close(`write failed: ${errorMessage(e)}`),
+    deps.queueBudget,
+  );
   deps.outbound.add(out);
+  let frames: TokenBucket | null = null;
+  let bytes: TokenBucket | null = null;
+  /** Stops reading for `ms` (or until closed): the flooder waits, nobody else does. */
+  const pause = (ms: number) =>
+    new Promise<void>((resolve) => {
+      resumeReading = resolve;
+      pauseTimer = setTimeout(resolve, ms);
+    });
   let session: ChatSession | null = null;
   let handedOver = false;
 
@@ -98,11 +151,13 @@ export async function serveConnection(
       }
       if (n === null) break;
       decoder.push(buf.subarray(0, n));
+      // What this read costs its session's budget, charged once per read, not per frame.
+      let framesRead = 0, bytesCaused = 0;
       for (let step = decoder.next(); step !== null; step = decoder.next()) {
         if (!step.ok) {
           metrics.malformedFrames++;
           const reason = describeProtocolError(step.error);
-          log.warn("malformed frame, closing", { address, pseudo: session?.pseudo, reason });
+          deps.warn.warn("malformed frame, closing", { address, pseudo: session?.pseudo, reason });
           close(`malformed frame: ${reason}`);
           break reading;
         }
@@ -112,28 +167,51 @@ export async function serveConnection(
             metrics.framesIn[frame.op]++;
             handedOver = true;
             clearTimer(loginTimer);
+            ticket.handedOver();
             const rest = decoder.takeRemainder();
             if (frame.op === Op.TCPAccept) {
-              await deps.links.openAccept(conn, frame, raw, rest, address);
+              await deps.links.openAccept(conn, frame, raw, rest, address, ticket);
             } else {
-              await deps.links.openConnect(conn, frame, rest, address);
+              await deps.links.openConnect(conn, frame, rest, address, ticket);
             }
-            return; // the link broker owns the socket now
+            return; // the link broker owns the socket (and its ticket) now
           }
-          session = deps.newSession(out, address, close);
+          session = deps.newSession(out, address, close, ticket);
+          // No bucket at all for a rate that is off (per-session memory).
+          if (limits.rateFrames > 0) {
+            frames = new TokenBucket(limits.rateFrames, limits.rateFramesBurst);
+          }
+          if (limits.rateBytes > 0) {
+            bytes = new TokenBucket(limits.rateBytes, limits.rateBytesBurst);
+          }
         }
+        framesRead++;
+        bytesCaused += frame.op === Op.SMA ? raw.length * deps.fanOut() : raw.length;
         session.post({ kind: "frame", frame, raw });
       }
       // The frames just posted may still refer to `buf`: wait for the actor
       // before reading over it. This is also the session's backpressure.
       if (session?.mailbox.busy) await session.mailbox.idle();
       if (n === buf.length && buf.length < LARGE_READ) buf = new Uint8Array(LARGE_READ);
+      frames?.spend(framesRead);
+      bytes?.spend(bytesCaused);
+      const debt = Math.max(frames?.debtMs() ?? 0, bytes?.debtMs() ?? 0);
+      if (debt > 0 && !closed) {
+        metrics.throttled++;
+        await pause(debt);
+      }
     }
   } catch (e) {
     log.error("connection handler failed", { address, error: errorMessage(e) });
     closeReason = "internal error";
+    if (handedOver) {
+      // the broker failed before owning the socket: close it and give its place back
+      closeQuietly(conn);
+      ticket.release();
+    }
   } finally {
     clearTimer(loginTimer);
+    clearTimer(pauseTimer);
     deps.outbound.delete(out);
     if (!handedOver) {
       session?.post({ kind: "closed" });
@@ -146,6 +224,7 @@ export async function serveConnection(
       out.close();
       close(closeReason);
       log.debug("connection closed", { address, pseudo: session?.pseudo, reason: closeReason });
+      ticket.release();
     }
     onClose();
   }

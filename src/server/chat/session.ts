@@ -28,8 +28,11 @@ import { type AskLimits, SessionHandshakes } from "./session_handshakes.ts";
 export type SessionMessage =
   /** A frame from this user's socket; `raw` is valid only while it is handled. */
   | { kind: "frame"; frame: Frame; raw: Uint8Array }
-  /** A frame for this user from anyone (already encoded, shared: never mutate). */
-  | { kind: "deliver"; bytes: Uint8Array }
+  /**
+   * A frame for this user from anyone (already encoded, shared: never mutate).
+   * `held`: it waited in the mailbox, charged to the outbound queue meanwhile.
+   */
+  | { kind: "deliver"; bytes: Uint8Array; held: boolean }
   /** A handshake this user asked for has outlived its ttl. */
   | { kind: "expire"; key: HandshakeKey }
   /** The socket is gone: release everything. */
@@ -46,6 +49,16 @@ export interface SessionDeps {
   limits: AskLimits;
   /** True once shutdown began: new work is refused. */
   draining: () => boolean;
+  /** Logged-in sessions one source address may have. */
+  maxSessionsPerAddress: number;
+}
+
+/** The connection's place among the logins of its source address. */
+export interface SessionPlace {
+  /** False if the address has as many sessions as it may. */
+  claimSession(limit: number): boolean;
+  /** The login did not happen after all. */
+  dropSession(): void;
 }
 
 const STORE_TTL_GRACE_MS = 5000;
@@ -67,6 +80,7 @@ export class ChatSession implements Inbox {
   #hs: SessionHandshakes;
   readonly address: string;
   #closeConnection: (reason: string) => void;
+  #place: SessionPlace;
   #replies: OrderedReplies = new OrderedReplies((b) => this.#send(b), MAX_REPLIES_IN_FLIGHT);
 
   constructor(
@@ -74,8 +88,10 @@ export class ChatSession implements Inbox {
     out: OutboundQueue,
     address: string,
     closeConnection: (reason: string) => void,
+    place: SessionPlace,
   ) {
     this.#d = deps;
+    this.#place = place;
     this.#out = out;
     this.address = address;
     this.#closeConnection = closeConnection;
@@ -105,7 +121,12 @@ export class ChatSession implements Inbox {
 
   /** Inbox: presence hands frames for this user here. */
   deliver(bytes: Uint8Array): void {
-    this.#mailbox.post({ kind: "deliver", bytes });
+    // Handled at once when the mailbox is idle; when it is busy (a request
+    // waits on the network) the frame waits, and counts against the same
+    // bound as queued output: over it, this is a slow reader.
+    const held = this.#mailbox.busy;
+    if (held && !this.#out.hold(bytes.length)) return;
+    this.#mailbox.post({ kind: "deliver", bytes, held });
   }
 
   post(m: SessionMessage): void {
@@ -135,6 +156,7 @@ export class ChatSession implements Inbox {
   #handle(m: SessionMessage): void | Promise<void> {
     switch (m.kind) {
       case "deliver":
+        if (m.held) this.#out.unhold(m.bytes.length);
         return this.#onDelivery(m.bytes);
       case "frame":
         if (this.#closed) return;
@@ -195,14 +217,22 @@ export class ChatSession implements Inbox {
     if (this.#pseudo !== null) return; // RFC: a second CR is ignored
     if (!validPseudo(pseudo)) return this.#reply(ErrorCode.InvalidPseudonym);
     if (this.#d.draining()) return this.#reply(ErrorCode.ServiceUnavailable);
+    if (!this.#place.claimSession(this.#d.maxSessionsPerAddress)) {
+      this.#d.metrics.refuse("sessions_per_address");
+      return this.#reply(ErrorCode.ServiceUnavailable);
+    }
     const presence = this.#d.presence;
     let result;
     try {
       result = await presence.reserve(pseudo, this);
     } catch (e) {
+      this.#place.dropSession();
       return this.#unavailable("CR", e);
     }
-    if (result === "taken") return this.#reply(ErrorCode.PseudoUnavailable);
+    if (result === "taken") {
+      this.#place.dropSession();
+      return this.#reply(ErrorCode.PseudoUnavailable);
+    }
     if (this.#closed) {
       // The socket went away while we waited: give the pseudo straight back.
       await presence.release(pseudo, this).catch((e) =>

@@ -22,20 +22,37 @@ import {
 import type { Logger } from "../../lib/log.ts";
 import { writeAll } from "../../lib/async.ts";
 import { closeQuietly, errorMessage } from "../../lib/errors.ts";
-import { clearTimer, type TimerId, unrefTimeout } from "../../lib/timers.ts";
+import { clearTimer, type TimerId, unrefInterval, unrefTimeout } from "../../lib/timers.ts";
 import type { Metrics } from "../metrics.ts";
 import { abortFrame, type Handshakes } from "./handshakes.ts";
 import type { LinkGuard } from "./guard.ts";
 import { LinkEnd } from "./end.ts";
 import { dialBridge, readGreeting } from "./bridge.ts";
+import type { WarnThrottle } from "../../lib/rate.ts";
+import type { FdBudget, Lease } from "../limits/fd_budget.ts";
+
+export interface LinkLimits {
+  linkBufferBytes: number;
+  handshakeTtlMs: number;
+  /** Parked ends plus open links of one user on this node. */
+  maxLinksPerUser: number;
+  /** A link with no byte either way for this long is closed; 0: never. */
+  linkIdleMs: number;
+  bridgeMaxGreetings: number;
+  bridgeGreetingMs: number;
+}
 
 export interface BrokerDeps {
   presence: Presence;
   handshakes: Handshakes;
   guard: LinkGuard;
   log: Logger;
+  /** Warnings a client or a stranger on the bridge port can cause at will: rate limited. */
+  warn: WarnThrottle;
   metrics: Metrics;
-  limits: { linkBufferBytes: number; handshakeTtlMs: number };
+  /** Sockets this broker opens (bridge dials) take their descriptor from here. */
+  budget: FdBudget;
+  limits: LinkLimits;
   /** This node's bridge address ("" when single-node) and the secret that authenticates bridges. */
   bridge: { address: string; secret: string };
 }
@@ -46,15 +63,87 @@ interface Parked {
   timer: TimerId;
 }
 
+interface Link {
+  x: LinkEnd;
+  y: LinkEnd;
+}
+
 export class LinkBroker {
   #d: BrokerDeps;
   #parked = new Map<string, Parked>();
   #tokenByKey = new Map<string, string>();
   #live = new Set<LinkEnd>();
+  /** Parked ends plus open links, per user, on this node. */
+  #perUser = new Map<string, number>();
+  #links = new Set<Link>();
+  #idleSweep: TimerId | undefined;
+  /** Bridge connections that have not authenticated yet. */
+  #greeting = 0;
 
   constructor(deps: BrokerDeps) {
     this.#d = deps;
     deps.handshakes.onAborted((k) => this.#dropParked(k));
+  }
+
+  /** Counts one parked end or link for each of `users`, or false if one of them is at the cap. */
+  #count(users: string[]): (() => void) | null {
+    const max = this.#d.limits.maxLinksPerUser;
+    if (users.some((u) => (this.#perUser.get(u) ?? 0) >= max)) {
+      this.#d.metrics.refuse("links_per_user");
+      this.#d.warn.warn("private link refused: user at --max-links-per-user", { users });
+      return null;
+    }
+    for (const u of users) this.#perUser.set(u, (this.#perUser.get(u) ?? 0) + 1);
+    let counted = true;
+    return () => {
+      if (!counted) return;
+      counted = false;
+      for (const u of users) {
+        const n = (this.#perUser.get(u) ?? 1) - 1;
+        if (n === 0) this.#perUser.delete(u);
+        else this.#perUser.set(u, n);
+      }
+    };
+  }
+
+  /**
+   * Counts `end` for `user` until it closes: B's parked end and the link it
+   * becomes, A's connecting end and its link. Null (counted as refused) if
+   * the user is at the cap.
+   */
+  #countEnd(user: string, end: LinkEnd): boolean {
+    const uncount = this.#count([user]);
+    if (uncount) void end.closed.then(uncount);
+    return uncount !== null;
+  }
+
+  /** Joins two ends; an idle limit applies to the link from here. */
+  async #pair(x: LinkEnd, y: LinkEnd): Promise<void> {
+    const link = { x, y };
+    this.#links.add(link);
+    void Promise.all([x.closed, y.closed]).then(() => this.#links.delete(link));
+    this.#watchIdle();
+    await pair(x, y);
+  }
+
+  /** With --link-idle-ms, a sweep closes links with no byte either way for that long. */
+  #watchIdle(): void {
+    const idleMs = this.#d.limits.linkIdleMs;
+    if (idleMs === 0 || this.#idleSweep !== undefined) return;
+    this.#idleSweep = unrefInterval(() => {
+      const before = performance.now() - idleMs;
+      for (const l of this.#links) {
+        if (l.x.lastActive < before && l.y.lastActive < before) {
+          this.#d.metrics.linksIdleClosed++;
+          l.x.close();
+          l.y.close();
+        }
+      }
+      if (this.#links.size === 0) {
+        clearTimer(this.#idleSweep);
+        this.#idleSweep = undefined;
+      }
+    }, Math.max(10, idleMs / 4));
   }
 
   get parkedCount(): number {
@@ -65,7 +154,7 @@ export class LinkBroker {
     return this.#live.size;
   }
 
-  #newEnd(conn: Deno.Conn, initial: Uint8Array, announce: boolean): LinkEnd {
+  #newEnd(conn: Deno.Conn, initial: Uint8Array, announce: boolean, lease: Lease): LinkEnd {
     const metrics = this.#d.metrics;
     const end = new LinkEnd(
       conn,
@@ -75,7 +164,10 @@ export class LinkBroker {
       (n) => (metrics.linkBytes += n),
     );
     this.#live.add(end);
-    void end.closed.then(() => this.#live.delete(end));
+    void end.closed.then(() => {
+      this.#live.delete(end);
+      lease.release();
+    });
     return end;
   }
 
@@ -86,14 +178,21 @@ export class LinkBroker {
     raw: Uint8Array,
     rest: Uint8Array,
     address: string,
+    lease: Lease,
   ): Promise<void> {
-    const { presence, handshakes, guard, log } = this.#d;
+    const { presence, handshakes, guard, log, warn } = this.#d;
     const key = handshakeKeyOf(frame);
     const relay = raw.slice();
-    const end = this.#newEnd(conn, rest, true);
+    const end = this.#newEnd(conn, rest, true, lease);
     if (guard.addressBlocked(address)) {
-      log.warn("link attempt refused: too many failures from address", { address });
+      warn.warn("link attempt refused: too many failures from address", { address });
       return end.refuse([encodeError(ErrorCode.TcpNotInProtocol)]);
+    }
+    // B's parked ends and links count against B's cap from here until they end.
+    if (!this.#countEnd(key.b, end)) {
+      await end.refuse([encodeError(ErrorCode.TcpNotInProtocol), abortFrame(key)]);
+      await handshakes.abort(key, "accepting user at its link cap");
+      return;
     }
     const token = crypto.randomUUID();
     const endpoint: LinkEndpoint = { node: presence.nodeId, token, bridge: this.#d.bridge.address };
@@ -139,14 +238,20 @@ export class LinkBroker {
     frame: TCPConnect,
     rest: Uint8Array,
     address: string,
+    lease: Lease,
   ): Promise<void> {
-    const { presence, handshakes, guard, log } = this.#d;
+    const { presence, handshakes, guard, log, warn } = this.#d;
     const key = handshakeKeyOf(frame);
-    const end = this.#newEnd(conn, rest, true);
+    const end = this.#newEnd(conn, rest, true, lease);
     const refusal = [encodeError(ErrorCode.TcpNotInProtocol), abortFrame(key)];
     if (guard.addressBlocked(address)) {
-      log.warn("link attempt refused: too many failures from address", { address });
+      warn.warn("link attempt refused: too many failures from address", { address });
       return end.refuse(refusal);
+    }
+    if (!this.#countEnd(key.a, end)) {
+      await end.refuse(refusal);
+      await handshakes.abort(key, "initiator at its link cap");
+      return;
     }
     let endpoint: LinkEndpoint | null;
     try {
@@ -169,7 +274,7 @@ export class LinkBroker {
       await handshakes.tellAborted([key]);
       return;
     }
-    await pair(end, peer);
+    await this.#pair(end, peer);
     this.#d.metrics.linksOpened++;
     log.info("private link opened", {
       a: key.a,
@@ -179,12 +284,20 @@ export class LinkBroker {
   }
 
   async #dial(endpoint: LinkEndpoint): Promise<LinkEnd | null> {
+    const lease = this.#d.budget.tryAcquire("bridge");
+    if (!lease) {
+      this.#d.metrics.refuse("fd_budget");
+      this.#d.warn.warn("bridge dial refused: descriptor budget spent", {});
+      return null;
+    }
     try {
-      const { conn, initial } = await dialBridge(endpoint, this.#d.bridge.secret);
-      const end = this.#newEnd(conn, initial, false);
+      const { bridge, limits } = this.#d;
+      const { conn, initial } = await dialBridge(endpoint, bridge.secret, limits.bridgeGreetingMs);
+      const end = this.#newEnd(conn, initial, false, lease);
       end.start();
       return end;
     } catch (e) {
+      lease.release();
       this.#d.log.warn("bridge dial failed", {
         node: endpoint.node,
         bridge: endpoint.bridge,
@@ -199,32 +312,48 @@ export class LinkBroker {
    * parked end its token names to this connection (answer 1), or answer 0
    * if no such end is parked here.
    */
-  async acceptBridge(conn: Deno.Conn): Promise<void> {
-    const { log, bridge } = this.#d;
-    const greeting = await readGreeting(conn, bridge.secret).catch(() => null); // timed out or closed: refused alike
-    if (!greeting) {
-      log.warn("bridge greeting refused", { address: (conn.remoteAddr as Deno.NetAddr).hostname });
+  async acceptBridge(conn: Deno.Conn, lease: Lease): Promise<void> {
+    const { warn, bridge, limits, metrics } = this.#d;
+    const address = (conn.remoteAddr as Deno.NetAddr).hostname;
+    const refuse = () => {
       closeQuietly(conn);
-      return;
+      lease.release();
+    };
+    if (this.#greeting >= limits.bridgeMaxGreetings) {
+      metrics.refuse("bridge_greetings");
+      warn.warn("bridge connection refused: too many greetings at once", { address });
+      return refuse();
+    }
+    this.#greeting++;
+    let greeting;
+    try {
+      // Timed out, closed or forged: refused alike.
+      greeting = await readGreeting(conn, bridge.secret, limits.bridgeGreetingMs).catch(() => null);
+    } finally {
+      this.#greeting--;
+    }
+    if (!greeting) {
+      metrics.refuse("bad_bridge_greeting");
+      warn.warn("bridge greeting refused", { address });
+      return refuse();
     }
     const parked = this.#take(greeting.token);
     if (!parked) {
       await writeAll(conn, Uint8Array.of(0)).catch(() => {}); // the answer is a courtesy
-      closeQuietly(conn);
-      return;
+      return refuse();
     }
     try {
       await writeAll(conn, Uint8Array.of(1));
     } catch (e) {
       // The dialing node is gone: so is this link. Close B's end rather than leave it parked.
       parked.close();
-      closeQuietly(conn);
+      refuse();
       throw e;
     }
-    const bridgeEnd = this.#newEnd(conn, greeting.initial, false);
+    const bridgeEnd = this.#newEnd(conn, greeting.initial, false, lease);
     bridgeEnd.start();
-    await pair(parked, bridgeEnd);
-    this.#d.metrics.linksOpened++;
+    await this.#pair(parked, bridgeEnd);
+    metrics.linksOpened++;
   }
 
   /** Removes a parked end from the lot (stopping its timer) and returns it; null if not parked. */
@@ -251,6 +380,7 @@ export class LinkBroker {
   }
 
   closeAll(): void {
+    clearTimer(this.#idleSweep);
     for (const token of [...this.#parked.keys()]) this.#take(token);
     for (const end of [...this.#live]) end.close();
   }

@@ -32,6 +32,8 @@ export class LinkEnd {
   #onBytes: (n: number) => void;
   #whenClosed = Promise.withResolvers<void>();
   #onEndUnpaired: (() => void) | null = null;
+  /** When this end last read a byte (performance.now()): a link's idleness. */
+  lastActive = performance.now();
 
   constructor(
     conn: LinkConn,
@@ -77,6 +79,7 @@ export class LinkEnd {
         }
         const n = await this.conn.read(buf);
         if (n === null) break;
+        this.lastActive = performance.now();
         const peer = this.#peer;
         if (peer) {
           await writeAll(peer.conn, buf.subarray(0, n));

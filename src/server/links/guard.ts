@@ -6,6 +6,7 @@
 import type { HandshakeKey } from "../../protocol/mod.ts";
 import type { Presence } from "../../presence/presence.ts";
 import type { Logger } from "../../lib/log.ts";
+import type { WarnThrottle } from "../../lib/rate.ts";
 import { errorMessage } from "../../lib/errors.ts";
 import type { Metrics } from "../metrics.ts";
 import type { Handshakes } from "./handshakes.ts";
@@ -24,6 +25,7 @@ export class LinkGuard {
   #handshakes: Handshakes;
   #limits: GuardLimits;
   #log: Logger;
+  #warn: WarnThrottle;
   #metrics: Metrics;
   /** Failed link attempts per source address on this node: time stamps in the window. */
   #byAddress = new Map<string, number[]>();
@@ -33,12 +35,14 @@ export class LinkGuard {
     handshakes: Handshakes,
     limits: GuardLimits,
     log: Logger,
+    warn: WarnThrottle,
     metrics: Metrics,
   ) {
     this.#presence = presence;
     this.#handshakes = handshakes;
     this.#limits = limits;
     this.#log = log;
+    this.#warn = warn;
     this.#metrics = metrics;
   }
 
@@ -71,7 +75,7 @@ export class LinkGuard {
     }
     try {
       const n = await this.#presence.strike(k.a, k.b, this.#limits.guessWindowMs);
-      this.#log.warn("failed private link attempt", { a: k.a, b: k.b, address, strikes: n });
+      this.#warn.warn("failed private link attempt", { a: k.a, b: k.b, address, strikes: n });
       if (n >= this.#limits.guessLimitPair) {
         const dropped = await this.#presence.cancelPair(k.a, k.b);
         for (const d of dropped) this.#handshakes.ended(d);

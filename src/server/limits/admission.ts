@@ -1,0 +1,187 @@
+/**
+ * Who may connect and log in: the node-wide connection limit and descriptor
+ * budget, and per source address a cap on open connections, on logged-in
+ * sessions and on new connections per second. When the node is full, the
+ * oldest connection that never logged in makes room for the new one, so a
+ * flood of idle connections cannot starve people who log in.
+ */
+import { TokenBucket } from "../../lib/rate.ts";
+import type { FdBudget, FdLease } from "./fd_budget.ts";
+import type { Metrics } from "../metrics.ts";
+
+export interface AdmissionLimits {
+  maxConnections: number;
+  maxConnsPerAddress: number;
+  maxSessionsPerAddress: number;
+  connRatePerAddress: number;
+  connBurstPerAddress: number;
+}
+
+/** Evictions whose sockets are still closing, at most (the descriptor budget's headroom covers them). */
+const MAX_LEAVING = 16;
+
+/** Source addresses remembered at most before idle ones are forgotten. */
+const MAX_ADDRESSES = 10_000;
+
+export type RefusalReason = "per_address" | "address_rate" | "node_full" | "fd_budget";
+
+interface AddressState {
+  conns: number;
+  sessions: number;
+  bucket: TokenBucket;
+}
+
+/** One admitted client connection's place: its descriptor lease and its address's counts. */
+export class Ticket {
+  readonly address: string;
+  #admission: Admission;
+  #state: AddressState;
+  #lease: FdLease;
+  #session = false;
+  #released = false;
+  #onEvict: (() => void) | null = null;
+
+  constructor(admission: Admission, address: string, state: AddressState, lease: FdLease) {
+    this.#admission = admission;
+    this.address = address;
+    this.#state = state;
+    this.#lease = lease;
+  }
+
+  /** What to do if this connection is evicted to make room (close it). */
+  onEvict(fn: () => void): void {
+    this.#onEvict = fn;
+  }
+
+  /**
+   * Called by the admission: this never-logged-in connection must go. Its
+   * place is given back when its handler has closed it (`release`), not
+   * now: a socket with a read in flight keeps its descriptor until then.
+   */
+  evict(): void {
+    this.#onEvict?.();
+  }
+
+  /** A login is starting: false if this address has its sessions' worth already (`limit` 0: none). */
+  claimSession(limit: number): boolean {
+    if (this.#session) return true;
+    if (limit > 0 && this.#state.sessions >= limit) return false;
+    this.#state.sessions++;
+    this.#session = true;
+    this.#admission.settled(this);
+    return true;
+  }
+
+  /** The login failed after all: the session place is given back. */
+  dropSession(): void {
+    if (!this.#session || this.#released) return;
+    this.#session = false;
+    this.#state.sessions--;
+    this.#admission.unsettled(this);
+  }
+
+  /** The socket became a private-link end: it cannot be evicted any more. */
+  handedOver(): void {
+    this.#admission.settled(this);
+  }
+
+  /** The socket is closed: every count and the lease are given back. Idempotent. */
+  release(): void {
+    if (this.#released) return;
+    if (this.#session) this.#state.sessions--;
+    this.#session = false;
+    this.#released = true;
+    this.#state.conns--;
+    this.#lease.release();
+    this.#admission.released(this);
+  }
+}
+
+export class Admission {
+  #limits: AdmissionLimits;
+  #budget: FdBudget;
+  #byAddress = new Map<string, AddressState>();
+  /** Connections that never logged in (nor became a link end), oldest first. */
+  #unsettled = new Set<Ticket>();
+  #open = 0;
+  /** Evicted connections not yet closed: their places are the newcomers' already. */
+  #leaving = new Set<Ticket>();
+  #metrics: Metrics;
+
+  constructor(limits: AdmissionLimits, budget: FdBudget, metrics: Metrics) {
+    this.#limits = limits;
+    this.#budget = budget;
+    this.#metrics = metrics;
+  }
+
+  get open(): number {
+    return this.#open;
+  }
+
+  /** A ticket for a new connection from `address`, or why it is refused. */
+  admit(address: string): Ticket | RefusalReason {
+    const l = this.#limits;
+    let state = this.#byAddress.get(address);
+    if (!state) {
+      state = {
+        conns: 0,
+        sessions: 0,
+        bucket: new TokenBucket(l.connRatePerAddress, l.connBurstPerAddress),
+      };
+      this.#byAddress.set(address, state);
+    }
+    if (l.maxConnsPerAddress > 0 && state.conns >= l.maxConnsPerAddress) return "per_address";
+    if (!state.bucket.tryTake()) return "address_rate";
+    if (this.#full()) this.#evictOldest();
+    if (this.#open - this.#leaving.size >= l.maxConnections) return "node_full";
+    const lease = this.#budget.tryAcquire("chat", this.#leaving.size);
+    if (!lease) return "fd_budget";
+    state.conns++;
+    this.#open++;
+    const ticket = new Ticket(this, address, state, lease);
+    this.#unsettled.add(ticket);
+    return ticket;
+  }
+
+  /** No room for one more, counting the places of evicted connections as free. */
+  #full(): boolean {
+    const leaving = this.#leaving.size;
+    return this.#open - leaving >= this.#limits.maxConnections ||
+      this.#budget.used - leaving >= this.#budget.max;
+  }
+
+  #evictOldest(): void {
+    // Evicted sockets close within a turn or two; past this many at once, newcomers wait.
+    if (this.#leaving.size >= MAX_LEAVING) return;
+    const oldest = this.#unsettled.values().next();
+    if (oldest.done) return;
+    this.#metrics.evictions++;
+    this.#unsettled.delete(oldest.value);
+    this.#leaving.add(oldest.value);
+    oldest.value.evict();
+  }
+
+  /** @internal a ticket logged in or was handed over. */
+  settled(t: Ticket): void {
+    this.#unsettled.delete(t);
+  }
+
+  /** @internal a ticket's login failed: it may be evicted again (as the youngest). */
+  unsettled(t: Ticket): void {
+    this.#unsettled.add(t);
+  }
+
+  /** @internal a ticket was released. */
+  released(t: Ticket): void {
+    this.#unsettled.delete(t);
+    this.#leaving.delete(t);
+    this.#open--;
+    // An address with nothing open is kept for its rate bucket (the memory of
+    // its recent connects), until there are many: then the idle ones go.
+    if (this.#byAddress.size > MAX_ADDRESSES) {
+      for (const [a, s] of this.#byAddress) {
+        if (s.conns === 0 && s.sessions === 0) this.#byAddress.delete(a);
+      }
+    }
+  }
+}
