@@ -83,9 +83,9 @@ export class Fixtures {
    * A private cluster on `redis`, for a scenario that breaks its Redis (SIGSTOP); the shared
    * one is stopped first, so it takes no CPU meanwhile. The caller stops what this returns.
    */
-  async fresh(redis: BenchRedis): Promise<Started> {
+  async fresh(redis: BenchRedis, nodeFlags: string[] = []): Promise<Started> {
     await this.stop();
-    return await startBenchCluster(this.#h, redis);
+    return await startBenchCluster(this.#h, redis, nodeFlags);
   }
 
   async stop(): Promise<void> {
@@ -95,8 +95,15 @@ export class Fixtures {
   }
 }
 
-/** Starts Redis of the kind asked and three nodes on it; never rejects (a failure is `skipped`). */
-export async function startBenchCluster(h: Harness, redis: BenchRedis): Promise<Started> {
+/**
+ * Starts Redis of the kind asked and three nodes on it, with `nodeFlags` besides the bench's;
+ * never rejects (a failure is `skipped`).
+ */
+export async function startBenchCluster(
+  h: Harness,
+  redis: BenchRedis,
+  nodeFlags: string[] = [],
+): Promise<Started> {
   const nodes: Proc[] = [];
   let single: RedisProcess | null = null;
   let rc: RedisClusterSet | null = null;
@@ -145,6 +152,7 @@ export async function startBenchCluster(h: Harness, redis: BenchRedis): Promise<
           ...["--presence", "redis", ...flags, "--cluster-secret", SECRET],
           ...["--node-id", `bench${i}`, "--bridge-host", "127.0.0.1", "--bridge-port", "0"],
           ...["--advertise-host", "127.0.0.1"],
+          ...nodeFlags,
         ]),
       );
     } catch (e) {

@@ -16,6 +16,7 @@
 import { sleep, writeAll } from "../../src/lib/async.ts";
 import { closeQuietly, errorMessage } from "../../src/lib/errors.ts";
 import { dial, login, readLoop } from "../gen/net.ts";
+import { FLOOD_CONTROL } from "../harness.ts";
 import { runLoad } from "../measure.ts";
 import { type Child, rssKbOf } from "../procs.ts";
 import { cpuFields } from "../report.ts";
@@ -43,7 +44,8 @@ export const redisStop: Scenario = {
   async run(ctx) {
     const { h } = ctx;
     const { pairs, window, msgSize, stopMs } = ctx.profile.redisStop;
-    const started = await ctx.fixtures.fresh("single");
+    // A hostile scenario: the server's default flood control is on (bench/harness.ts).
+    const started = await ctx.fixtures.fresh("single", FLOOD_CONTROL);
     let waiter: Waiter | null = null;
     let localGen: Child | null = null;
     let redisPid: number | null = null;
