@@ -36,6 +36,12 @@ export interface Profile {
     bigSize: number;
     maxQueuedBytes: number;
   };
+  /**
+   * redis-stop: `pairs` senders flooding `msgSize` SPMs cross-node, and as many (from the
+   * stop on) at one local user whose session waits on Redis, each with `window` un-acked;
+   * Redis stopped for `stopMs`.
+   */
+  readonly redisStop: { pairs: number; window: number; msgSize: number; stopMs: number };
 }
 
 const FULL: Profile = {
@@ -58,6 +64,7 @@ const FULL: Profile = {
     bigSize: 32_767,
     maxQueuedBytes: 1 << 20,
   },
+  redisStop: { pairs: 8, window: 32, msgSize: 32_767, stopMs: 3000 },
 };
 
 const QUICK: Profile = {
@@ -84,6 +91,7 @@ const SMOKE: Profile = {
   cluster: { pairs: 6, window: 8, rate: 2000, receivers: 60, senders: 2 },
   floodSma: { ...FULL.floodSma, receivers: 50 },
   slowReaders: { ...FULL.slowReaders, readers: 10 },
+  redisStop: { pairs: 2, window: 8, msgSize: 32_767, stopMs: 1500 },
 };
 
 export const PROFILES: Readonly<Record<ProfileName, Profile>> = {

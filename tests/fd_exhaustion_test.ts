@@ -45,7 +45,8 @@ async function startNode(extra: string[]): Promise<Node> {
     for (const line of text.split("\n")) {
       if (!line.includes('"listening"')) continue;
       const ev = JSON.parse(line);
-      listening = { port: ev.port, admin: ev.admin };
+      // The line names the admin URL (http://host:port/metrics).
+      listening = { port: ev.port, admin: Number(new URL(ev.admin).port) };
     }
   }
   // Keep reading its log so the node never blocks on a full pipe.
