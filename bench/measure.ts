@@ -52,6 +52,8 @@ export interface LoadOptions {
   others?: () => number[];
   /** Called once the generators are ready (before "go"), then every 100 ms until "stop". */
   sample?: () => void;
+  /** The measured window, if not the profile's. */
+  durationMs?: number;
 }
 
 /** One measured run of `cfgs` (one generator each) against `servers`. */
@@ -62,7 +64,8 @@ export async function runLoad(
   label: string,
   o: LoadOptions = {},
 ): Promise<LoadResult> {
-  const { warmupMs, durationMs } = h.profile;
+  const { warmupMs } = h.profile;
+  const durationMs = o.durationMs ?? h.profile.durationMs;
   const others = o.others ?? (() => []);
   const gens = cfgs.map((c) => h.spawnGen(c));
   let sampler: ReturnType<typeof setInterval> | undefined;

@@ -20,7 +20,7 @@ export interface GenConfig {
   msgSize?: number;
   /** spm: text sizes pair i uses msgSizes[i % length] (instead of msgSize). */
   msgSizes?: number[];
-  /** spm: recipients log in and then never read (slow readers). */
+  /** spm: recipients log in and then never read (slow readers); a refused sender stops. */
   silentRecipients?: boolean;
   /** spm: total msgs/s this generator paces to; 0 = as fast as the window allows. */
   rate?: number;
