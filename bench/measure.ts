@@ -14,6 +14,9 @@ export interface GenResult {
   rate: number;
   hist: Hist;
   delivered: number;
+  /** Messages it sent, and those answered with ERROR 1, over the window. */
+  sent: number;
+  acked: number;
   errors: number;
   /** Its connections the server closed during the load. */
   ended: number;
@@ -52,8 +55,8 @@ export interface LoadOptions {
   others?: () => number[];
   /** Called once the generators are ready (before "go"), then every 100 ms until "stop". */
   sample?: () => void;
-  /** The measured window, if not the profile's. */
-  durationMs?: number;
+  /** The measured window: what happens during it (default: wait the profile's duration). */
+  window?: () => Promise<void>;
 }
 
 /** One measured run of `cfgs` (one generator each) against `servers`. */
@@ -64,8 +67,7 @@ export async function runLoad(
   label: string,
   o: LoadOptions = {},
 ): Promise<LoadResult> {
-  const { warmupMs } = h.profile;
-  const durationMs = o.durationMs ?? h.profile.durationMs;
+  const { warmupMs, durationMs } = h.profile;
   const others = o.others ?? (() => []);
   const gens = cfgs.map((c) => h.spawnGen(c));
   let sampler: ReturnType<typeof setInterval> | undefined;
@@ -82,8 +84,8 @@ export async function runLoad(
     for (const g of gens) await g.send("mark");
     const s0 = cpuSum(spids), k0 = sysSum(spids), g0 = cpuSum(gpids);
     const o0 = cpuSum(others()), m0 = machineCpu();
-    h.console.progress(`${label}: measuring ${durationMs / 1000} s`);
-    await sleep(durationMs);
+    h.console.progress(`${label}: measuring${o.window ? "" : ` ${durationMs / 1000} s`}`);
+    await (o.window ? o.window() : sleep(durationMs));
     clearInterval(sampler);
     for (const g of gens) await g.send("stop");
     const s1 = cpuSum(spids), k1 = sysSum(spids), g1 = cpuSum(gpids);
@@ -92,10 +94,11 @@ export async function runLoad(
     for (const s of servers) {
       if (s.child.exited) throw new Error(`${s.child.name} died: ${s.child.stderrTail}`);
     }
-    const per = evs.map((e): GenResult & { bytes: number; sent: number; elapsed: number } => ({
+    const per = evs.map((e): GenResult & { bytes: number; elapsed: number } => ({
       rate: (e.delivered as number) / (e.elapsed_s as number),
       hist: Hist.fromJSON(e.hist as HistJson),
       delivered: e.delivered as number,
+      acked: (e.acked as number | undefined) ?? 0,
       errors: e.errors as number,
       ended: (e.ended as number | undefined) ?? 0,
       refused: (e.refused as number | undefined) ?? 0,

@@ -38,6 +38,12 @@ export interface Profile {
     /** How long small texts flood the readers: the kernel's socket buffers take ~4 MB each first. */
     smallMs: number;
   };
+  /**
+   * redis-stop: `pairs` senders flooding `msgSize` SPMs cross-node, and as many (from the
+   * stop on) at one local user whose session waits on Redis, each with `window` un-acked;
+   * Redis stopped for `stopMs`.
+   */
+  readonly redisStop: { pairs: number; window: number; msgSize: number; stopMs: number };
 }
 
 const FULL: Profile = {
@@ -61,6 +67,7 @@ const FULL: Profile = {
     maxQueuedBytes: 1 << 20,
     smallMs: 20_000,
   },
+  redisStop: { pairs: 8, window: 32, msgSize: 32_767, stopMs: 3000 },
 };
 
 const QUICK: Profile = {
@@ -87,6 +94,7 @@ const SMOKE: Profile = {
   cluster: { pairs: 6, window: 8, rate: 2000, receivers: 60, senders: 2 },
   floodSma: { ...FULL.floodSma, receivers: 50 },
   slowReaders: { ...FULL.slowReaders, readers: 10, smallMs: 500 },
+  redisStop: { pairs: 2, window: 8, msgSize: 32_767, stopMs: 1500 },
 };
 
 export const PROFILES: Readonly<Record<ProfileName, Profile>> = {

@@ -8,12 +8,14 @@
  * bench/results/. Scenarios are bench/scenarios/*.ts; sizes bench/profiles.ts.
  * See docs/PERFORMANCE.md for what each scenario measures.
  *
- *   deno task bench              full run (~3 min)
- *   deno task bench --quick      smaller sizes, no hostile scenarios, ~30 s (the tests run this)
+ *   deno task bench              full run (~3 min 30 s)
+ *   deno task bench --quick      smaller sizes, no hostile or Redis Cluster scenarios, ~30 s
+ *                                (the tests run this)
  *   deno task bench --smoke      tiny sizes, no cluster, ~10 s
- *   --only spm,link              just these scenarios or groups (see --list)
+ *   --only spm,link              just these scenarios, groups or result lines (see --list);
+ *                                quote names with brackets: --only 'spm-cluster[rc]'
  *   --list                       the scenarios, their groups and default profiles
- *   --skip-cluster               no Redis cluster scenarios
+ *   --skip-cluster               no scenario that needs Redis (standalone or Redis Cluster)
  *   --rounds N --duration S      override repetitions / measured seconds per run
  *   --set sma.window=4           override one profile field (repeatable; see Profile)
  *   --cpu-prof DIR               run the server(s) with --cpu-prof into DIR
@@ -66,7 +68,7 @@ if (opt.help) usage(0);
 if (opt.list) {
   for (const s of SCENARIOS) {
     const groups = s.groups.length ? ` [${s.groups.join(", ")}]` : "";
-    console.log(`${s.name.padEnd(14)} ${s.profiles.join(" ").padEnd(16)} ${groups}`);
+    console.log(`${s.name.padEnd(19)} ${s.profiles.join(" ").padEnd(16)} ${groups}`);
   }
   Deno.exit(0);
 }
@@ -146,7 +148,7 @@ async function runScenario(s: Scenario): Promise<boolean> {
     }
     return false;
   } finally {
-    await h.children.stop(2000, fixtures.children);
+    await h.children.stop(2000, await fixtures.children());
   }
 }
 

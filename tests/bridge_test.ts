@@ -126,6 +126,8 @@ Deno.test("bridge: a token joins once; the same greeting replayed is answered 0"
   });
   const key = { a: "alice", b: "bob", password: 7 };
   await presence.reserve("alice", { deliver() {} });
+  // B is logged in from the address its private end comes from (else the end is foreign).
+  await presence.reserve("bob", { deliver() {} }, { keys: ["bob"], client: "127.0.0.1" });
   assert.ok(await presence.openHandshake(key, 60_000));
   // B's accepting end, parked on this node.
   const [bServer, bClient] = await socketPair();

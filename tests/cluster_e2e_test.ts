@@ -5,6 +5,8 @@
  */
 import { chatCases } from "./e2e/chat_cases.ts";
 import { linkCases } from "./e2e/link_cases.ts";
+import { guessCases } from "./e2e/guess_cases.ts";
+import { nameCases } from "./e2e/name_cases.ts";
 import { stopAllClusters, withCluster } from "./helpers/cluster_harness.ts";
 
 const t = (name: string, fn: () => Promise<void>) =>
@@ -12,6 +14,8 @@ const t = (name: string, fn: () => Promise<void>) =>
 
 chatCases(t, withCluster);
 linkCases(t, withCluster);
+guessCases(t, withCluster);
+nameCases(t, withCluster);
 
 Deno.test({
   name: "cluster: stop the clusters",

@@ -9,6 +9,7 @@ import { withDeadline } from "../src/lib/async.ts";
 import { type Cluster, startCluster } from "../src/ops/cluster.ts";
 import { encode, ErrorCode, type Frame, Op } from "../src/protocol/mod.ts";
 import { eventually } from "./helpers/harness.ts";
+import { openLink } from "./helpers/link.ts";
 
 const t = (name: string, fn: () => Promise<void>) =>
   Deno.test({ name: `cluster: ${name}`, fn, sanitizeOps: false, sanitizeResources: false });
@@ -227,6 +228,22 @@ t(
         }
         assert.equal(got.size, 5);
         await clients[0].expectSilence(100);
+        // A private link through HAProxy: the nodes see each end's real address (PROXY v2),
+        // which must match its user's chat connection, wherever each socket lands.
+        for (const password of [1, 2, 3]) {
+          const { endA, endB } = await openLink(
+            { port: cluster.port },
+            clients[1],
+            clients[2],
+            password,
+            {
+              a: "u1",
+              b: "u2",
+            },
+          );
+          endA.close();
+          endB.close();
+        }
       } finally {
         for (const c of clients) {
           c.close();

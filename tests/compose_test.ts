@@ -28,6 +28,10 @@ Deno.test("compose: docker-compose config accepts the file; redis, 3 nodes and h
   }
   assert.match(cfg, /CHATOS_PRESENCE: redis/);
   assert.match(cfg, /REDIS_URL: redis:\/\/redis:6379/);
+  // The nodes take PROXY headers from HAProxy's pinned address only.
+  assert.match(cfg, /CHATOS_PROXY_PROTOCOL: "true"|CHATOS_PROXY_PROTOCOL: 'true'/);
+  assert.match(cfg, /CHATOS_PROXY_TRUSTED: 172\.28\.0\.10\/32/);
+  assert.match(cfg, /ipv4_address: 172\.28\.0\.10/);
   // the grace period must outlast the drain deadline, or SIGKILL cuts the drain
   const drainMs = Number(cfg.match(/CHATOS_DRAIN_TIMEOUT_MS: '(\d+)'/)![1]);
   const graceS = Number(cfg.match(/stop_grace_period: (\d+)s/)![1]);
@@ -41,6 +45,8 @@ Deno.test("compose: the HAProxy config is valid and health-checks /readyz on the
   assert.match(text, /mode tcp/);
   assert.match(text, /option httpchk GET \/readyz/);
   assert.match(text, /check port 9090/);
+  assert.match(text, /default-server send-proxy-v2 /);
+  assert.match(text, /timeout tunnel 7d/);
   const compose = await Deno.readTextFile("docker-compose.yml");
   assert.match(compose, /CHATOS_ADMIN_PORT: "9090"/);
 });

@@ -11,8 +11,8 @@ import {
   judgeAttempt,
   type LinkRole,
   sameClient,
-  StrikeLedger,
 } from "../src/server/links/guard_policy.ts";
+import { StrikeLedger } from "../src/presence/strike_ledger.ts";
 import { Rng } from "./helpers/prng.ts";
 
 Deno.test("client keys: IPv4 exact, IPv4-mapped unmapped, IPv6 by /64", () => {
@@ -36,25 +36,25 @@ Deno.test("judgeAttempt: only the named user's address is an owner", () => {
 });
 
 Deno.test("StrikeLedger: each pending handshake takes at most `budget` misses", () => {
-  const ledger = new StrikeLedger<string>(3);
+  const ledger = new StrikeLedger<string>();
   ledger.open("h1");
-  assert.deepEqual(ledger.strike(["h1"]), []);
+  assert.deepEqual(ledger.strike(["h1"], 3), []);
   ledger.open("h2"); // opened after one miss: its budget is whole
-  assert.deepEqual(ledger.strike(["h1", "h2"]), []);
-  assert.deepEqual(ledger.strike(["h1", "h2"]), ["h1"]);
+  assert.deepEqual(ledger.strike(["h1", "h2"], 3), []);
+  assert.deepEqual(ledger.strike(["h1", "h2"], 3), ["h1"]);
   assert.equal(ledger.strikesOf("h1"), undefined);
   assert.equal(ledger.strikesOf("h2"), 2);
-  assert.deepEqual(ledger.strike(["h1", "h2", "unknown"]), ["h2"]);
+  assert.deepEqual(ledger.strike(["h1", "h2", "unknown"], 3), ["h2"]);
   assert.equal(ledger.size, 0);
   ledger.open("h3");
   ledger.close("h3");
-  assert.deepEqual(ledger.strike(["h3"]), []);
-  assert.throws(() => new StrikeLedger(0), RangeError);
+  assert.deepEqual(ledger.strike(["h3"], 3), []);
+  assert.throws(() => ledger.strike([], 0), RangeError);
 });
 
 /** A model broker: pending handshakes, A's and B's chat addresses, the three policy parts. */
 class ModelBroker {
-  readonly ledger = new StrikeLedger<number>(3);
+  readonly ledger = new StrikeLedger<number>();
   readonly limiter = new AddressLimiter({ limit: 20, windowMs: 60_000, maxKeys: 1000 });
   readonly pending = new Set<number>();
   readonly aborted: number[] = [];
@@ -84,7 +84,7 @@ class ModelBroker {
     }
     this.limiter.record(key, now);
     for (const q of this.pending) this.reached.set(q, this.reached.get(q)! + 1);
-    for (const q of this.ledger.strike(this.pending)) {
+    for (const q of this.ledger.strike(this.pending, 3)) {
       this.pending.delete(q);
       this.aborted.push(q);
     }

@@ -17,8 +17,9 @@ import { sleep, withDeadline } from "../src/lib/async.ts";
 function stuckSend(inner: MemoryPresence, gate: Promise<void>): Presence {
   return {
     nodeId: inner.nodeId,
-    reserve: (p, i) => inner.reserve(p, i),
+    reserve: (p, i, c) => inner.reserve(p, i, c),
     release: (p, i) => inner.release(p, i),
+    clientOf: (p) => inner.clientOf(p),
     send: (to, f) => to === "slowpoke" ? gate.then(() => inner.send(to, f)) : inner.send(to, f),
     broadcast: (f, except) => inner.broadcast(f, except),
     openHandshake: (k, ttl) => inner.openHandshake(k, ttl),
@@ -26,7 +27,7 @@ function stuckSend(inner: MemoryPresence, gate: Promise<void>): Presence {
     acceptHandshake: (k, e) => inner.acceptHandshake(k, e),
     claimHandshake: (k) => inner.claimHandshake(k),
     cancelPair: (a, b) => inner.cancelPair(a, b),
-    strike: (a, b, w) => inner.strike(a, b, w),
+    strikePair: (a, b, budget) => inner.strikePair(a, b, budget),
     close: () => inner.close(),
   };
 }

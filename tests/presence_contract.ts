@@ -153,24 +153,77 @@ export function presenceContract(target: ContractTarget): void {
     assert.equal(await p.cancelHandshake(key(a, c, 4)), true);
   });
 
-  test("strikes count per ordered pair within the window", 1, async ([p]) => {
+  test(
+    "strikePair strikes each pending handshake of the pair; the budget drops it",
+    1,
+    async ([p]) => {
+      const a = name("a"), b = name("b");
+      await p.openHandshake(key(a, b, 1), 10_000);
+      await p.openHandshake(key(b, a, 9), 10_000);
+      assert.deepEqual(await p.strikePair(a, b, 3), []);
+      // A handshake opened later starts with a clean budget.
+      await p.openHandshake(key(a, b, 2), 10_000);
+      assert.deepEqual(await p.strikePair(a, b, 3), []);
+      assert.deepEqual((await p.strikePair(a, b, 3)).map((k) => k.password), [1]);
+      assert.equal(await p.cancelHandshake(key(a, b, 1)), false, "dropped by its third strike");
+      assert.deepEqual(await p.strikePair(a, b, 3), [key(a, b, 2)]);
+      // The other direction is another pair: untouched.
+      assert.equal(await p.cancelHandshake(key(b, a, 9)), true);
+      assert.deepEqual(await p.strikePair(a, b, 3), [], "nothing pending, nothing struck");
+    },
+  );
+
+  test("strikes die with the handshake: the next one of the pair starts clean", 1, async ([p]) => {
     const a = name("a"), b = name("b");
-    assert.equal(await p.strike(a, b, 10_000), 1);
-    assert.equal(await p.strike(a, b, 10_000), 2);
-    assert.equal(await p.strike(b, a, 10_000), 1);
-    assert.equal(await p.strike(a, b, 10_000), 3);
+    await p.openHandshake(key(a, b, 5), 10_000);
+    assert.deepEqual(await p.strikePair(a, b, 2), []);
+    assert.equal(await p.cancelHandshake(key(a, b, 5)), true);
+    await p.openHandshake(key(a, b, 5), 10_000);
+    assert.deepEqual(await p.strikePair(a, b, 2), [], "the old strike did not carry over");
+    assert.deepEqual(await p.strikePair(a, b, 2), [key(a, b, 5)]);
   });
 
-  test("strikes older than the window no longer count", 1, async ([p]) => {
-    const a = name("a"), b = name("b");
-    // The window itself must pass: waiting out the time is the event here. Strikes 600 ms
-    // apart keep the pair's record alive while the first one falls out of the 1 s window.
-    assert.equal(await p.strike(a, b, 1000), 1);
-    await sleep(600);
-    assert.equal(await p.strike(a, b, 1000), 2);
-    await sleep(600);
-    assert.equal(await p.strike(a, b, 1000), 2, "the first fell out of the window");
-  });
+  // Run on one store, and on two sharing a backend (the second answers for the first's users).
+  for (const n of [1, 2]) {
+    test(
+      `a claim's keys are held all together and released together (${n} node)`,
+      n,
+      async (stores) => {
+        const p = stores[0], q = stores[n - 1];
+        const alice = name("alice"), lookalike = name("Alice"), other = name("x");
+        const k1 = name("k1"), k2 = name("k2"), k3 = name("k3");
+        const i1 = new RecordingInbox(), i2 = new RecordingInbox(), i3 = new RecordingInbox();
+        assert.equal(await p.reserve(alice, i1, { keys: [k1, k2], client: "10.0.0.1" }), "ok");
+        // Another display name with any key of alice's is refused, from any node.
+        assert.equal(
+          await q.reserve(lookalike, i2, { keys: [k3, k2], client: "10.0.0.2" }),
+          "taken",
+        );
+        assert.equal(await q.reserve(lookalike, i2, { keys: [k1], client: "10.0.0.2" }), "taken");
+        // All or nothing: the refused reserve took neither k3 nor the display name.
+        assert.equal(await p.reserve(other, i3, { keys: [k3], client: "10.0.0.3" }), "ok");
+        await p.release(other, i3);
+        assert.equal(await q.send(lookalike, bytes(1)), false);
+        await p.release(alice, i1);
+        assert.equal(await q.reserve(lookalike, i2, { keys: [k3, k2], client: "10.0.0.2" }), "ok");
+        assert.equal(await p.reserve(alice, i1, { keys: [k1, k2], client: "10.0.0.1" }), "taken");
+        assert.equal(await p.reserve(alice, i1, { keys: [k1], client: "10.0.0.1" }), "ok");
+      },
+    );
+
+    test(`clientOf answers the client key a user logged in with (${n} node)`, n, async (stores) => {
+      const p = stores[0], q = stores[n - 1];
+      const u = name("u");
+      const inbox = new RecordingInbox();
+      assert.equal(await q.clientOf(u), null);
+      assert.equal(await p.reserve(u, inbox, { keys: [name("ku")], client: "192.0.2.7" }), "ok");
+      assert.equal(await p.clientOf(u), "192.0.2.7");
+      assert.equal(await q.clientOf(u), "192.0.2.7");
+      await p.release(u, inbox);
+      assert.equal(await p.clientOf(u), null);
+      assert.equal(await q.clientOf(u), null);
+    });
+  }
 
   test("pseudos with separators and unicode stay distinct", 1, async ([p]) => {
     const i1 = new RecordingInbox(), i2 = new RecordingInbox();
@@ -284,8 +337,11 @@ export function presenceContract(target: ContractTarget): void {
       token: "tq",
       bridge: "127.0.0.1:9",
     });
-    assert.equal(await p.strike(k.a, k.b, 10_000), 1);
-    assert.equal(await q.strike(k.a, k.b, 10_000), 2);
+    // Strikes from two nodes add up on one handshake.
+    const k2 = { ...k, password: 99 };
+    assert.equal(await p.openHandshake(k2, 10_000), true);
+    assert.deepEqual(await p.strikePair(k.a, k.b, 2), []);
+    assert.deepEqual(await q.strikePair(k.a, k.b, 2), [k2]);
   });
 
   // Registered last, so it runs after the suite: stops the shared backend (see ContractTarget).

@@ -50,8 +50,21 @@ test("the schema is what docs/REDIS.md says", async () => {
   try {
     await raw.connect();
     const alice = uniq("alicé:");
-    assert.equal(await p.reserve(alice, new RecordingInbox()), "ok");
+    assert.equal(
+      await p.reserve(alice, new RecordingInbox(), {
+        keys: ["k1:" + alice, "k2"],
+        client: "::/64",
+      }),
+      "ok",
+    );
     assert.equal(await raw.get(`chatos:user:${alice}`), p.nodeId);
+    assert.deepEqual(await raw.hgetall(keys.profile(alice)), {
+      client: "::/64",
+      k1: "k1:" + alice,
+      k2: "k2",
+    });
+    assert.equal(await raw.get(keys.name("k1:" + alice)), alice);
+    assert.equal(await raw.get(keys.name("k2")), alice);
     assert.deepEqual(await raw.smembers(`chatos:node:{${p.nodeId}}:users`), [alice]);
     assert.ok((await raw.smembers("chatos:nodes")).includes(p.nodeId));
     const lease = await raw.hgetall(`chatos:node:{${p.nodeId}}`);
@@ -73,6 +86,10 @@ test("the schema is what docs/REDIS.md says", async () => {
 
     await p.close();
     assert.equal(await raw.get(`chatos:user:${alice}`), null);
+    assert.equal(
+      await raw.exists(keys.profile(alice), keys.name("k1:" + alice), keys.name("k2")),
+      0,
+    );
     assert.equal(await raw.exists(`chatos:node:{${p.nodeId}}`), 0);
     assert.ok(!(await raw.smembers("chatos:nodes")).includes(p.nodeId));
   } finally {
@@ -188,22 +205,6 @@ test("a reserve needs this node's own lease", async () => {
   }
 });
 
-test("strike windows expire in Redis too", async () => {
-  const r = await sharedRedis();
-  const p = await node(r.url);
-  const raw = new Redis(r.url, { lazyConnect: true });
-  try {
-    await raw.connect();
-    const a = uniq("a"), b = uniq("b");
-    assert.equal(await p.strike(a, b, 2000), 1);
-    const ttl = await raw.pttl(keys.strikes(a, b));
-    assert.ok(ttl > 0 && ttl <= 2000, `the strikes key expires with the window (PTTL ${ttl})`);
-  } finally {
-    raw.disconnect();
-    await p.close();
-  }
-});
-
 test("a dead node's sets are pruned by a live node", async () => {
   const r = await sharedRedis();
   const p = await node(r.url, { leaseMs: 600, heartbeatMs: 200 });
@@ -296,9 +297,9 @@ test("a Redis restart: nodes recover, reservations are re-asserted, sends work",
   const p = await node(r.url);
   const q = await node(r.url);
   try {
-    const alice = uniq("alice"), bob = uniq("bob");
+    const alice = uniq("alice"), bob = uniq("bob"), aliceKey = uniq("k-alice");
     const ia = new RecordingInbox(), ib = new RecordingInbox();
-    assert.equal(await p.reserve(alice, ia), "ok");
+    assert.equal(await p.reserve(alice, ia, { keys: [aliceKey], client: "10.0.0.1" }), "ok");
     assert.equal(await q.reserve(bob, ib), "ok");
     assert.ok(p.ready && q.ready);
     const before = p.stats.reconnects;
@@ -311,6 +312,10 @@ test("a Redis restart: nodes recover, reservations are re-asserted, sends work",
     // Redis came back empty; the nodes wrote their reservations again.
     assert.equal(await q.reserve(alice, new RecordingInbox()), "taken");
     assert.equal(await p.reserve(bob, new RecordingInbox()), "taken");
+    // ...with their name keys and client keys: a lookalike is still refused.
+    const lookalike = { keys: [aliceKey], client: "10.0.0.9" };
+    assert.equal(await q.reserve(uniq("Alice"), new RecordingInbox(), lookalike), "taken");
+    assert.equal(await q.clientOf(alice), "10.0.0.1");
     assert.equal(await q.send(alice, bytes(2, 1)), true);
     assert.equal(await p.send(bob, bytes(2, 2)), true);
     await ia.waitFor(1);
@@ -342,7 +347,8 @@ test("Redis down: calls reject with PresenceUnavailable quickly, and recover", a
       2000,
       "hs",
     );
-    await rejectsUnavailable(p.strike(local, remote, 1000), 2000, "strike");
+    await rejectsUnavailable(p.strikePair(local, remote, 3), 2000, "strikePair");
+    await rejectsUnavailable(p.clientOf(remote), 2000, "clientOf");
     await rejectsUnavailable(p.broadcast(bytes(3), remote), 2000, "broadcast");
     assert.equal(il.frames.length, 1, "the local part of a broadcast still happened");
     assert.equal(await p.send(local, bytes(2)), true, "local delivery needs no Redis");

@@ -1,6 +1,8 @@
 /** The end-to-end cases against one in-process node with in-memory presence. */
 import { chatCases } from "./e2e/chat_cases.ts";
 import { linkCases } from "./e2e/link_cases.ts";
+import { guessCases } from "./e2e/guess_cases.ts";
+import { nameCases } from "./e2e/name_cases.ts";
 import { withServer } from "./helpers/harness.ts";
 
 const t = (name: string, fn: () => Promise<void>) =>
@@ -8,3 +10,5 @@ const t = (name: string, fn: () => Promise<void>) =>
 
 chatCases(t, withServer);
 linkCases(t, withServer);
+guessCases(t, withServer);
+nameCases(t, withServer);

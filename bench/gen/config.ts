@@ -20,6 +20,10 @@ export interface GenConfig {
   msgSize?: number;
   /** spm: text sizes pair i uses msgSizes[i % length] (instead of msgSize). */
   msgSizes?: number[];
+  /** spm: recipients log in on these ports (round robin) instead of the sender's next node. */
+  recipientPorts?: number[];
+  /** spm: every sender sends to this user (logged in elsewhere); the pairs have no recipients. */
+  to?: string;
   /** spm: recipients log in and then never read (slow readers); a refused sender stops. */
   silentRecipients?: boolean;
   /** spm: total msgs/s this generator paces to; 0 = as fast as the window allows. */

@@ -47,7 +47,8 @@ export class Sender implements FrameSink {
     if (op === OP_ERROR) {
       // Any answer frees a slot: a refused message (recipient gone) is answered too.
       this.credits++;
-      if (buf[off + 1] !== 1) {
+      if (buf[off + 1] === 1) this.#st.acked++;
+      else {
         this.#st.refused++;
         if (!this.#refusedOnce) this.#st.refusingSenders++;
         this.#refusedOnce = true;

@@ -1,7 +1,8 @@
 /**
  * spm mode: sender/recipient pairs, each sender keeping `window` SPMs
  * un-acked, optionally paced to a total rate; recipients may stay silent
- * (log in, never read) to play slow readers.
+ * (log in, never read) to play slow readers, or all senders may send to one
+ * user logged in elsewhere (`to`).
  */
 import { writeAll } from "../../src/lib/async.ts";
 import { errorMessage } from "../../src/lib/errors.ts";
@@ -27,6 +28,7 @@ export async function setupSpm(cfg: GenConfig, st: GenState): Promise<() => void
   const sizes = cfg.msgSizes ?? [cfg.msgSize ?? 32];
   const k = cfg.ports.length;
   const shift = k > 1 ? 1 : 0;
+  const rPorts = cfg.recipientPorts;
   const echo = cfg.target === "forwarder";
   const senders: Sender[] = [];
   const unlimited = () => Infinity;
@@ -35,16 +37,18 @@ export async function setupSpm(cfg: GenConfig, st: GenState): Promise<() => void
   for (let i = 0; i < pairs; i++) {
     setups.push((async () => {
       const s = `g${cfg.gen}s${i}`;
-      const r = `g${cfg.gen}r${i}`;
+      const r = cfg.to ?? `g${cfg.gen}r${i}`;
       const sc = await dial(cfg.ports[i % k]);
-      const rc = await dial(cfg.ports[(i + shift) % k]);
+      const rc = cfg.to === undefined
+        ? await dial(rPorts ? rPorts[i % rPorts.length] : cfg.ports[(i + shift) % k])
+        : null;
       if (echo) {
         const key = cfg.gen * 100_000 + i;
         await preamble(sc, key);
-        await preamble(rc, key);
+        if (rc) await preamble(rc, key);
       } else {
         await login(sc, s);
-        await login(rc, r);
+        if (rc) await login(rc, r);
       }
       const text = timedText(sizes[i % sizes.length]);
       const sender = new Sender(st, sc, frame(OP_SPM, [s, r, text]), window, unlimited);
@@ -56,7 +60,7 @@ export async function setupSpm(cfg: GenConfig, st: GenState): Promise<() => void
         sScan.feed(buf, n, sender);
         sender.pump();
       }, st.onEnd);
-      if (!cfg.silentRecipients) readRecipient(st, rc, echo);
+      if (rc && !cfg.silentRecipients) readRecipient(st, rc, echo);
     })());
     // Connect in small waves: a burst of thousands of SYNs would overflow the backlog.
     if (setups.length % 64 === 0) await Promise.all(setups.splice(0));

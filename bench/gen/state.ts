@@ -17,6 +17,8 @@ export class GenState {
   stopping = false;
   delivered = 0;
   sent = 0;
+  /** Messages answered with ERROR 1 (in the window, like `sent`). */
+  acked = 0;
   bytesIn = 0;
   errors = 0;
   /** Receiving connections the server closed while the load ran (a reader dropped as slow, say). */
@@ -53,6 +55,7 @@ export class GenState {
     this.#cpuStart = cpuSeconds();
     this.delivered = 0;
     this.sent = 0;
+    this.acked = 0;
     this.bytesIn = 0;
     this.hist.reset();
   }
@@ -64,6 +67,7 @@ export class GenState {
       cpu_s: cpuSeconds() - this.#cpuStart,
       delivered: this.delivered,
       sent: this.sent,
+      acked: this.acked,
       bytes: this.bytesIn,
       errors: this.errors,
       ended: this.ended,

@@ -1,13 +1,14 @@
 /** Every scenario, in the order a run goes through them. */
 import type { Scenario } from "../scenario.ts";
-import { smaCluster } from "./cluster_sma.ts";
-import { spmCluster } from "./cluster_spm.ts";
+import { smaClusterOn } from "./cluster_sma.ts";
+import { spmClusterOn } from "./cluster_spm.ts";
 import { connect } from "./connect.ts";
 import { floodBig } from "./flood_big.ts";
 import { floodSma } from "./flood_sma.ts";
 import { link } from "./link.ts";
 import { slowReaders } from "./slow_readers.ts";
 import { sma } from "./sma.ts";
+import { redisStop } from "./redis_stop.ts";
 import { spm } from "./spm.ts";
 import { spmHalf } from "./spm_half.ts";
 
@@ -17,9 +18,13 @@ export const SCENARIOS: readonly Scenario[] = [
   spmHalf,
   sma,
   link,
-  spmCluster,
-  smaCluster,
+  spmClusterOn("single"),
+  smaClusterOn("single"),
+  // After the standalone ones: the shared cluster is switched to a Redis Cluster once.
+  spmClusterOn("cluster"),
+  smaClusterOn("cluster"),
   floodSma,
   floodBig,
   slowReaders,
+  redisStop,
 ];

@@ -12,6 +12,7 @@
  * charged only the growth past that run's peak (`growth_ratio`); the growth
  * from idle is reported beside it (`idle_growth_ratio`).
  */
+import { sleep } from "../../src/lib/async.ts";
 import { runLoad } from "../measure.ts";
 import { rssKbOf } from "../procs.ts";
 import { cpuFields } from "../report.ts";
@@ -47,7 +48,7 @@ async function oneSize(
     const idle = rssKbOf(server.child.pid);
     let peak = 0;
     const sample = () => (peak = Math.max(peak, rssKbOf(server.child.pid)));
-    const load = (silent: boolean, label: string, durationMs?: number) =>
+    const load = (silent: boolean, label: string, ms: number) =>
       runLoad(
         h,
         [{

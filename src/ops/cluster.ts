@@ -79,6 +79,14 @@ export interface Cluster {
 }
 
 const REPO = new URL("../../", import.meta.url);
+
+/**
+ * HAProxy dials the nodes from this address and sends a PROXY v2 header; the
+ * nodes trust only it, so a client connecting to a node directly (from
+ * 127.0.0.1, as the tests and tools do) is served without one.
+ */
+const HAPROXY_SOURCE = "127.0.0.2";
+
 const SERVER_MAIN = new URL("src/server/main.ts", REPO).pathname;
 
 function writeHaproxyConfig(
@@ -95,8 +103,12 @@ function writeHaproxyConfig(
       "defaults",
       "  mode tcp",
       "  timeout connect 2s",
+      // As in deploy/haproxy.cfg: idle chat users are not cut; keepalive finds dead peers.
       "  timeout client 1h",
       "  timeout server 1h",
+      "  timeout tunnel 7d",
+      "  option clitcpka",
+      "  option srvtcpka",
       "frontend chatos",
       `  bind 127.0.0.1:${port}`,
       "  default_backend nodes",
@@ -106,7 +118,11 @@ function writeHaproxyConfig(
       "  option httpchk GET /readyz",
       "  http-check expect status 200",
       "  default-server inter 1s fall 2 rise 1",
-      ...nodes.map((n) => `  server ${n.id} 127.0.0.1:${n.port} check port ${n.adminPort}`),
+      `  source ${HAPROXY_SOURCE}`,
+      // The real client address reaches the nodes; the /readyz checks carry no header.
+      ...nodes.map((n) =>
+        `  server ${n.id} 127.0.0.1:${n.port} send-proxy-v2 check port ${n.adminPort}`
+      ),
       "",
     ].join("\n"),
   );
@@ -168,7 +184,7 @@ export async function startCluster(opts: ClusterOptions = {}): Promise<Cluster> 
       ? [`--redis-sentinels=${topology.sentinels}`, `--redis-sentinel-name=${topology.name}`]
       : [`--redis-cluster=${topology.seeds}`];
     for (let i = 1; i <= count; i++) {
-      const node = makeNode(`node-${i}`, redisFlags, secretFile, opts, output, unexpected);
+      const node = makeNode(`node-${i}`, redisFlags, secretFile, opts, output, unexpected, withLb);
       nodes.push(node.handle);
       stoppers.push(node.stop);
     }
@@ -215,6 +231,7 @@ function makeNode(
   opts: ClusterOptions,
   output: "inherit" | "null",
   unexpected: (what: string) => void,
+  behindHaproxy: boolean,
 ) {
   const port = freePort(), bridgePort = freePort(), adminPort = freePort();
   let child: Deno.ChildProcess | null = null;
@@ -255,8 +272,9 @@ function makeNode(
         `--cluster-secret-file=${secretFile}`,
         `--admin-port=${adminPort}`,
         `--log-level=${opts.logLevel ?? "warn"}`,
-        // Behind HAProxy every client has HAProxy's address: per-address limits would cap
-        // the whole cluster, so they are the balancer's job here.
+        ...(behindHaproxy ? ["--proxy-protocol", `--proxy-trusted=${HAPROXY_SOURCE}/32`] : []),
+        // Every local client (the tests, the tools, the bench) comes from 127.0.0.1, even
+        // through HAProxy's PROXY header: per-address limits would cap them all as one.
         ...["--max-conns-per-address=0", "--max-sessions-per-address=0"],
         "--conn-rate-per-address=0",
         ...(opts.nodeArgs ?? []),

@@ -11,6 +11,8 @@ import { sleep } from "../lib/async.ts";
 /** One redis-server (or sentinel) process of a topology. */
 export interface RedisMember {
   readonly port: number;
+  /** Its process id (for CPU figures; stays set after it exits). */
+  readonly pid: number;
   readonly running: boolean;
   /** SIGKILL and wait, as a crash would. */
   kill(): Promise<void>;
@@ -73,6 +75,7 @@ async function spawnMember(
       if (await pingRedis(port)) {
         return {
           port,
+          pid: proc.pid,
           get running() {
             return !exited;
           },

@@ -1,10 +1,12 @@
 import type { HandshakeKey } from "../protocol/frames.ts";
 import { LocalUsers } from "./local_users.ts";
+import { StrikeLedger } from "./strike_ledger.ts";
 import {
+  bareClaim,
+  type Claim,
   handshakeId,
   type Inbox,
   type LinkEndpoint,
-  pairId,
   type Presence,
   type ReserveResult,
 } from "./presence.ts";
@@ -20,7 +22,12 @@ export class MemoryPresence implements Presence {
   readonly nodeId: string;
   readonly users = new LocalUsers();
   #handshakes = new Map<string, Pending>();
-  #strikes = new Map<string, number[]>();
+  /** Strikes of each pending handshake, by handshake id. */
+  #strikes = new StrikeLedger<string>();
+  /** Name key → the pseudo holding it. */
+  #names = new Map<string, string>();
+  /** Pseudo → what it holds. */
+  #claims = new Map<string, Claim>();
   #now: () => number;
 
   constructor(opts: { nodeId?: string; now?: () => number } = {}) {
@@ -28,13 +35,27 @@ export class MemoryPresence implements Presence {
     this.#now = opts.now ?? Date.now;
   }
 
-  reserve(pseudo: string, inbox: Inbox): Promise<ReserveResult> {
-    return Promise.resolve(this.users.add(pseudo, inbox) ? "ok" : "taken");
+  reserve(pseudo: string, inbox: Inbox, claim: Claim = bareClaim(pseudo)): Promise<ReserveResult> {
+    if (claim.keys.some((k) => this.#names.has(k)) || !this.users.add(pseudo, inbox)) {
+      return Promise.resolve("taken");
+    }
+    for (const k of claim.keys) this.#names.set(k, pseudo);
+    this.#claims.set(pseudo, claim);
+    return Promise.resolve("ok");
   }
 
   release(pseudo: string, inbox: Inbox): Promise<void> {
-    this.users.remove(pseudo, inbox);
+    if (this.users.remove(pseudo, inbox)) {
+      for (const k of this.#claims.get(pseudo)?.keys ?? []) {
+        if (this.#names.get(k) === pseudo) this.#names.delete(k);
+      }
+      this.#claims.delete(pseudo);
+    }
     return Promise.resolve();
+  }
+
+  clientOf(pseudo: string): Promise<string | null> {
+    return Promise.resolve(this.#claims.get(pseudo)?.client || null);
   }
 
   send(to: string, frame: Uint8Array): boolean {
@@ -51,7 +72,7 @@ export class MemoryPresence implements Presence {
     const id = handshakeId(key);
     const p = this.#handshakes.get(id);
     if (p && p.expiresAt <= this.#now()) {
-      this.#handshakes.delete(id);
+      this.#drop(id);
       return undefined;
     }
     return p;
@@ -64,12 +85,13 @@ export class MemoryPresence implements Presence {
       expiresAt: this.#now() + ttlMs,
       endpoint: null,
     });
+    this.#strikes.open(handshakeId(key));
     return Promise.resolve(true);
   }
 
   cancelHandshake(key: HandshakeKey): Promise<boolean> {
     const p = this.#live(key);
-    if (p) this.#handshakes.delete(handshakeId(key));
+    if (p) this.#drop(handshakeId(key));
     return Promise.resolve(p !== undefined);
   }
 
@@ -83,7 +105,7 @@ export class MemoryPresence implements Presence {
   claimHandshake(key: HandshakeKey): Promise<LinkEndpoint | null> {
     const p = this.#live(key);
     if (!p || !p.endpoint) return Promise.resolve(null);
-    this.#handshakes.delete(handshakeId(key));
+    this.#drop(handshakeId(key));
     return Promise.resolve(p.endpoint);
   }
 
@@ -91,31 +113,37 @@ export class MemoryPresence implements Presence {
     const out: HandshakeKey[] = [];
     for (const [id, p] of this.#handshakes) {
       if (p.key.a === a && p.key.b === b) {
-        this.#handshakes.delete(id);
+        this.#drop(id);
         if (p.expiresAt > this.#now()) out.push(p.key);
       }
     }
     return Promise.resolve(out);
   }
 
-  strike(a: string, b: string, windowMs: number): Promise<number> {
-    const id = pairId(a, b);
-    const now = this.#now();
-    const recent = (this.#strikes.get(id) ?? []).filter((t) => t > now - windowMs);
-    recent.push(now);
-    this.#strikes.set(id, recent);
-    // Keep the map from growing without bound under a spray of pair names.
-    if (this.#strikes.size > 10_000) {
-      for (const [k, ts] of this.#strikes) {
-        if (ts[ts.length - 1] <= now - windowMs) this.#strikes.delete(k);
-      }
+  strikePair(a: string, b: string, budget: number): Promise<HandshakeKey[]> {
+    const pending: string[] = [];
+    for (const [id, p] of this.#handshakes) {
+      if (p.key.a === a && p.key.b === b && this.#live(p.key)) pending.push(id);
     }
-    return Promise.resolve(recent.length);
+    const out: HandshakeKey[] = [];
+    for (const id of this.#strikes.strike(pending, budget)) {
+      out.push(this.#handshakes.get(id)!.key);
+      this.#handshakes.delete(id);
+    }
+    return Promise.resolve(out);
+  }
+
+  #drop(id: string): void {
+    this.#handshakes.delete(id);
+    this.#strikes.close(id);
   }
 
   close(): Promise<void> {
     this.users.clear();
+    this.#names.clear();
+    this.#claims.clear();
     this.#handshakes.clear();
+    this.#strikes.clear();
     return Promise.resolve();
   }
 }

@@ -34,6 +34,23 @@ export interface LinkEndpoint {
 
 export type ReserveResult = "ok" | "taken";
 
+/** What a login holds besides its display pseudo (docs/PROTOCOL.md, "Pseudonyms", "Link guessing"). */
+export interface Claim {
+  /**
+   * The name's uniqueness keys (chat/pseudonym.ts: one or two). A reserve is
+   * refused while any of them is held by another pseudo; all are taken
+   * together and released together.
+   */
+  readonly keys: readonly string[];
+  /** The client key of the user's chat connection: whose address may send the user's private ends. */
+  readonly client: string;
+}
+
+/** The claim of a reserve that names none: the pseudo is its own key, no client key. */
+export function bareClaim(pseudo: string): Claim {
+  return { keys: [pseudo], client: "" };
+}
+
 /** A result that may be available at once. Await it, or test `instanceof Promise` on a hot path. */
 export type MaybePromise<T> = T | Promise<T>;
 
@@ -66,10 +83,16 @@ export interface Presence {
   /** Readiness and relay counters, for stores that have them. */
   readonly health?: StoreHealth;
 
-  /** Binds `pseudo` to `inbox` everywhere, atomically; "taken" if anyone holds it. */
-  reserve(pseudo: string, inbox: Inbox): Promise<ReserveResult>;
-  /** Releases `pseudo` if it is still bound to `inbox`. */
+  /**
+   * Binds `pseudo` to `inbox` everywhere, with every key of `claim`,
+   * atomically; "taken" if anyone holds the pseudo or any of the keys.
+   * Without a claim the pseudo is its only key (bareClaim).
+   */
+  reserve(pseudo: string, inbox: Inbox, claim?: Claim): Promise<ReserveResult>;
+  /** Releases `pseudo` and its keys if it is still bound to `inbox`. */
   release(pseudo: string, inbox: Inbox): Promise<void>;
+  /** The client key `pseudo` logged in with, wherever connected; null if nobody holds it. */
+  clientOf(pseudo: string): Promise<string | null>;
 
   /**
    * Delivers `frame` to the user, wherever connected. False: nobody received
@@ -91,11 +114,13 @@ export interface Presence {
   /** Drops every pending handshake between A and B, returning their keys. */
   cancelPair(a: string, b: string): Promise<HandshakeKey[]>;
   /**
-   * Counts one failed attempt to join a link between A and B (a wrong
-   * password, or a step out of order) and returns how many fell within the
-   * last `windowMs`. Shared by every node, so guesses spread over nodes add up.
+   * One failed attempt to join a link between A and B (a wrong password, or
+   * a step out of order, from A's or B's own address): one strike against
+   * each handshake of (A, B) pending now. Those whose strikes reach `budget`
+   * are dropped, atomically, and returned (the caller tells A and B). Strikes
+   * live in the handshake: a new one starts clean.
    */
-  strike(a: string, b: string, windowMs: number): Promise<number>;
+  strikePair(a: string, b: string, budget: number): Promise<HandshakeKey[]>;
 
   /** Releases everything this node holds and stops. */
   close(): Promise<void>;

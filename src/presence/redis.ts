@@ -9,7 +9,7 @@
  * - reservations.ts: reserve, release, and writing them again;
  * - probe.ts: the liveness ping through pub/sub;
  * - relay.ts: remote sends, broadcasts, and receiving (envelope.ts: the bytes);
- * - handshakes.ts: handshake and strike scripts (scripts.ts, lua/: the scripts).
+ * - handshakes.ts: handshake scripts, strikes included (scripts.ts, lua/: the scripts).
  *
  * Failure model: no command waits in an offline queue or longer than
  * `commandTimeoutMs`; every failure rejects with PresenceUnavailable. After a
@@ -20,6 +20,8 @@ import type { HandshakeKey } from "../protocol/frames.ts";
 import type { LogFn } from "../lib/log.ts";
 import { LocalUsers } from "./local_users.ts";
 import {
+  bareClaim,
+  type Claim,
   type Inbox,
   type LinkEndpoint,
   type Presence,
@@ -38,7 +40,7 @@ import { Reservations } from "./redis/reservations.ts";
 import { ClusterStore } from "./redis/cluster_store.ts";
 import { SingleStore } from "./redis/single_store.ts";
 import type { PresenceStore } from "./redis/store.ts";
-import { channels, NODE_ID_PATTERN } from "./redis/schema.ts";
+import { channels, keys, NODE_ID_PATTERN } from "./redis/schema.ts";
 import type { ScriptName } from "./redis/scripts.ts";
 
 /** Where Redis is: `url` (redis://[user:password@]host:port[/db]) or a `target`. */
@@ -181,11 +183,7 @@ export class RedisPresence implements Presence, StoreHealth {
       stats: this.stats,
       log,
     });
-    this.#handshakes = new RedisHandshakes(
-      (name, ...args) => this.#call(name, ...args),
-      nodeId,
-      instance,
-    );
+    this.#handshakes = new RedisHandshakes((name, ...args) => this.#call(name, ...args), nodeId);
   }
 
   /**
@@ -269,9 +267,20 @@ export class RedisPresence implements Presence, StoreHealth {
 
   // ---------------------------------------------------------------- Presence
 
-  reserve(pseudo: string, inbox: Inbox): Promise<ReserveResult> {
+  reserve(pseudo: string, inbox: Inbox, claim: Claim = bareClaim(pseudo)): Promise<ReserveResult> {
     if (this.#closed) return Promise.reject(new PresenceUnavailable("presence closed"));
-    return this.#reservations.reserve(pseudo, inbox);
+    return this.#reservations.reserve(pseudo, inbox, claim);
+  }
+
+  async clientOf(pseudo: string): Promise<string | null> {
+    const local = this.#reservations.localClient(pseudo);
+    if (local !== undefined) return local || null;
+    if (this.#closed) throw new PresenceUnavailable("presence closed");
+    try {
+      return (await this.conns.cmd.hget(keys.profile(pseudo), "client")) || null;
+    } catch (e) {
+      throw unavailable(e);
+    }
   }
 
   release(pseudo: string, inbox: Inbox): Promise<void> {
@@ -314,8 +323,8 @@ export class RedisPresence implements Presence, StoreHealth {
     return this.#handshakes.cancelPair(a, b);
   }
 
-  strike(a: string, b: string, windowMs: number): Promise<number> {
-    return this.#handshakes.strike(a, b, windowMs);
+  strikePair(a: string, b: string, budget: number): Promise<HandshakeKey[]> {
+    return this.#handshakes.strikePair(a, b, budget);
   }
 
   async #call(name: ScriptName, ...args: (string | number)[]): Promise<unknown> {

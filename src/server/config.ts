@@ -7,22 +7,35 @@ import { parseArgs } from "node:util";
 import type { OptionSpec, ServerConfig } from "./options/types.ts";
 import { NODE_OPTIONS } from "./options/node.ts";
 import { LIMIT_OPTIONS } from "./options/limits.ts";
+import { PROXY_OPTIONS } from "./options/proxy.ts";
+import { parseCidrList } from "./net/cidr.ts";
 import { errorMessage } from "../lib/errors.ts";
 import { redisTarget } from "../presence/redis/target.ts";
 
 export type { OptionSpec, ServerConfig } from "./options/types.ts";
 
 /** Every option, in --help order. */
-export const OPTIONS: readonly OptionSpec[] = [...NODE_OPTIONS, ...LIMIT_OPTIONS];
+export const OPTIONS: readonly OptionSpec[] = [...NODE_OPTIONS, ...PROXY_OPTIONS, ...LIMIT_OPTIONS];
 
 export class ConfigError extends Error {
   override name = "ConfigError";
 }
 
-function convert(spec: OptionSpec, raw: string, source: string): string | number {
+function convert(spec: OptionSpec, raw: string, source: string): string | number | boolean {
   switch (spec.kind) {
     case "string":
       return raw;
+    case "bool": {
+      const v = raw.trim().toLowerCase();
+      if (["1", "true", "yes", "on"].includes(v)) return true;
+      if (["0", "false", "no", "off"].includes(v)) return false;
+      throw new ConfigError(`${source}: "${raw}" is not true or false`);
+    }
+    case "cidrs": {
+      const r = parseCidrList(raw);
+      if (!r.ok) throw new ConfigError(`${source}: ${r.reason}`);
+      return raw;
+    }
     case "enum":
       if (!spec.choices!.includes(raw)) {
         throw new ConfigError(`${source}: "${raw}" is not one of ${spec.choices!.join(", ")}`);
@@ -45,7 +58,7 @@ function convert(spec: OptionSpec, raw: string, source: string): string | number
 }
 
 export function defaultConfig(): ServerConfig {
-  const out: Record<string, string | number> = {};
+  const out: Record<string, string | number | boolean> = {};
   for (const spec of OPTIONS) {
     out[spec.key] = convert(spec, spec.default, `default of --${spec.flag}`);
   }
@@ -64,6 +77,9 @@ export function parseConfig(
     help: { type: "boolean", short: "h" },
   };
   for (const spec of OPTIONS) options[spec.flag] = { type: "string" };
+  // A switch may stand alone (`--proxy-protocol`) or take a value (`--proxy-protocol=false`).
+  const switches = new Set(OPTIONS.filter((o) => o.kind === "bool").map((o) => `--${o.flag}`));
+  args = args.map((a) => (switches.has(a) ? `${a}=true` : a));
   let parsed;
   try {
     parsed = parseArgs({ args, options, strict: true, allowPositionals: false });
@@ -71,7 +87,7 @@ export function parseConfig(
     throw new ConfigError(errorMessage(e));
   }
   if (parsed.values.help) return { help: true };
-  const out: Record<string, string | number> = {};
+  const out: Record<string, string | number | boolean> = {};
   for (const spec of OPTIONS) {
     const flag = parsed.values[spec.flag] as string | undefined;
     const fromEnv = env(spec.env);

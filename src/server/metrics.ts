@@ -19,6 +19,10 @@ export class Metrics {
   linksOpened = 0;
   linkBytes = 0;
   hijackStrikes = 0;
+  /** Private-end frames refused unseen: not from the client key of the user they name. */
+  foreignLinkFrames = 0;
+  /** Connections from a trusted balancer closed for a missing or invalid PROXY header. */
+  proxyHeaderRefused = 0;
   /** Connections and requests refused by a limit, by the limit's name. */
   refused: Record<string, number> = {};
   /** Never-logged-in connections closed to make room on a full node. */
@@ -94,6 +98,16 @@ export class Metrics {
       ],
       ["accept_errors_total", "failed accepts (the listener backs off)", this.acceptErrors],
       ["links_idle_closed_total", "private links closed for being idle", this.linksIdleClosed],
+      [
+        "link_foreign_frames_total",
+        "private-end frames not from the named user's address",
+        this.foreignLinkFrames,
+      ],
+      [
+        "proxy_header_refused_total",
+        "connections closed for a missing or bad PROXY header",
+        this.proxyHeaderRefused,
+      ],
     ];
     for (const [name, help, v] of more) counter(name, help, [["", v]]);
     counter(

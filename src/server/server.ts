@@ -14,7 +14,9 @@ import { defaultConfig, type ServerConfig } from "./config.ts";
 import { Metrics } from "./metrics.ts";
 import { type AdminServer, startAdmin } from "./admin.ts";
 import { acceptEach } from "./listen.ts";
-import { remoteAddress, serveConnection } from "./chat/connection.ts";
+import { serveConnection } from "./chat/connection.ts";
+import { type Identified, identifier } from "./net/client_address.ts";
+import { parseCidrList } from "./net/cidr.ts";
 import { ChatSession, type SessionPlace } from "./chat/session.ts";
 import { type OutboundQueue, QueueBudget } from "./chat/outbound.ts";
 import { defaultFdBudget, FdBudget, processFdLimit } from "./limits/fd_budget.ts";
@@ -90,6 +92,7 @@ export async function startServer(
   const warn = new WarnThrottle(log, config.warnIntervalMs);
   let draining = false;
 
+  const identify = identifier(proxyPolicy(config)); // throws on a bad list, before listening
   const listener = bind(
     "port",
     config.host,
@@ -180,7 +183,35 @@ export async function startServer(
 
   const acceptLoop = acceptEach(listener, acceptDeps, (conn) => {
     metrics.connectionsOpened++;
-    const address = remoteAddress(conn);
+    try {
+      conn.setNoDelay(true);
+      // An idle chat user's connection may cross NATs and balancers that drop silent flows.
+      conn.setKeepAlive(true);
+    } catch {
+      // reset before we got to it: the first read will say so
+    }
+    const who = identify(conn);
+    if (!(who instanceof Promise)) return serve(conn, who);
+    // A trusted balancer's connection: admitted under its client's address once the header is read.
+    open.add(conn);
+    const h = who.then((w) => {
+      open.delete(conn);
+      serve(conn, w);
+    });
+    handlers.add(h);
+    void h.finally(() => handlers.delete(h));
+  });
+
+  /** Admits a connection under its real address and serves it, or refuses it. */
+  function serve(conn: Deno.TcpConn, who: Identified): void {
+    if (!who.ok) {
+      metrics.proxyHeaderRefused++;
+      metrics.refuse("proxy_header");
+      warn.warn("connection refused: PROXY header", { peer: who.address, reason: who.reason });
+      closeQuietly(conn);
+      return;
+    }
+    const address = who.address;
     const ticket = admission.admit(address);
     if (typeof ticket === "string") {
       metrics.connectionsRejected++;
@@ -189,16 +220,11 @@ export async function startServer(
       closeQuietly(conn);
       return;
     }
-    try {
-      conn.setNoDelay(true);
-    } catch {
-      // reset before we got to it: the first read will say so
-    }
     open.add(conn);
-    const h = serveConnection(conn, connectionDeps, ticket, () => open.delete(conn));
+    const h = serveConnection(conn, connectionDeps, ticket, who.initial, () => open.delete(conn));
     handlers.add(h);
     void h.finally(() => handlers.delete(h));
-  });
+  }
 
   const bridgeLoop = bridgeListener &&
     acceptEach(bridgeListener, acceptDeps, (conn) => {
@@ -309,4 +335,12 @@ async function drainOutput(outbound: Set<OutboundQueue>, ms: number, log: Logger
   await withDeadline(all, ms, () => new Error("drain deadline")).catch(() => {});
   const left = queuedBytes(outbound);
   if (left > 0) log.warn("drain deadline passed with output queued", { bytes: left });
+}
+
+/** The PROXY protocol policy of the client listener, or null when it is off. */
+function proxyPolicy(config: ServerConfig) {
+  if (!config.proxyProtocol) return null;
+  const trusted = parseCidrList(config.proxyTrusted);
+  if (!trusted.ok) throw new TypeError(`--proxy-trusted: ${trusted.reason}`);
+  return { trusted: trusted.list, headerTimeoutMs: config.proxyHeaderTimeoutMs };
 }

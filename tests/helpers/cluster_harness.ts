@@ -4,7 +4,7 @@
  * node in turn, so a case's users, and the four sockets of a private link,
  * land on different nodes. One cluster per distinct configuration is started
  * on first use and shared by the cases that use it; between cases the harness
- * waits until Redis holds no user and no handshake, and clears strike counts.
+ * waits until Redis holds no user, name and handshake (strikes live in handshakes).
  */
 import { type Cluster, type RedisMode, startCluster } from "../../src/ops/cluster.ts";
 import { redisClientFor, scanKeys } from "./redis_server.ts";
@@ -77,12 +77,12 @@ async function runOn(
       await eventually(
         async () =>
           (await scanKeys(redis, "chatos:user:*")).length === 0 &&
-          (await scanKeys(redis, "chatos:hs:*")).length === 0,
+          (await scanKeys(redis, "chatos:hs:*")).length === 0 &&
+          (await scanKeys(redis, "chatos:name:*")).length === 0 &&
+          (await scanKeys(redis, "chatos:profile:*")).length === 0,
         5000,
-        "the case's users and handshakes to leave Redis",
+        "the case's users, names and handshakes to leave Redis",
       );
-      // One DEL per key: on a Redis Cluster they live in different slots.
-      await Promise.all((await scanKeys(redis, "chatos:strike:*")).map((k) => redis.del(k)));
     } finally {
       redis.disconnect();
     }

@@ -6,6 +6,15 @@
 import net from "node:net";
 import { encode, Op } from "../../src/protocol/mod.ts";
 
+/** A TCP connection to 127.0.0.1:`port` from `localAddress`; rejects if it fails. */
+export function connectFrom(port: number, localAddress: string): Promise<net.Socket> {
+  return new Promise((resolve, reject) => {
+    const s = net.connect({ host: "127.0.0.1", port, localAddress });
+    s.once("connect", () => resolve(s));
+    s.once("error", reject);
+  });
+}
+
 export class RawConn {
   readonly socket: net.Socket;
   readonly closed: Promise<void>;
@@ -26,12 +35,8 @@ export class RawConn {
   }
 
   /** Connects from `localAddress`; rejects if the connection fails. */
-  static open(port: number, localAddress: string): Promise<RawConn> {
-    return new Promise((resolve, reject) => {
-      const s = net.connect({ host: "127.0.0.1", port, localAddress });
-      s.once("connect", () => resolve(new RawConn(s)));
-      s.once("error", reject);
-    });
+  static async open(port: number, localAddress: string): Promise<RawConn> {
+    return new RawConn(await connectFrom(port, localAddress));
   }
 
   send(bytes: Uint8Array): void {

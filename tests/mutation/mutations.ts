@@ -26,10 +26,11 @@ export const MUTATIONS: Mutation[] = [
     tests: ["tests/presence_redis_test.ts"],
   },
   {
-    name: "strikes-never-expire",
-    why: "failed link attempts outside the window still count",
-    find: "redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - w)",
-    replace: "",
+    name: "strike-budget-ignored",
+    why:
+      "strikes against a pending handshake never reach the budget (issue 10 replaced the window)",
+    find: "elseif redis.call('HINCRBY', hk, 'strikes', 1) >= budget then",
+    replace: "elseif redis.call('HINCRBY', hk, 'strikes', 1) >= budget + 1000 then",
     tests: ["tests/presence_redis_test.ts"],
   },
   {
@@ -85,8 +86,9 @@ export const MUTATIONS: Mutation[] = [
   {
     name: "restart-takes-back-live-pseudos",
     why: "after a Redis restart a node takes back pseudos that a live node now holds",
-    find: "if cur and cur ~= ARGV[1] and redis.call('EXISTS', ARGV[2] .. 'node:' .. cur) == 1 then",
-    replace: "if false then",
+    find:
+      "local held = cur and cur ~= ARGV[1] and redis.call('EXISTS', ARGV[2] .. 'node:{' .. cur .. '}') == 1",
+    replace: "local held = false",
     tests: ["tests/presence_redis_test.ts", "tests/cluster_test.ts"],
   },
   // ---- more, one per promise the new tests cover
@@ -210,5 +212,36 @@ export const MUTATIONS: Mutation[] = [
     find: "if (!this.#peer && this.#pendingBytes >= this.#limit) {",
     replace: "if (false) {",
     tests: ["tests/server_e2e_test.ts"],
+  },
+  // ---- issue 10: real addresses, the guessing rule, names
+  {
+    name: "foreign-link-frames-admitted",
+    why:
+      "a private-end frame from a stranger's address reaches (and can take or strike) the handshake",
+    find: 'if (judgeAttempt({ role, from: address, owner }) === "owner") return null;',
+    replace: "return null;",
+    tests: E2E,
+  },
+  {
+    name: "names-held-by-display-form",
+    why: "a name is reserved as typed, so lookalikes (Alice, Cyrillic а, fullwidth) log in",
+    find: "keys: name.keys,",
+    replace: "keys: [name.display],",
+    tests: E2E,
+  },
+  {
+    name: "proxy-header-source-ignored",
+    why: "behind a balancer every client has the balancer's address",
+    find: "? canonicalAddress(r.header.source.address)",
+    replace: "? peer",
+    tests: ["tests/proxy_e2e_test.ts", "tests/client_address_test.ts"],
+  },
+  {
+    name: "proxy-header-optional",
+    why: "a trusted peer's connection without a PROXY header is served as the balancer",
+    find: 'if (r.status === "invalid") return refuse(peer, `bad PROXY header: ${r.reason}`);',
+    replace:
+      'if (r.status === "invalid") return { ok: true, address: peer, initial: buf.slice(0, n) };',
+    tests: ["tests/proxy_e2e_test.ts", "tests/client_address_test.ts"],
   },
 ];

@@ -51,7 +51,9 @@ export async function main(args: string[]): Promise<number> {
     console.error(USAGE);
     return 2;
   }
-  const [pseudo, host = "127.0.0.1", portText = "7777"] = positionals;
+  const [typed, host = "127.0.0.1", portText = "7777"] = positionals;
+  // The server holds a name in NFC; the frames we send later must name us the same way.
+  const pseudo = typed.normalize("NFC");
   const port = Number(portText);
   if (!/^\d+$/.test(portText) || port < 1 || port > 65535) {
     console.error(`invalid port ${JSON.stringify(portText)}\n${USAGE}`);

@@ -13,8 +13,14 @@
  *   compare-and-set, so it cannot win a key someone took meanwhile;
  * - a send checks the fence atomically with the SPUBLISH, in a script on the
  *   destination node's slot (its lease and channel share the tag {<node id>}).
+ *
+ * A name key (a canonical form of a pseudo) is taken the same way, with the
+ * same value, after the user key; if any cannot be taken, the keys taken are
+ * given back, so a reserve takes all or nothing. Two pseudos of one node
+ * that share a key are told apart by the node itself (reservations.ts).
  */
 import type { Buffer } from "node:buffer";
+import type { Claim } from "../presence.ts";
 import type { Connections } from "./connections.ts";
 import { channels, holderNode, keys } from "./schema.ts";
 import { NO_LEASE, type Outgoing, type PresenceStore } from "./store.ts";
@@ -48,17 +54,21 @@ export class ClusterStore implements PresenceStore {
     this.#ownUsers = keys.nodeUsers(nodeId);
   }
 
-  async reserve(pseudo: string): Promise<boolean> {
+  async reserve(pseudo: string, claim: Claim): Promise<boolean> {
     const fence = this.#fence();
     if (fence === null) throw new Error(NO_LEASE);
+    const value = `${this.#nodeId}|${fence}`;
     const [, won] = await Promise.all([
       this.#conns.cmd.sadd(this.#ownUsers, pseudo), // listed first, so pruning finds it
-      this.#take(pseudo, `${this.#nodeId}|${fence}`),
+      this.#take(keys.user(pseudo), value),
     ]);
-    if (!won) {
+    const named = won && (await this.#takeNames(claim.keys, value));
+    if (!named) {
+      if (won) await this.#conns.script("userRelease", keys.user(pseudo), this.#nodeId);
       await this.#conns.cmd.srem(this.#ownUsers, pseudo);
       return false;
     }
+    await this.#writeProfile(pseudo, claim);
     // The lease must still carry the fence written: then it was alive throughout.
     if ((await this.#conns.cmd.hget(this.#lease, "fence")) !== fence) {
       await this.release([pseudo]);
@@ -74,19 +84,35 @@ export class ClusterStore implements PresenceStore {
       const chunk = pseudos.slice(i, i + CHUNK);
       await Promise.all([
         cmd.srem(this.#ownUsers, ...chunk),
-        ...chunk.map((p) => this.#conns.script("userRelease", keys.user(p), this.#nodeId)),
+        ...chunk.map(async (p) => {
+          if (await this.#conns.script("userRelease", keys.user(p), this.#nodeId) === 1) {
+            await this.#dropProfile(p, (k) => this.#giveBack([k]));
+          }
+        }),
       ]);
     }
   }
 
-  async reassert(pseudos: readonly string[]): Promise<string[]> {
+  async reassert(
+    pseudos: readonly string[],
+    claimOf: (pseudo: string) => Claim,
+  ): Promise<string[]> {
     const fence = this.#fence();
     if (fence === null) throw new Error(NO_LEASE);
     const value = `${this.#nodeId}|${fence}`;
     const lost: string[] = [];
     for (let i = 0; i < pseudos.length; i += CHUNK) {
       const chunk = pseudos.slice(i, i + CHUNK);
-      const won = await Promise.all(chunk.map((p) => this.#take(p, value)));
+      const won = await Promise.all(chunk.map(async (p) => {
+        const claim = claimOf(p);
+        if (!(await this.#take(keys.user(p), value))) return false;
+        if (!(await this.#takeNames(claim.keys, value))) {
+          await this.#conns.script("userRelease", keys.user(p), this.#nodeId);
+          return false;
+        }
+        await this.#writeProfile(p, claim);
+        return true;
+      }));
       const kept = chunk.filter((_, j) => won[j]);
       chunk.forEach((p, j) => won[j] || lost.push(p));
       if (kept.length) await this.#conns.cmd.sadd(this.#ownUsers, ...kept);
@@ -123,6 +149,8 @@ export class ClusterStore implements PresenceStore {
         // Only a value of that node naming a fence that is not live (fences are never reused).
         if (v !== null && holderNode(v) === id && !(await this.#alive(v))) {
           await this.#conns.script("userCas", keys.user(p), v, "");
+          // Its name keys, if they still carry that dead value.
+          await this.#dropProfile(p, (k) => this.#conns.script("userCas", keys.name(k), v, ""));
         }
       }));
     }
@@ -221,9 +249,8 @@ export class ClusterStore implements PresenceStore {
     return fence === value.slice(bar + 1);
   }
 
-  /** Binds `pseudo` to `value` unless a live holder has it; true if bound. */
-  async #take(pseudo: string, value: string): Promise<boolean> {
-    const key = keys.user(pseudo);
+  /** Binds `key` (a user or name key) to `value` unless a live holder has it; true if bound. */
+  async #take(key: string, value: string): Promise<boolean> {
     for (let i = 0; i < TAKEOVER_TRIES; i++) {
       const cur = await this.#conns.script("userClaim", key, this.#nodeId, value) as string | null;
       if (cur === null) return true;
@@ -231,5 +258,39 @@ export class ClusterStore implements PresenceStore {
       if (await this.#conns.script("userCas", key, cur, value) === 1) return true;
     }
     return false;
+  }
+
+  /** Takes every name key, or none: on a refusal those already taken are given back. */
+  async #takeNames(names: readonly string[], value: string): Promise<boolean> {
+    const taken: string[] = [];
+    for (const k of names) {
+      if (!(await this.#take(keys.name(k), value))) {
+        await this.#giveBack(taken);
+        return false;
+      }
+      taken.push(k);
+    }
+    return true;
+  }
+
+  async #giveBack(names: readonly string[]): Promise<void> {
+    await Promise.all(
+      names.map((k) => this.#conns.script("userRelease", keys.name(k), this.#nodeId)),
+    );
+  }
+
+  async #writeProfile(pseudo: string, claim: Claim): Promise<void> {
+    const fields = ["client", claim.client];
+    claim.keys.forEach((k, i) => fields.push(`k${i + 1}`, k));
+    const profile = keys.profile(pseudo);
+    await this.#conns.cmd.multi().del(profile).hset(profile, ...fields).exec();
+  }
+
+  /** Deletes a pseudo's profile after giving back each name key it lists. */
+  async #dropProfile(pseudo: string, giveBack: (name: string) => Promise<unknown>): Promise<void> {
+    const profile = await this.#conns.cmd.hgetall(keys.profile(pseudo));
+    const names = Object.entries(profile).filter(([f]) => f !== "client").map(([, k]) => k);
+    await Promise.all(names.map(giveBack));
+    await this.#conns.cmd.del(keys.profile(pseudo));
   }
 }

@@ -1,5 +1,5 @@
 /**
- * The pending private-link handshakes and the failed-join strikes in Redis:
+ * The pending private-link handshakes and their failed-join strikes in Redis:
  * one atomic script per transition (docs/REDIS.md, "Operations").
  */
 import type { HandshakeKey } from "../../protocol/frames.ts";
@@ -15,14 +15,10 @@ const ms = (n: number) => String(Math.max(1, Math.ceil(n)));
 export class RedisHandshakes {
   readonly #call: ScriptCall;
   readonly #nodeId: string;
-  /** Strike members must be unique across processes: instance id plus a counter. */
-  readonly #strikeId: string;
-  #strikeSeq = 0;
 
-  constructor(call: ScriptCall, nodeId: string, instance: string) {
+  constructor(call: ScriptCall, nodeId: string) {
     this.#call = call;
     this.#nodeId = nodeId;
-    this.#strikeId = instance;
   }
 
   async open(key: HandshakeKey, ttlMs: number): Promise<boolean> {
@@ -80,13 +76,13 @@ export class RedisHandshakes {
     return r.map((pw) => ({ a, b, password: Number(pw) }));
   }
 
-  async strike(a: string, b: string, windowMs: number): Promise<number> {
+  async strikePair(a: string, b: string, budget: number): Promise<HandshakeKey[]> {
     const r = await this.#call(
-      "strike",
-      keys.strikes(a, b),
-      ms(windowMs),
-      `${this.#strikeId}:${++this.#strikeSeq}`,
-    );
-    return r as number;
+      "hsStrike",
+      keys.pairIndex(a, b),
+      keys.handshakePrefix(a, b),
+      String(budget),
+    ) as string[];
+    return r.map((pw) => ({ a, b, password: Number(pw) }));
   }
 }

@@ -6,7 +6,13 @@
 import { errorMessage } from "../../lib/errors.ts";
 import type { LogFn } from "../../lib/log.ts";
 import type { LocalUsers } from "../local_users.ts";
-import { type Inbox, PresenceUnavailable, type ReserveResult } from "../presence.ts";
+import {
+  bareClaim,
+  type Claim,
+  type Inbox,
+  PresenceUnavailable,
+  type ReserveResult,
+} from "../presence.ts";
 import { unavailable } from "./connections.ts";
 import { NO_LEASE, type PresenceStore } from "./store.ts";
 
@@ -29,19 +35,30 @@ export class Reservations {
   #early = new Map<string, Uint8Array[]>();
   /** Pseudos that Redis may still bind to this node though they are not local (a failed call). */
   #uncertain = new Set<string>();
+  /** What each local (or pending) user holds besides its pseudo; written again by reassert. */
+  #claims = new Map<string, Claim>();
+  /**
+   * Name key → the local or pending pseudo holding it. Redis Cluster marks a name key with the
+   * node, not the pseudo, so two names of this node that share a key are told apart here.
+   */
+  #names = new Map<string, string>();
   #closed = false;
 
   constructor(deps: ReservationDeps) {
     this.#d = deps;
   }
 
-  async reserve(pseudo: string, inbox: Inbox): Promise<ReserveResult> {
+  async reserve(pseudo: string, inbox: Inbox, claim: Claim): Promise<ReserveResult> {
     const { users, store, log } = this.#d;
     if (users.get(pseudo) || this.#pending.has(pseudo)) return "taken";
+    if (claim.keys.some((k) => this.#names.has(k))) return "taken";
     this.#pending.add(pseudo);
+    this.#hold(pseudo, claim);
+    let ok = false;
     try {
-      if (!(await store.reserve(pseudo))) return "taken";
+      if (!(await store.reserve(pseudo, claim))) return "taken";
       if (this.#closed) throw new PresenceUnavailable("presence closed");
+      ok = true;
       users.add(pseudo, inbox);
       this.#uncertain.delete(pseudo);
       const early = this.#early.get(pseudo);
@@ -70,11 +87,30 @@ export class Reservations {
     } finally {
       this.#pending.delete(pseudo);
       this.#early.delete(pseudo);
+      if (!ok) this.#drop(pseudo);
     }
+  }
+
+  #hold(pseudo: string, claim: Claim): void {
+    this.#claims.set(pseudo, claim);
+    for (const k of claim.keys) this.#names.set(k, pseudo);
+  }
+
+  #drop(pseudo: string): void {
+    for (const k of this.#claims.get(pseudo)?.keys ?? []) {
+      if (this.#names.get(k) === pseudo) this.#names.delete(k);
+    }
+    this.#claims.delete(pseudo);
+  }
+
+  /** The client key of a user logged in on this node; undefined if not local. */
+  localClient(pseudo: string): string | undefined {
+    return this.#d.users.get(pseudo) ? this.#claims.get(pseudo)?.client : undefined;
   }
 
   async release(pseudo: string, inbox: Inbox): Promise<void> {
     if (!this.#d.users.remove(pseudo, inbox) || this.#closed) return;
+    this.#drop(pseudo);
     try {
       await this.#d.store.release([pseudo]);
     } catch (e) {
@@ -99,7 +135,7 @@ export class Reservations {
   async reassert(): Promise<void> {
     const { users, nodeId, store, log } = this.#d;
     const all = [...users.pseudos()];
-    const lost = await store.reassert(all);
+    const lost = await store.reassert(all, (p) => this.#claims.get(p) ?? bareClaim(p));
     for (const p of lost) {
       if (!users.get(p)) continue;
       log("warn", "a local user's pseudo is now held by another live node", {
@@ -137,6 +173,8 @@ export class Reservations {
   close(): void {
     this.#closed = true;
     this.#d.users.clear();
+    this.#claims.clear();
+    this.#names.clear();
     this.#pending.clear();
     this.#uncertain.clear();
   }

@@ -2,7 +2,6 @@
  * The Redis key and channel schema shared by RedisPresence and the ops tool.
  * docs/REDIS.md describes it for operators; keep the two in step.
  */
-import { pairId } from "../presence.ts";
 import type { HandshakeKey } from "../../protocol/frames.ts";
 
 export const PREFIX = "chatos:";
@@ -26,14 +25,16 @@ export const keys = {
   nodeUsers: (nodeId: string) => `${PREFIX}node:{${nodeId}}:users`,
   /** STRING: who holds the pseudo: "<node id>" (single Redis) or "<node id>|<fence>" (Cluster). */
   user: (pseudo: string) => `${PREFIX}user:${pseudo}`,
-  /** HASH {a, b, password, state, node, token, bridge} with PEXPIRE = handshake ttl. */
+  /** HASH {client, k1[, k2]}: the pseudo's client key and name keys; dropped with the user key. */
+  profile: (pseudo: string) => `${PREFIX}profile:${pseudo}`,
+  /** STRING: who holds this name key (a canonical form), as a user key's value; free once gone. */
+  name: (key: string) => `${PREFIX}name:${key}`,
+  /** HASH {a, b, password, state, asker, node, token, bridge, strikes} with PEXPIRE = handshake ttl. */
   handshake: (k: HandshakeKey) => `${PREFIX}hs:{${pair(k.a, k.b)}}${k.password}`,
   /** Every handshake key of the pair (a, b) is this prefix followed by the password. */
   handshakePrefix: (a: string, b: string) => `${PREFIX}hs:{${pair(a, b)}}`,
   /** SET of the passwords with a pending handshake for (a, b). */
   pairIndex: (a: string, b: string) => `${PREFIX}hsp:{${pair(a, b)}}`,
-  /** ZSET of failed-join timestamps for (a, b), expiring with the window. */
-  strikes: (a: string, b: string) => `${PREFIX}strike:${pairId(a, b)}`,
 } as const;
 
 /** The node id in a user key's value (either form). */
@@ -54,6 +55,7 @@ export const channels = {
 export const patterns = {
   leases: `${PREFIX}node:*`,
   users: `${PREFIX}user:*`,
+  names: `${PREFIX}name:*`,
   handshakes: `${PREFIX}hs:*`,
 } as const;
 

@@ -32,7 +32,7 @@ const files = {
   hsAccept: "hs_accept",
   hsClaim: "hs_claim",
   hsCancelPair: "hs_cancel_pair",
-  strike: "strike",
+  hsStrike: "hs_strike",
   // Redis Cluster: each touches one slot (see cluster_store.ts).
   userClaim: "user_claim",
   userCas: "user_cas",

@@ -4,6 +4,7 @@
  * the lease of the node a user points to. User keys hold the node id.
  */
 import type { Buffer } from "node:buffer";
+import type { Claim } from "../presence.ts";
 import type { Connections } from "./connections.ts";
 import { channels, keys, PREFIX } from "./schema.ts";
 import type { Outgoing, PresenceStore } from "./store.ts";
@@ -30,7 +31,7 @@ export class SingleStore implements PresenceStore {
     this.#ownUsers = keys.nodeUsers(nodeId);
   }
 
-  async reserve(pseudo: string): Promise<boolean> {
+  async reserve(pseudo: string, claim: Claim): Promise<boolean> {
     const r = await this.#conns.script(
       "reserve",
       keys.user(pseudo),
@@ -39,6 +40,8 @@ export class SingleStore implements PresenceStore {
       this.#nodeId,
       pseudo,
       PREFIX,
+      claim.client,
+      ...claim.keys,
     );
     return r === 1;
   }
@@ -51,16 +54,24 @@ export class SingleStore implements PresenceStore {
     );
   }
 
-  async reassert(pseudos: readonly string[]): Promise<string[]> {
+  async reassert(
+    pseudos: readonly string[],
+    claimOf: (pseudo: string) => Claim,
+  ): Promise<string[]> {
     const lost: string[] = [];
     for (const chunk of chunks(pseudos)) {
+      // Groups of four: pseudo, client key, name key 1, name key 2 ("" if none).
+      const groups = chunk.flatMap((p) => {
+        const c = claimOf(p);
+        return [p, c.client, c.keys[0] ?? "", c.keys[1] ?? ""];
+      });
       const r = await this.#conns.script(
         "reassert",
         this.#ownUsers,
         this.#lease,
         this.#nodeId,
         PREFIX,
-        ...chunk,
+        ...groups,
       ) as string[];
       lost.push(...r);
     }

@@ -5,6 +5,7 @@
  * bookkeeping (reservations.ts, lease.ts, relay.ts) is the same for both.
  */
 import type { Buffer } from "node:buffer";
+import type { Claim } from "../presence.ts";
 
 export interface Settle<T> {
   resolve(value: T): void;
@@ -25,12 +26,18 @@ export interface PresenceStore {
    * per-turn script call), rather than leaving at once (single Redis: one PUBLISH each).
    */
   readonly batchesBroadcasts: boolean;
-  /** True: `pseudo` is now bound to this node; false: a live node holds it. */
-  reserve(pseudo: string): Promise<boolean>;
-  /** Unbinds the pseudos that are still bound to this node. */
+  /**
+   * True: `pseudo` and every name key of `claim` are now bound to this node, and its profile
+   * (client key, name keys) written; false: a live node holds the pseudo or a key (nothing taken).
+   */
+  reserve(pseudo: string, claim: Claim): Promise<boolean>;
+  /** Unbinds the pseudos that are still bound to this node, with their name keys and profiles. */
   release(pseudos: readonly string[]): Promise<unknown>;
-  /** Binds the pseudos again (Redis may have lost them); returns those a live node now holds. */
-  reassert(pseudos: readonly string[]): Promise<string[]>;
+  /**
+   * Binds the pseudos and their claims again (Redis may have lost them); returns those a live
+   * node now holds, or whose name key it holds.
+   */
+  reassert(pseudos: readonly string[], claimOf: (pseudo: string) => Claim): Promise<string[]>;
   /** The pseudos Redis lists as this node's. */
   members(): Promise<string[]>;
   /** Clean shutdown: unbinds everything of this node and drops its lease. */

@@ -75,15 +75,15 @@ export interface ConnectionDeps {
 const SMALL_READ = 1024;
 const LARGE_READ = 32 * 1024;
 
-export function remoteAddress(conn: Deno.Conn): string {
-  const a = conn.remoteAddr as Deno.NetAddr;
-  return a.hostname ?? "unknown";
-}
-
+/**
+ * Serves one admitted connection. `initial`: bytes already read from it (what
+ * followed a PROXY header), the client's first frames.
+ */
 export async function serveConnection(
   conn: Deno.TcpConn,
   deps: ConnectionDeps,
   ticket: Ticket,
+  initial: Uint8Array,
   onClose: () => void,
 ): Promise<void> {
   const address = ticket.address;
@@ -140,17 +140,24 @@ export async function serveConnection(
   // The server relays messages without reading them: skip building their strings.
   const decoder = new FrameDecoder(limits.maxStringBytes, { lazyMessage: true });
   let buf = new Uint8Array(SMALL_READ);
+  let pending: Uint8Array | null = initial.length > 0 ? initial : null;
   try {
     reading: while (true) {
       let n: number | null;
-      try {
-        n = await conn.read(buf);
-      } catch (e) {
-        if (!closed) closeReason = `read failed: ${(e as Error).name}`;
-        break;
+      if (pending) {
+        decoder.push(pending);
+        pending = null;
+        n = 0;
+      } else {
+        try {
+          n = await conn.read(buf);
+        } catch (e) {
+          if (!closed) closeReason = `read failed: ${(e as Error).name}`;
+          break;
+        }
+        if (n === null) break;
+        decoder.push(buf.subarray(0, n));
       }
-      if (n === null) break;
-      decoder.push(buf.subarray(0, n));
       // What this read costs its session's budget, charged once per read, not per frame.
       let framesRead = 0, bytesCaused = 0;
       for (let step = decoder.next(); step !== null; step = decoder.next()) {

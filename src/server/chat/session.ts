@@ -24,6 +24,8 @@ import { Mailbox } from "./mailbox.ts";
 import { OrderedReplies } from "./replies.ts";
 import type { OutboundQueue } from "./outbound.ts";
 import { type AskLimits, SessionHandshakes } from "./session_handshakes.ts";
+import { checkPseudo, REFUSAL_TEXT } from "./pseudonym.ts";
+import { clientKey } from "../links/guard_policy.ts";
 
 export type SessionMessage =
   /** A frame from this user's socket; `raw` is valid only while it is handled. */
@@ -64,12 +66,6 @@ export interface SessionPlace {
 const STORE_TTL_GRACE_MS = 5000;
 /** Requests of one session waiting on the network before it stops reading its socket. */
 const MAX_REPLIES_IN_FLIGHT = 256;
-
-/** Valid pseudonyms: 1 to 32 letters, digits, `_`, `-` or `.` (any script). */
-const PSEUDO = /^[\p{L}\p{N}_.-]{1,32}$/u;
-export function validPseudo(p: string): boolean {
-  return PSEUDO.test(p);
-}
 
 export class ChatSession implements Inbox {
   #d: SessionDeps;
@@ -213,18 +209,30 @@ export class ChatSession implements Inbox {
     }
   }
 
-  async #onCR(pseudo: string): Promise<void> {
+  async #onCR(typed: string): Promise<void> {
     if (this.#pseudo !== null) return; // RFC: a second CR is ignored
-    if (!validPseudo(pseudo)) return this.#reply(ErrorCode.InvalidPseudonym);
+    const name = checkPseudo(typed);
+    if (!name.ok) {
+      this.#d.log.debug("pseudo refused", {
+        address: this.address,
+        reason: REFUSAL_TEXT[name.reason],
+      });
+      return this.#reply(ErrorCode.InvalidPseudonym);
+    }
     if (this.#d.draining()) return this.#reply(ErrorCode.ServiceUnavailable);
     if (!this.#place.claimSession(this.#d.maxSessionsPerAddress)) {
       this.#d.metrics.refuse("sessions_per_address");
       return this.#reply(ErrorCode.ServiceUnavailable);
     }
+    // Others see the name as typed (NFC); uniqueness is on its keys.
+    const pseudo = name.display;
     const presence = this.#d.presence;
     let result;
     try {
-      result = await presence.reserve(pseudo, this);
+      result = await presence.reserve(pseudo, this, {
+        keys: name.keys,
+        client: clientKey(this.address),
+      });
     } catch (e) {
       this.#place.dropSession();
       return this.#unavailable("CR", e);

@@ -180,13 +180,17 @@ export class LinkBroker {
     address: string,
     lease: Lease,
   ): Promise<void> {
-    const { presence, handshakes, guard, log, warn } = this.#d;
+    const { presence, handshakes, guard, log } = this.#d;
     const key = handshakeKeyOf(frame);
     const relay = raw.slice();
     const end = this.#newEnd(conn, rest, true, lease);
-    if (guard.addressBlocked(address)) {
-      warn.warn("link attempt refused: too many failures from address", { address });
-      return end.refuse([encodeError(ErrorCode.TcpNotInProtocol)]);
+    // A stranger's frame is answered like a miss, but never reaches the handshake, nor B's cap.
+    try {
+      if (await guard.admit("accept", key, address) !== null) {
+        return end.refuse([encodeError(ErrorCode.TcpNotInProtocol)]);
+      }
+    } catch (e) {
+      return this.#unavailable(end, e);
     }
     // B's parked ends and links count against B's cap from here until they end.
     if (!this.#countEnd(key.b, end)) {
@@ -203,7 +207,7 @@ export class LinkBroker {
       return this.#unavailable(end, e);
     }
     if (!accepted) {
-      await guard.strike(key, address);
+      await guard.miss(key, address);
       return end.refuse([encodeError(ErrorCode.TcpNotInProtocol)]);
     }
     // Whichever comes first (the ttl, or B's socket closing) ends the wait.
@@ -240,13 +244,14 @@ export class LinkBroker {
     address: string,
     lease: Lease,
   ): Promise<void> {
-    const { presence, handshakes, guard, log, warn } = this.#d;
+    const { presence, handshakes, guard, log } = this.#d;
     const key = handshakeKeyOf(frame);
     const end = this.#newEnd(conn, rest, true, lease);
     const refusal = [encodeError(ErrorCode.TcpNotInProtocol), abortFrame(key)];
-    if (guard.addressBlocked(address)) {
-      warn.warn("link attempt refused: too many failures from address", { address });
-      return end.refuse(refusal);
+    try {
+      if (await guard.admit("connect", key, address) !== null) return end.refuse(refusal);
+    } catch (e) {
+      return this.#unavailable(end, e, [abortFrame(key)]);
     }
     if (!this.#countEnd(key.a, end)) {
       await end.refuse(refusal);
@@ -260,7 +265,7 @@ export class LinkBroker {
       return this.#unavailable(end, e, [abortFrame(key)]);
     }
     if (!endpoint) {
-      await guard.strike(key, address);
+      await guard.miss(key, address);
       return end.refuse(refusal);
     }
     end.start();

@@ -1,34 +1,43 @@
 /**
- * The guessing policy for private links: failed attempts to join a link are
- * counted per source address (on this node) and per (A, B) pair (in presence,
- * so guesses spread over nodes add up), so a 16-bit password cannot be guessed.
+ * The guessing rule for private links, applied (docs/PROTOCOL.md, "Link
+ * guessing that denies nobody"; the pure parts are in guard_policy.ts). A
+ * TCPAccept must come from B's client key and a TCPConnect from A's: any
+ * other is foreign, refused before the handshake is looked up, and counted
+ * against its sender's key only. A miss from the owner's key is one strike
+ * against each pending handshake of the pair, in presence (so all nodes
+ * count together); one that reaches the budget is aborted.
  */
 import type { HandshakeKey } from "../../protocol/mod.ts";
 import type { Presence } from "../../presence/presence.ts";
 import type { Logger } from "../../lib/log.ts";
-import type { WarnThrottle } from "../../lib/rate.ts";
 import { errorMessage } from "../../lib/errors.ts";
+import type { WarnThrottle } from "../../lib/rate.ts";
 import type { Metrics } from "../metrics.ts";
 import type { Handshakes } from "./handshakes.ts";
+import { AddressLimiter, clientKey, judgeAttempt, type LinkRole } from "./guard_policy.ts";
 
 export interface GuardLimits {
+  /** Strikes one handshake takes before it is aborted. */
   guessLimitPair: number;
   guessLimitAddress: number;
   guessWindowMs: number;
 }
 
-/** Source addresses remembered at most; past it, those whose window passed are forgotten. */
-const MAX_ADDRESSES = 10_000;
+/** Client keys the limiter remembers at most (stale ones go first, then the least recent). */
+const MAX_KEYS = 10_000;
+
+/** Why a private-end frame may not touch a handshake. */
+export type Refusal = "blocked" | "foreign";
 
 export class LinkGuard {
   #presence: Presence;
   #handshakes: Handshakes;
   #limits: GuardLimits;
   #log: Logger;
-  #warn: WarnThrottle;
   #metrics: Metrics;
-  /** Failed link attempts per source address on this node: time stamps in the window. */
-  #byAddress = new Map<string, number[]>();
+  #limiter: AddressLimiter;
+  /** Refusals can be sent as fast as connections open: their log lines are rate-limited. */
+  #warn: WarnThrottle;
 
   constructor(
     presence: Presence,
@@ -38,58 +47,69 @@ export class LinkGuard {
     warn: WarnThrottle,
     metrics: Metrics,
   ) {
+    this.#warn = warn;
     this.#presence = presence;
     this.#handshakes = handshakes;
     this.#limits = limits;
     this.#log = log;
-    this.#warn = warn;
     this.#metrics = metrics;
-  }
-
-  /** True while `address` has used up its failed attempts. */
-  addressBlocked(address: string): boolean {
-    const now = Date.now();
-    const recent = (this.#byAddress.get(address) ?? []).filter((t) =>
-      t > now - this.#limits.guessWindowMs
-    );
-    if (recent.length === 0) this.#byAddress.delete(address);
-    else this.#byAddress.set(address, recent);
-    return recent.length >= this.#limits.guessLimitAddress;
+    this.#limiter = new AddressLimiter({
+      limit: limits.guessLimitAddress,
+      windowMs: limits.guessWindowMs,
+      maxKeys: MAX_KEYS,
+    });
   }
 
   /**
-   * Counts a failed TCPAccept/TCPConnect naming (A, B) from `address`. Once
-   * the pair's count reaches the limit, every pending handshake between A and
-   * B is aborted: a guesser gets a few tries per handshake, not 65536.
+   * Whether a `role` frame for `k` from `address` may look up the handshake:
+   * null if so, else why not (answer it as "no such handshake"). Needs only
+   * the frame's A or B, never its password. Rejects with PresenceUnavailable.
    */
-  async strike(k: HandshakeKey, address: string): Promise<void> {
-    this.#metrics.hijackStrikes++;
-    const now = Date.now();
-    const list = this.#byAddress.get(address) ?? [];
-    list.push(now);
-    this.#byAddress.set(address, list);
-    if (this.#byAddress.size > MAX_ADDRESSES) {
-      for (const [a, ts] of this.#byAddress) {
-        if (ts[ts.length - 1] <= now - this.#limits.guessWindowMs) this.#byAddress.delete(a);
-      }
+  async admit(role: LinkRole, k: HandshakeKey, address: string): Promise<Refusal | null> {
+    const from = clientKey(address);
+    if (this.#limiter.blocked(from, Date.now())) {
+      this.#note("link attempt refused: too many failures from address", { address });
+      return "blocked";
     }
+    const owner = await this.#presence.clientOf(role === "accept" ? k.b : k.a);
+    if (judgeAttempt({ role, from: address, owner }) === "owner") return null;
+    this.#metrics.foreignLinkFrames++;
+    this.#limiter.record(from, Date.now());
+    this.#note("link attempt refused: not from the named user's address", {
+      role,
+      a: k.a,
+      b: k.b,
+      address,
+    });
+    return "foreign";
+  }
+
+  /**
+   * A frame from the owner's address named no handshake in the right state:
+   * one strike against each pending handshake of (A, B); those at the budget
+   * are aborted (TCPAbort to A and B). Never rejects.
+   */
+  async miss(k: HandshakeKey, address: string): Promise<void> {
+    this.#metrics.hijackStrikes++;
+    this.#limiter.record(clientKey(address), Date.now());
     try {
-      const n = await this.#presence.strike(k.a, k.b, this.#limits.guessWindowMs);
-      this.#warn.warn("failed private link attempt", { a: k.a, b: k.b, address, strikes: n });
-      if (n >= this.#limits.guessLimitPair) {
-        const dropped = await this.#presence.cancelPair(k.a, k.b);
-        for (const d of dropped) this.#handshakes.ended(d);
-        if (dropped.length > 0) {
-          this.#log.warn("handshakes aborted after repeated failed attempts", {
-            a: k.a,
-            b: k.b,
-            count: dropped.length,
-          });
-          await this.#handshakes.tellAborted(dropped);
-        }
+      const dropped = await this.#presence.strikePair(k.a, k.b, this.#limits.guessLimitPair);
+      this.#note("failed private link attempt", { a: k.a, b: k.b, address });
+      for (const d of dropped) this.#handshakes.ended(d);
+      if (dropped.length > 0) {
+        this.#log.warn("handshakes aborted after repeated failed attempts", {
+          a: k.a,
+          b: k.b,
+          count: dropped.length,
+        });
+        await this.#handshakes.tellAborted(dropped);
       }
     } catch (e) {
       this.#log.warn("could not record failed link attempt", { error: errorMessage(e) });
     }
+  }
+
+  #note(msg: string, fields: Record<string, unknown>): void {
+    this.#warn.warn(msg, fields);
   }
 }

@@ -3,8 +3,8 @@
  * anyone but A and B abort or block A and B's handshakes (docs/PROTOCOL.md,
  * "Link guessing that denies nobody"). Pure: no clock, no I/O, no store. The
  * link broker asks `judgeAttempt` before it touches a handshake, the stores
- * keep a `StrikeLedger` per handshake (Redis does the same in Lua), and
- * `AddressLimiter` bounds what one client address may try.
+ * count strikes per handshake (presence/strike_ledger.ts; Redis does the same
+ * in Lua), and `AddressLimiter` bounds what one client address may try.
  */
 import { formatIp, parseIp, unmapIp } from "../net/ip.ts";
 
@@ -57,62 +57,6 @@ export type Verdict = "foreign" | "owner";
 export function judgeAttempt(a: Attempt, v6PrefixBits = DEFAULT_V6_PREFIX_BITS): Verdict {
   if (a.owner === null) return "foreign";
   return sameClient(a.from, a.owner, v6PrefixBits) ? "owner" : "foreign";
-}
-
-/**
- * Failed joins counted per pending handshake, not per pair and window: every
- * miss from an owner address for (A, B) counts against each handshake of the
- * pair pending at that moment, and one that reaches the budget is aborted.
- * A guess can only hit a handshake pending when it is made, so at most
- * `budget` guesses ever reach one: ≤ budget/65536. A new handshake starts
- * with a clean budget, so misses never carry over to A's next one.
- */
-export class StrikeLedger<Id> {
-  readonly #budget: number;
-  readonly #strikes = new Map<Id, number>();
-
-  constructor(budget: number) {
-    if (!Number.isInteger(budget) || budget < 1) throw new RangeError("budget must be ≥ 1");
-    this.#budget = budget;
-  }
-
-  get size(): number {
-    return this.#strikes.size;
-  }
-
-  /** A handshake became pending. */
-  open(id: Id): void {
-    this.#strikes.set(id, 0);
-  }
-
-  /** A handshake ended (joined, declined, expired, aborted). */
-  close(id: Id): void {
-    this.#strikes.delete(id);
-  }
-
-  strikesOf(id: Id): number | undefined {
-    return this.#strikes.get(id);
-  }
-
-  /**
-   * One miss against the given pending handshakes (the pair's). Returns the
-   * ones that used up their budget; they are forgotten here and the caller
-   * aborts them.
-   */
-  strike(pending: Iterable<Id>): Id[] {
-    const exhausted: Id[] = [];
-    for (const id of pending) {
-      const n = this.#strikes.get(id);
-      if (n === undefined) continue;
-      if (n + 1 >= this.#budget) {
-        this.#strikes.delete(id);
-        exhausted.push(id);
-      } else {
-        this.#strikes.set(id, n + 1);
-      }
-    }
-    return exhausted;
-  }
 }
 
 /**

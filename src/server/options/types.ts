@@ -14,6 +14,9 @@ export interface ServerConfig {
   guessLimitPair: number;
   guessLimitAddress: number;
   guessWindowMs: number;
+  proxyProtocol: boolean;
+  proxyTrusted: string;
+  proxyHeaderTimeoutMs: number;
   presence: "memory" | "redis";
   redisUrl: string;
   redisSentinels: string;
@@ -46,7 +49,8 @@ export interface ServerConfig {
   warnIntervalMs: number;
 }
 
-export type Kind = "string" | "int" | "enum";
+/** "bool": a switch (`--flag` alone means true); "cidrs": a CIDR list, kept as written. */
+export type Kind = "string" | "int" | "enum" | "bool" | "cidrs";
 export interface OptionSpec {
   key: keyof ServerConfig;
   flag: string;

@@ -6,11 +6,15 @@
 -- ARGV[2]: key prefix
 -- ARGV[3]: batch size
 -- Returns: -1 alive; 1 more to do; 0 done.
+--#include drop_profile
 if redis.call('EXISTS', KEYS[1]) == 1 then return -1 end
 local ps = redis.call('SPOP', KEYS[2], tonumber(ARGV[3]))
 for _, p in ipairs(ps) do
   local uk = ARGV[2] .. 'user:' .. p
-  if redis.call('GET', uk) == ARGV[1] then redis.call('DEL', uk) end
+  if redis.call('GET', uk) == ARGV[1] then
+    redis.call('DEL', uk)
+    drop_profile(ARGV[2], p)
+  end
 end
 if redis.call('EXISTS', KEYS[2]) == 1 then return 1 end
 redis.call('SREM', KEYS[3], ARGV[1])

@@ -1,0 +1,13 @@
+-- drop_profile(prefix, pseudo): deletes the pseudo's profile hash and the name
+-- keys that still name the pseudo (a key taken over since is left alone).
+local function drop_profile(prefix, pseudo)
+  local pk = prefix .. 'profile:' .. pseudo
+  local fields = redis.call('HGETALL', pk)
+  for i = 1, #fields, 2 do
+    if fields[i] ~= 'client' then
+      local nk = prefix .. 'name:' .. fields[i + 1]
+      if redis.call('GET', nk) == pseudo then redis.call('DEL', nk) end
+    end
+  end
+  redis.call('DEL', pk)
+end
