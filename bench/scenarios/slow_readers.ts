@@ -62,7 +62,7 @@ async function oneSize(
         }],
         [server],
         label,
-        { sample, durationMs },
+        { sample, window: () => sleep(ms) },
       );
     // As long as the silent run: the heap's growth depends on how long the load lasts.
     await load(false, `${name}: read`, silentMs);
