@@ -35,6 +35,8 @@ export interface Profile {
     smallSize: number;
     bigSize: number;
     maxQueuedBytes: number;
+    /** How long small texts flood the readers: the kernel's socket buffers take ~4 MB each first. */
+    smallMs: number;
   };
   /**
    * redis-stop: `pairs` senders flooding `msgSize` SPMs cross-node, and as many (from the
@@ -63,6 +65,7 @@ const FULL: Profile = {
     smallSize: 22,
     bigSize: 32_767,
     maxQueuedBytes: 1 << 20,
+    smallMs: 20_000,
   },
   redisStop: { pairs: 8, window: 32, msgSize: 32_767, stopMs: 3000 },
 };
@@ -90,7 +93,7 @@ const SMOKE: Profile = {
   sma: { receivers: 100, senders: 2, window: 8, msgSize: 32 },
   cluster: { pairs: 6, window: 8, rate: 2000, receivers: 60, senders: 2 },
   floodSma: { ...FULL.floodSma, receivers: 50 },
-  slowReaders: { ...FULL.slowReaders, readers: 10 },
+  slowReaders: { ...FULL.slowReaders, readers: 10, smallMs: 500 },
   redisStop: { pairs: 2, window: 8, msgSize: 32_767, stopMs: 1500 },
 };
 

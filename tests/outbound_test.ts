@@ -3,6 +3,7 @@ import assert from "node:assert/strict";
 import type { ByteWriter } from "../src/lib/async.ts";
 import { CHUNK_OVERHEAD, OutboundQueue, QueueBudget } from "../src/server/chat/outbound.ts";
 import { keepFrame } from "../src/server/chat/arena.ts";
+import { concatBytes } from "../src/lib/bytes.ts";
 
 /** A socket whose writes complete only when the test says so. */
 class GatedWriter implements ByteWriter {
@@ -59,20 +60,53 @@ Deno.test("outbound: a lone frame carved from a shared block is written from its
   assert.ok(w.writes[0].buffer.byteLength < 1024, "written from a copy, not the block");
 });
 
-Deno.test("outbound: small frames are charged what they cost, not only their bytes", async () => {
+/** 22 bytes numbered `i`, so order and content can be checked. */
+const small = (i: number) => Uint8Array.from({ length: 22 }, (_, j) => (i * 7 + j) & 255);
+
+Deno.test("outbound: behind a waiting write, small frames are packed and charged the blocks they fill", async () => {
   const w = new GatedWriter();
   w.gated = true;
   let discarded = -1;
-  const q = new OutboundQueue(w, 64 * 1024, (n) => (discarded = n), () => {});
-  q.push(new Uint8Array(22));
+  const bound = 64 * 1024;
+  const q = new OutboundQueue(w, bound, (n) => (discarded = n), () => {});
+  q.push(small(0));
   await tick(); // a write is waiting: what follows is queued behind a reader that does not read
-  let accepted = 1;
-  // Capped: with the bound broken this fails at once instead of filling memory.
-  while (accepted < 10_000 && q.push(new Uint8Array(22))) accepted++;
-  // 22 payload bytes each would allow ~2980 frames; their real cost allows far fewer.
-  assert.ok(accepted <= (64 * 1024) / (22 + CHUNK_OVERHEAD) + 1, `${accepted} frames queued`);
-  assert.ok(discarded >= 60 * 1024, "the owner is told how much is thrown away");
+  let accepted = 0;
+  while (accepted < 10_000 && q.push(small(++accepted)));
+  // Each kept on its own (an object and a buffer: ~400 bytes) would allow ~160 frames
+  // per 64 KiB of real memory; packed, they cost their bytes and fill the bound.
+  assert.ok(accepted * 22 <= bound, `${accepted} frames queued: the charge covers their bytes`);
+  assert.ok(
+    accepted * 22 >= bound * 0.85,
+    `${accepted} frames queued: packed, not ~150 bytes each`,
+  );
+  assert.ok(discarded >= bound * 0.9, `the owner is told how much is thrown away (${discarded})`);
   w.open();
+});
+
+Deno.test("outbound: packed frames leave in order with the others, and every charge is given back", async () => {
+  const shared = new QueueBudget(1 << 20);
+  const w = new GatedWriter();
+  w.gated = true;
+  const q = new OutboundQueue(w, 1 << 20, () => assert.fail("overflow"), () => {}, shared);
+  const sent: Uint8Array[] = [small(0)];
+  q.push(sent[0]);
+  await tick(); // the first write waits on the socket
+  for (let i = 1; i < 400; i++) {
+    // a large frame now and then is kept by reference, between the packed ones
+    const f = i % 100 === 50 ? new Uint8Array(4096).fill(i) : small(i);
+    sent.push(f);
+    assert.equal(q.push(f), true);
+    assert.ok(q.cost >= q.pending, `charged ${q.cost} for ${q.pending} bytes held`);
+  }
+  assert.equal(shared.used, q.cost, "the node-wide budget sees the same charge");
+  w.open();
+  await q.drained();
+  assert.equal(w.writes.length, 2, "everything queued behind the first write leaves in one");
+  assert.deepEqual(w.writes[1], concatBytes(sent.slice(1)));
+  assert.equal(q.pending, 0);
+  assert.equal(q.cost, 0, "nothing stays charged once written");
+  assert.equal(shared.used, 0);
 });
 
 Deno.test("outbound: a node-wide bound drops the queues that hold much, spares small ones", async () => {

@@ -24,7 +24,7 @@ export interface GenConfig {
   recipientPorts?: number[];
   /** spm: every sender sends to this user (logged in elsewhere); the pairs have no recipients. */
   to?: string;
-  /** spm: recipients log in and then never read (slow readers). */
+  /** spm: recipients log in and then never read (slow readers); a refused sender stops. */
   silentRecipients?: boolean;
   /** spm: total msgs/s this generator paces to; 0 = as fast as the window allows. */
   rate?: number;

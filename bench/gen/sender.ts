@@ -16,6 +16,8 @@ export class Sender implements FrameSink {
   totalSent = 0;
   onSma: ((buf: Uint8Array, off: number) => void) | null = null;
   onSent: (n: number) => void = () => {};
+  /** Stop sending once a message is refused (its recipient was dropped). */
+  stopOnRefusal = false;
   #writing = false;
   #refusedOnce = false;
   readonly #batch: Uint8Array;
@@ -56,7 +58,7 @@ export class Sender implements FrameSink {
   }
 
   pump(): void {
-    if (this.#writing || this.#st.stopping) return;
+    if (this.#writing || this.#st.stopping || (this.stopOnRefusal && this.#refusedOnce)) return;
     const n = Math.min(this.credits, this.allowance, this.#gate());
     if (n <= 0) return;
     this.#writing = true;

@@ -52,6 +52,8 @@ export async function setupSpm(cfg: GenConfig, st: GenState): Promise<() => void
       }
       const text = timedText(sizes[i % sizes.length]);
       const sender = new Sender(st, sc, frame(OP_SPM, [s, r, text]), window, unlimited);
+      // A dropped slow reader's sender stops: refused SPMs are another load (flood control's).
+      sender.stopOnRefusal = cfg.silentRecipients === true;
       senders[i] = sender;
       const sScan = new FrameScanner();
       readLoop(sc, 16 * 1024, (buf, n) => {

@@ -11,11 +11,14 @@ import { pinsLargerBuffer } from "./arena.ts";
  * the owner is told and drops the connection instead of growing memory for a
  * client that never reads.
  *
- * The bound counts what a queued frame costs, not only its bytes: each chunk
- * is a view object and often a buffer of its own (a 22-byte SPM queued for a
- * reader that never reads costs ~10x its size), so each is charged
- * CHUNK_OVERHEAD more. Deliveries held in the session's mailbox (behind a
- * request waiting on the network) are charged here too, with `hold`.
+ * The bound counts what queued frames cost, not only their bytes. While a
+ * write waits on the socket (the reader is slow, or never reads), small frames
+ * are copied into blocks the queue owns instead of being kept one object (and
+ * often one buffer) each: a 22-byte SPM kept on its own costs ~400 bytes of
+ * heap and allocator overhead, packed into a block it costs 22. A block is
+ * charged its whole capacity; any other chunk its bytes plus CHUNK_OVERHEAD.
+ * Deliveries held in the session's mailbox (behind a request waiting on the
+ * network) are charged here too, with `hold`.
  */
 
 /** What one queued chunk costs beyond its bytes (typed-array view, backing store). */
@@ -30,6 +33,12 @@ export class QueueBudget {
   }
 }
 
+/** Frames up to this size are packed into the queue's blocks while a write waits. */
+const PACK_MAX = 1024;
+/** A queue's first block; each one it fills doubles the next, up to PACK_BLOCK_MAX. */
+const PACK_BLOCK_MIN = 1024;
+const PACK_BLOCK_MAX = 16 * 1024;
+
 /** Over the node-wide bound, a queue holding less than this share of its own bound is spared. */
 const NODE_BOUND_FLOOR_SHARE = 1 / 16;
 
@@ -38,6 +47,12 @@ export class OutboundQueue {
   #max: number;
   #shared: QueueBudget;
   #chunks: Uint8Array[] = [];
+  /** What the chunks in #chunks are charged (a packed block: its capacity). */
+  #chunksCharge = 0;
+  /** The block small frames are being packed into, charged its capacity plus CHUNK_OVERHEAD. */
+  #block: Uint8Array | null = null;
+  #blockUsed = 0;
+  #blockSize = PACK_BLOCK_MIN;
   #bytes = 0;
   /** Bytes plus overhead of everything queued, in flight or held. */
   #cost = 0;
@@ -95,16 +110,23 @@ export class OutboundQueue {
   }
 
   /**
-   * Queues `bytes` (kept by reference: never mutate them afterwards). False if
-   * the queue is closed or a bound was crossed (then `onOverflow` ran).
+   * Queues `bytes` (kept by reference unless packed: never mutate them
+   * afterwards). False if the queue is closed or a bound was crossed (then
+   * `onOverflow` ran).
    */
   push(bytes: Uint8Array): boolean {
     if (this.#closed) return false;
-    // A reader that has not taken the last write yet may hold this for long:
-    // keep a copy of just these bytes, not the shared block they are carved from.
-    if (this.#writing && pinsLargerBuffer(bytes)) bytes = bytes.slice();
-    if (!this.#fits(bytes.length + CHUNK_OVERHEAD)) return false;
+    if (this.#writing) {
+      // The reader has not taken the last write yet and may hold these for long.
+      if (bytes.length <= PACK_MAX) return this.#pack(bytes);
+      // Keep a copy of just these bytes, not the shared block they are carved from.
+      if (pinsLargerBuffer(bytes)) bytes = bytes.slice();
+    }
+    const charge = bytes.length + CHUNK_OVERHEAD;
+    if (!this.#fits(charge)) return false;
+    this.#seal(); // frames packed so far go first
     this.#chunks.push(bytes);
+    this.#chunksCharge += charge;
     this.#bytes += bytes.length;
     if (!this.#scheduled) {
       this.#scheduled = true;
@@ -115,6 +137,38 @@ export class OutboundQueue {
       setImmediate(this.#flush);
     }
     return true;
+  }
+
+  /** Copies a small frame into the current block (a write is in flight, so a flush will follow). */
+  #pack(bytes: Uint8Array): boolean {
+    const n = bytes.length;
+    if (this.#block === null || this.#blockUsed + n > this.#block.length) {
+      if (this.#block !== null) {
+        this.#seal();
+        this.#blockSize = Math.min(PACK_BLOCK_MAX, this.#blockSize * 2);
+      }
+      // Near the bound, a smaller block rather than an early overflow.
+      const room = this.#max - this.#cost - CHUNK_OVERHEAD;
+      const size = Math.max(n, Math.min(this.#blockSize, room));
+      if (!this.#fits(size + CHUNK_OVERHEAD)) return false;
+      this.#block = new Uint8Array(size);
+      this.#blockUsed = 0;
+    }
+    this.#block.set(bytes, this.#blockUsed);
+    this.#blockUsed += n;
+    this.#bytes += n;
+    return true;
+  }
+
+  /** Ends the current block: what was packed joins the chunks, with the block's charge. */
+  #seal(): void {
+    const block = this.#block;
+    if (block === null) return;
+    this.#block = null;
+    const charge = block.length + CHUNK_OVERHEAD;
+    if (this.#blockUsed === 0) return this.#charge(-charge);
+    this.#chunks.push(block.subarray(0, this.#blockUsed));
+    this.#chunksCharge += charge;
   }
 
   /** Charges `n` bytes about to be queued (held elsewhere meanwhile); false if over a bound. */
@@ -130,24 +184,30 @@ export class OutboundQueue {
 
   #flush = async (): Promise<void> => {
     try {
-      while (this.#chunks.length > 0 && !this.#closed) {
+      while (!this.#closed) {
+        this.#seal();
+        if (this.#chunks.length === 0) break;
         const chunks = this.#chunks;
+        const charged = this.#chunksCharge;
         this.#chunks = [];
-        let buf = chunks.length === 1 ? chunks[0] : concatBytes(chunks);
+        this.#chunksCharge = 0;
+        let buf = concatBytes(chunks);
         if (buf === chunks[0] && pinsLargerBuffer(buf)) buf = buf.slice();
-        // Many chunks became one buffer: one overhead left.
-        this.#charge(-CHUNK_OVERHEAD * (chunks.length - 1));
+        // Many chunks became one buffer; a lone chunk is written as is, with what it pins.
+        const inFlight = (buf === chunks[0] ? buf.buffer.byteLength : buf.length) + CHUNK_OVERHEAD;
+        this.#charge(inFlight - charged);
         this.#writing = true;
         await writeAll(this.#w, buf);
         this.#writing = false;
         this.#bytes -= buf.length;
-        this.#charge(-(buf.length + CHUNK_OVERHEAD));
+        this.#charge(-inFlight);
       }
     } catch (e) {
       this.close();
       this.#onError(e);
     } finally {
       this.#scheduled = false;
+      this.#blockSize = PACK_BLOCK_MIN;
       if (this.#chunks.length === 0 || this.#closed) {
         for (const resolve of this.#idle.splice(0)) resolve();
       }
@@ -166,6 +226,8 @@ export class OutboundQueue {
     this.#cost = 0;
     this.#closed = true;
     this.#chunks = [];
+    this.#chunksCharge = 0;
+    this.#block = null;
     for (const resolve of this.#idle.splice(0)) resolve();
   }
 }
