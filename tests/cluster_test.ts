@@ -158,7 +158,17 @@ t(
       // bob's session was never dropped: he gets the message on the same connection
       let got;
       do got = await b.next(); while ((got as { message?: string }).message !== "after restart");
-      // alice and bob were re-asserted into the empty Redis: their pseudos are still taken
+      // alice and bob were re-asserted into the empty Redis: their pseudos are still taken.
+      // The thief's node must have its own Redis back first (else its answer is ERROR 9).
+      await eventually(
+        async () => {
+          const r = await fetch(`http://127.0.0.1:${cluster.nodes[2].adminPort}/readyz`);
+          await r.body?.cancel();
+          return r.ok;
+        },
+        10000,
+        "node 2 ready again",
+      );
       const thief = await connect(2);
       assert.equal(await thief.login("alice"), ErrorCode.PseudoUnavailable);
       assert.equal(await thief.login("bob"), ErrorCode.PseudoUnavailable);
