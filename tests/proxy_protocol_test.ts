@@ -347,6 +347,13 @@ Deno.test({
         `  server s 127.0.0.1:${backendPort} send-proxy-v2`,
         // Health checks of a send-proxy-v2 server carry a LOCAL header.
         "backend checked",
+        // A plain TCP check sends its LOCAL header and resets at once; the reset often lands
+        // before our accept, which then fails (ENOTCONN) and loses the header. Waiting for an
+        // answer keeps each check open until we have read it.
+        "  option tcp-check",
+        "  tcp-check connect default",
+        "  tcp-check expect string ok",
+        "  timeout check 5s",
         `  server s 127.0.0.1:${checkPort} send-proxy-v2 check inter 200`,
         "",
       ].join("\n"),
