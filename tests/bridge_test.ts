@@ -16,18 +16,9 @@ import { WarnThrottle } from "../src/lib/rate.ts";
 import { FdBudget } from "../src/server/limits/fd_budget.ts";
 import { defaultConfig } from "../src/server/config.ts";
 import { withDeadline, writeAll } from "../src/lib/async.ts";
+import { socketPair } from "./helpers/socket_pair.ts";
 
 const SECRET = "a-cluster-secret-of-some-length";
-
-async function socketPair(): Promise<[server: Deno.TcpConn, client: Deno.TcpConn]> {
-  const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const [client, server] = await Promise.all([
-    Deno.connect({ hostname: "127.0.0.1", port: l.addr.port }),
-    l.accept(),
-  ]);
-  l.close();
-  return [server, client];
-}
 
 /** Up to `n` bytes, fewer if the peer closes first; fails after 2 s (a safety net). */
 function readN(conn: Deno.Conn, n: number): Promise<number[]> {

@@ -10,16 +10,7 @@ import { type Identified, identifier } from "../src/server/net/client_address.ts
 import { parseCidrList } from "../src/server/net/cidr.ts";
 import { ConfigError, defaultConfig, parseConfig } from "../src/server/config.ts";
 import { writeAll } from "../src/lib/async.ts";
-
-async function socketPair(): Promise<[server: Deno.TcpConn, client: Deno.TcpConn]> {
-  const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const [client, server] = await Promise.all([
-    Deno.connect({ hostname: "127.0.0.1", port: l.addr.port }),
-    l.accept(),
-  ]);
-  l.close();
-  return [server, client];
-}
+import { socketPair } from "./helpers/socket_pair.ts";
 
 const list = (text: string) => {
   const r = parseCidrList(text);
