@@ -208,9 +208,8 @@ export class OutboundQueue {
     } finally {
       this.#scheduled = false;
       this.#blockSize = PACK_BLOCK_MIN;
-      if (this.#chunks.length === 0 || this.#closed) {
-        for (const resolve of this.#idle.splice(0)) resolve();
-      }
+      // The loop only ends with nothing queued, or closed: either way, drained.
+      for (const resolve of this.#idle.splice(0)) resolve();
     }
   };
 
