@@ -70,24 +70,25 @@ export class SessionHandshakes {
     const id = handshakeId(key);
     if (op === Op.TCPAsk && key.b === me) this.#invited.set(id, key);
     if (op === Op.TCPAbort) {
-      this.#invited.delete(id);
-      const asked = this.#asked.get(id);
+      this.#invitedMap?.delete(id);
+      const asked = this.#askedMap?.get(id);
       if (asked) {
         clearTimer(asked.timer);
         this.#asked.delete(id);
       }
     }
     if (op === Op.TCPAccept) {
-      const asked = this.#asked.get(id);
+      const asked = this.#askedMap?.get(id);
       if (asked) asked.answered = true;
     }
   }
 
   /** Every handshake still pending, asked first; forgets them all and stops their timers. */
   takeAll(): HandshakeKey[] {
-    const asked = [...this.#asked.values()];
+    // Read through the nullable fields: the getters would allocate maps just to drop them.
+    const asked = [...(this.#askedMap?.values() ?? [])];
     for (const a of asked) clearTimer(a.timer);
-    const keys = asked.map((a) => a.key).concat([...this.#invited.values()]);
+    const keys = asked.map((a) => a.key).concat([...(this.#invitedMap?.values() ?? [])]);
     this.#askedMap = null;
     this.#invitedMap = null;
     return keys;
