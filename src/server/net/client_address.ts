@@ -11,6 +11,7 @@ import { canonicalAddress } from "./ip.ts";
 import type { CidrList } from "./cidr.ts";
 import { ProxyHeaderReader } from "./proxy_protocol.ts";
 import { clearTimer, unrefTimeout } from "../../lib/timers.ts";
+import { closeQuietly } from "../../lib/errors.ts";
 
 export type Identified =
   | { ok: true; address: string; initial: Uint8Array }
@@ -56,9 +57,7 @@ async function readProxyHeader(
   // Closing the socket ends the pending read; the caller closes it again, harmlessly.
   const timer = unrefTimeout(() => {
     timedOut = true;
-    try {
-      conn.close();
-    } catch { /* already closed */ }
+    closeQuietly(conn);
   }, policy.headerTimeoutMs);
   try {
     for (;;) {
