@@ -101,3 +101,14 @@ Deno.test("fd budget: the default is the process limit less headroom", () => {
   assert.equal(defaultFdBudget(20000), 18000);
   assert.ok(defaultFdBudget(null) > 1000);
 });
+
+Deno.test("admission: a full node refusing 30,000 new addresses remembers a bounded number", () => {
+  const { a } = setup({ maxConnections: 1, maxConnsPerAddress: 0 });
+  const held = ticket(a.admit("10.0.0.1"));
+  assert.ok(held.claimSession(0)); // logged in: nothing to evict
+  for (let i = 0; i < 30_000; i++) {
+    assert.equal(a.admit(`2001:db8:${i.toString(16)}::1`), "node_full");
+  }
+  assert.ok(a.addresses <= 10_001, `${a.addresses} addresses remembered`);
+  assert.equal(a.open, 1);
+});

@@ -101,6 +101,8 @@ export class Admission {
   #limits: AdmissionLimits;
   #budget: FdBudget;
   #byAddress = new Map<string, AddressState>();
+  /** The map's size past which the next new address sweeps out idle ones. */
+  #sweepAt = MAX_ADDRESSES;
   /** Connections that never logged in (nor became a link end), oldest first. */
   #unsettled = new Set<Ticket>();
   #open = 0;
@@ -118,11 +120,17 @@ export class Admission {
     return this.#open;
   }
 
+  /** Source addresses remembered (open connections, or a recent connect's rate bucket). */
+  get addresses(): number {
+    return this.#byAddress.size;
+  }
+
   /** A ticket for a new connection from `address`, or why it is refused. */
   admit(address: string): Ticket | RefusalReason {
     const l = this.#limits;
     let state = this.#byAddress.get(address);
     if (!state) {
+      this.#sweepIdle(); // before adding: the new entry has nothing open yet either
       state = {
         conns: 0,
         sessions: 0,
@@ -176,12 +184,20 @@ export class Admission {
     this.#unsettled.delete(t);
     this.#leaving.delete(t);
     this.#open--;
-    // An address with nothing open is kept for its rate bucket (the memory of
-    // its recent connects), until there are many: then the idle ones go.
-    if (this.#byAddress.size > MAX_ADDRESSES) {
-      for (const [a, s] of this.#byAddress) {
-        if (s.conns === 0 && s.sessions === 0) this.#byAddress.delete(a);
-      }
+  }
+
+  /**
+   * An address with nothing open is kept for its rate bucket (the memory of
+   * its recent connects), until there are many: then the idle ones go. Run as
+   * an address is added, refused or not (a full node refusing a stream of new
+   * addresses must not grow the map); the next sweep waits until the map has
+   * doubled, so sweeps cost O(1) per address however many stay open.
+   */
+  #sweepIdle(): void {
+    if (this.#byAddress.size <= this.#sweepAt) return;
+    for (const [a, s] of this.#byAddress) {
+      if (s.conns === 0 && s.sessions === 0) this.#byAddress.delete(a);
     }
+    this.#sweepAt = Math.max(MAX_ADDRESSES, 2 * this.#byAddress.size);
   }
 }
