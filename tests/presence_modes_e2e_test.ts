@@ -1,5 +1,6 @@
 /**
- * The end-to-end cases of tests/cluster_e2e_test.ts, and the 30-client login
+ * The chat and link end-to-end cases of tests/cluster_e2e_test.ts (not its
+ * guess and name cases), and the 30-client login
  * race, on three ChatOS nodes sharing Redis in the two other modes: a Redis
  * Cluster (3 primaries, 3 replicas) and a primary found through Sentinel (a
  * primary, a replica, 3 sentinels). Every new connection lands on the next node.

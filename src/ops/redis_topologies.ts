@@ -119,10 +119,12 @@ export async function startSentinelSet(name = "chatos"): Promise<SentinelSet> {
   const dir = await Deno.makeTempDir({ prefix: "chatos-sentinel-" });
   const members: RedisMember[] = [];
   try {
-    const primary = await spawnMember("redis-server", (p) => ["--port", String(p), ...NO_DISK]);
+    const primary = await spawnMember("redis-server", (p) => [
+      ...["--port", String(p), ...NO_DISK, "--dir", dir],
+    ]);
     members.push(primary);
     const replica = await spawnMember("redis-server", (p) => [
-      ...["--port", String(p), ...NO_DISK],
+      ...["--port", String(p), ...NO_DISK, "--dir", dir],
       ...["--replicaof", "127.0.0.1", String(primary.port)],
     ]);
     members.push(replica);
