@@ -132,7 +132,8 @@ export async function serveConnection(
   const loginTimer = unrefTimeout(() => {
     if (session?.pseudo == null && !handedOver) {
       metrics.loginTimeouts++;
-      log.info("login timeout", { address });
+      // Any client can cause this at will: counted on /metrics, logged at debug only.
+      log.debug("login timeout", { address });
       close("no login before the timeout");
     }
   }, limits.loginTimeoutMs);
