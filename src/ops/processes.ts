@@ -117,6 +117,30 @@ export async function pingRedis(port: number, timeoutMs = 500): Promise<boolean>
   }
 }
 
+/**
+ * Spawns a Redis-protocol server (redis-server, redis-sentinel) meant to listen on `port` and
+ * waits up to 5 s for it to answer PING; null (and the process killed) if it never did.
+ */
+export async function spawnAnswering(
+  cmd: string,
+  port: number,
+  args: string[],
+): Promise<Deno.ChildProcess | null> {
+  const proc = spawnChild(cmd, args);
+  let exited = false;
+  void proc.status.then(() => (exited = true));
+  const deadline = Date.now() + 5000;
+  while (Date.now() < deadline && !exited) {
+    if (await pingRedis(port)) return proc;
+    await sleep(20);
+  }
+  try {
+    proc.kill("SIGKILL");
+  } catch { /* exited on its own (port taken?) */ }
+  await proc.status;
+  return null;
+}
+
 export interface RedisProcess {
   readonly url: string;
   readonly port: number;
@@ -145,24 +169,11 @@ export async function startRedis(): Promise<RedisProcess> {
   const spawn = async (attempts: number): Promise<void> => {
     for (let attempt = 1;; attempt++) {
       if (port === 0 || (attempt > 1 && attempts > 1)) port = freePort();
-      const proc = spawnChild("redis-server", [
+      child = await spawnAnswering("redis-server", port, [
         ...["--port", String(port), "--bind", "127.0.0.1"],
         ...["--save", "", "--appendonly", "no", "--dir", dir, "--daemonize", "no"],
       ]);
-      let exited = false;
-      void proc.status.then(() => (exited = true));
-      const deadline = Date.now() + 5000;
-      while (Date.now() < deadline && !exited) {
-        if (await pingRedis(port)) {
-          child = proc;
-          return;
-        }
-        await sleep(20);
-      }
-      try {
-        proc.kill("SIGKILL");
-      } catch { /* exited on its own (port taken?) */ }
-      await proc.status;
+      if (child) return;
       if (attempt >= attempts) throw new Error(`redis-server did not start on port ${port}`);
     }
   };

@@ -5,7 +5,7 @@
  * No persistence; every process is killed when the starter unloads
  * (processes.ts). Servers here can be killed one by one to test failover.
  */
-import { freePort, pingRedis, spawnChild } from "./processes.ts";
+import { freePort, spawnAnswering } from "./processes.ts";
 import { sleep } from "../lib/async.ts";
 
 /** One redis-server (or sentinel) process of a topology. */
@@ -67,32 +67,24 @@ async function spawnMember(
   for (let attempt = 1;; attempt++) {
     let port = freePort();
     while (!portOk(port)) port = freePort();
-    const proc = spawnChild(cmd, args(port));
-    let exited = false;
-    void proc.status.then(() => (exited = true));
-    const deadline = Date.now() + 5000;
-    while (Date.now() < deadline && !exited) {
-      if (await pingRedis(port)) {
-        return {
-          port,
-          pid: proc.pid,
-          get running() {
-            return !exited;
-          },
-          async kill() {
-            try {
-              proc.kill("SIGKILL");
-            } catch { /* exited already */ }
-            await proc.status;
-          },
-        };
-      }
-      await sleep(20);
+    const proc = await spawnAnswering(cmd, port, args(port));
+    if (proc) {
+      let exited = false;
+      void proc.status.then(() => (exited = true));
+      return {
+        port,
+        pid: proc.pid,
+        get running() {
+          return !exited;
+        },
+        async kill() {
+          try {
+            proc.kill("SIGKILL");
+          } catch { /* exited already */ }
+          await proc.status;
+        },
+      };
     }
-    try {
-      proc.kill("SIGKILL");
-    } catch { /* exited on its own (port taken?) */ }
-    await proc.status;
     if (attempt >= 5) throw new Error(`${cmd} did not start`);
   }
 }

@@ -23,11 +23,15 @@ import type { Buffer } from "node:buffer";
 import type { Claim } from "../presence.ts";
 import type { Connections } from "./connections.ts";
 import { channels, holderNode, keys } from "./schema.ts";
-import { NO_LEASE, type Outgoing, type PresenceStore } from "./store.ts";
+import {
+  chunks,
+  NO_LEASE,
+  type Outgoing,
+  type PresenceStore,
+  PRUNE_BATCH,
+  PRUNE_ROUNDS,
+} from "./store.ts";
 
-const CHUNK = 500;
-const PRUNE_BATCH = 1000;
-const PRUNE_ROUNDS = 50;
 /** Compare-and-set rounds before a contended pseudo counts as taken. */
 const TAKEOVER_TRIES = 4;
 
@@ -80,8 +84,7 @@ export class ClusterStore implements PresenceStore {
   async release(pseudos: readonly string[]): Promise<unknown> {
     if (pseudos.length === 0) return;
     const { cmd } = this.#conns;
-    for (let i = 0; i < pseudos.length; i += CHUNK) {
-      const chunk = pseudos.slice(i, i + CHUNK);
+    for (const chunk of chunks(pseudos)) {
       await Promise.all([
         cmd.srem(this.#ownUsers, ...chunk),
         ...chunk.map(async (p) => {
@@ -101,8 +104,7 @@ export class ClusterStore implements PresenceStore {
     if (fence === null) throw new Error(NO_LEASE);
     const value = `${this.#nodeId}|${fence}`;
     const lost: string[] = [];
-    for (let i = 0; i < pseudos.length; i += CHUNK) {
-      const chunk = pseudos.slice(i, i + CHUNK);
+    for (const chunk of chunks(pseudos)) {
       const won = await Promise.all(chunk.map(async (p) => {
         const claim = claimOf(p);
         if (!(await this.#take(keys.user(p), value))) return false;

@@ -5,6 +5,7 @@
  * again (resync) before the node counts as ready; every few ticks it prunes
  * what dead nodes left behind.
  */
+import { clearTimer, type TimerId, unrefInterval } from "../../lib/timers.ts";
 import { sleep } from "../../lib/async.ts";
 import { errorMessage } from "../../lib/errors.ts";
 import type { LogFn } from "../../lib/log.ts";
@@ -58,7 +59,7 @@ export class Lease {
   #tickFailing = false;
   #ticks = 0;
   #running = false;
-  #timer: ReturnType<typeof setInterval> | undefined;
+  #timer: TimerId | undefined;
 
   constructor(opts: LeaseOptions, deps: LeaseDeps) {
     this.#o = opts;
@@ -101,16 +102,14 @@ export class Lease {
   start(): void {
     if (this.#running) return;
     this.#running = true;
-    const t = setInterval(() => this.#kick(false), this.#o.heartbeatMs);
-    Deno.unrefTimer(t as unknown as number);
-    this.#timer = t;
+    this.#timer = unrefInterval(() => this.#kick(false), this.#o.heartbeatMs);
     this.#kick(false);
   }
 
   /** Stops the heartbeat: no tick runs until start(), even on a reconnect. */
   stop(): void {
     this.#running = false;
-    clearInterval(this.#timer);
+    clearTimer(this.#timer);
     this.#timer = undefined;
   }
 

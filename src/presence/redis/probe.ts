@@ -4,6 +4,7 @@
  * interval; if published pings stop coming back for `timeoutMs`, the
  * subscriber connection is dropped and reopened.
  */
+import { clearTimer, type TimerId, unrefInterval } from "../../lib/timers.ts";
 import { errorMessage } from "../../lib/errors.ts";
 import type { LogFn } from "../../lib/log.ts";
 import { PresenceUnavailable, type RelayStats } from "../presence.ts";
@@ -24,7 +25,7 @@ export class Probe {
   readonly #conns: Connections;
   readonly #stats: RelayStats;
   readonly #log: LogFn;
-  #timer: ReturnType<typeof setInterval> | undefined;
+  #timer: TimerId | undefined;
   #lastRecvAt = 0;
   #lastAckedSentAt = 0;
   #graceUntil = 0;
@@ -50,13 +51,11 @@ export class Probe {
   }
 
   start(): void {
-    const t = setInterval(() => this.#tick(), this.#o.intervalMs);
-    Deno.unrefTimer(t as unknown as number);
-    this.#timer = t;
+    this.#timer = unrefInterval(() => this.#tick(), this.#o.intervalMs);
   }
 
   stop(): void {
-    clearInterval(this.#timer);
+    clearTimer(this.#timer);
     this.#timer = undefined;
   }
 

@@ -7,13 +7,7 @@ import type { Buffer } from "node:buffer";
 import type { Claim } from "../presence.ts";
 import type { Connections } from "./connections.ts";
 import { channels, keys, PREFIX } from "./schema.ts";
-import type { Outgoing, PresenceStore } from "./store.ts";
-
-/** Pseudos per script call when many are written or released at once. */
-const CHUNK = 500;
-const PRUNE_BATCH = 1000;
-/** Prune calls per dead node per pass; the rest waits for the next pass. */
-const PRUNE_ROUNDS = 50;
+import { chunks, type Outgoing, type PresenceStore, PRUNE_BATCH, PRUNE_ROUNDS } from "./store.ts";
 
 export class SingleStore implements PresenceStore {
   readonly batchesBroadcasts = false;
@@ -149,10 +143,4 @@ export class SingleStore implements PresenceStore {
       },
     );
   }
-}
-
-function chunks<T>(xs: readonly T[]): T[][] {
-  const out: T[][] = [];
-  for (let i = 0; i < xs.length; i += CHUNK) out.push(xs.slice(i, i + CHUNK));
-  return out;
 }

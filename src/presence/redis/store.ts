@@ -17,6 +17,20 @@ export type Outgoing =
   | { kind: "send"; to: string; entry: Buffer; settle: Settle<boolean> }
   | { kind: "broadcast"; payload: Buffer; settle: Settle<void> };
 
+/** Pseudos per batch of Redis calls when many are written or released at once. */
+const CHUNK = 500;
+/** Pseudos of a dead node removed per prune call. */
+export const PRUNE_BATCH = 1000;
+/** Prune calls per dead node per pass; the rest waits for the next pass. */
+export const PRUNE_ROUNDS = 50;
+
+/** `xs` in slices of at most CHUNK. */
+export function chunks<T>(xs: readonly T[]): T[][] {
+  const out: T[][] = [];
+  for (let i = 0; i < xs.length; i += CHUNK) out.push(xs.slice(i, i + CHUNK));
+  return out;
+}
+
 /** The message of the error a store rejects with when this node's own lease is gone. */
 export const NO_LEASE = "NOLEASE node lease missing";
 
