@@ -150,7 +150,8 @@ export class ClusterStore implements PresenceStore {
         const v = await cmd.get(keys.user(p));
         // Only a value of that node naming a fence that is not live (fences are never reused).
         if (v !== null && holderNode(v) === id && !(await this.#alive(v))) {
-          await this.#conns.script("userCas", keys.user(p), v, "");
+          // Lost the race: another node took the pseudo since the GET; its profile is its own.
+          if (await this.#conns.script("userCas", keys.user(p), v, "") !== 1) return;
           // Its name keys, if they still carry that dead value.
           await this.#dropProfile(p, (k) => this.#conns.script("userCas", keys.name(k), v, ""));
         }
