@@ -22,7 +22,7 @@ import type { Reservations } from "./reservations.ts";
 import { channels } from "./schema.ts";
 import type { Outgoing, PresenceStore } from "./store.ts";
 
-/** Remote sends per script call at most; a larger turn's worth leaves in several calls, in order. */
+/** Queued sends and broadcasts per script call at most; a larger turn leaves in several calls, in order. */
 const SEND_BATCH_MAX = 512;
 
 export interface RelayDeps {

@@ -16,6 +16,10 @@ import {
 import { unavailable } from "./connections.ts";
 import { NO_LEASE, type PresenceStore } from "./store.ts";
 
+/** Frames held for one pseudo while its reserve reply is on its way, at most (count, bytes). */
+const EARLY_MAX_FRAMES = 1024;
+const EARLY_MAX_BYTES = 1024 * 1024;
+
 export interface ReservationDeps {
   nodeId: string;
   store: PresenceStore;
@@ -33,6 +37,8 @@ export class Reservations {
   #pending = new Set<string>();
   /** Frames that arrived for a pending pseudo before its reserve's reply. */
   #early = new Map<string, Uint8Array[]>();
+  /** Pseudos whose early frames overflowed during the current reserve (logged once). */
+  #earlyDropped = new Set<string>();
   /** Pseudos that Redis may still bind to this node though they are not local (a failed call). */
   #uncertain = new Set<string>();
   /** What each local (or pending) user holds besides its pseudo; written again by reassert. */
@@ -87,6 +93,7 @@ export class Reservations {
     } finally {
       this.#pending.delete(pseudo);
       this.#early.delete(pseudo);
+      this.#earlyDropped.delete(pseudo);
       if (!ok) this.#drop(pseudo);
     }
   }
@@ -126,8 +133,24 @@ export class Reservations {
   holdEarly(pseudo: string, frame: Uint8Array): boolean {
     if (!this.#pending.has(pseudo)) return false;
     const early = this.#early.get(pseudo);
-    if (early) early.push(frame);
-    else this.#early.set(pseudo, [frame]);
+    if (!early) {
+      this.#early.set(pseudo, [frame]);
+      return true;
+    }
+    // Bounded like a reader's output queue: a flood in the reply's window must not grow it.
+    let held = 0;
+    for (const f of early) held += f.length;
+    if (early.length >= EARLY_MAX_FRAMES || held + frame.length > EARLY_MAX_BYTES) {
+      if (!this.#earlyDropped.has(pseudo)) {
+        this.#earlyDropped.add(pseudo); // one line per reserve, not per frame
+        this.#d.log("warn", "frames for a pseudo being reserved dropped past the bound", {
+          pseudo,
+          heldBytes: held,
+        });
+      }
+      return true; // taken, and lost: logged
+    }
+    early.push(frame);
     return true;
   }
 
