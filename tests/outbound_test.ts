@@ -60,6 +60,31 @@ Deno.test("outbound: a lone frame carved from a shared block is written from its
   assert.ok(w.writes[0].buffer.byteLength < 1024, "written from a copy, not the block");
 });
 
+Deno.test("outbound: behind a waiting write, a frame of its own is kept by reference until 16 KiB are held, a carved one is packed at once", async () => {
+  const w = new GatedWriter();
+  w.gated = true;
+  const q = new OutboundQueue(w, 1 << 20, () => assert.fail("overflow"), () => {});
+  q.push(new Uint8Array(40));
+  await tick(); // a write is waiting
+  const broadcast = new Uint8Array(40); // one SMA, encoded once for every recipient
+  const before = q.cost;
+  for (let i = 0; i < 10; i++) q.push(broadcast);
+  assert.equal(q.cost - before, 10 * (40 + CHUNK_OVERHEAD), "kept by reference, not copied");
+  while (q.cost < 16 * 1024) q.push(broadcast);
+  const packedFrom = q.cost;
+  q.push(broadcast);
+  assert.ok(q.cost - packedFrom >= 1024, "past 16 KiB it starts a block of its own");
+  const carved = new OutboundQueue(w, 1 << 20, () => assert.fail("overflow"), () => {});
+  carved.push(new Uint8Array(40));
+  await tick();
+  const c0 = carved.cost;
+  carved.push(keepFrame(new Uint8Array(40)));
+  assert.ok(carved.cost - c0 >= 1024, "a frame that pins a 64 KiB block is copied into a block");
+  w.open();
+  await q.drained();
+  await carved.drained();
+});
+
 /** 22 bytes numbered `i`, so order and content can be checked. */
 const small = (i: number) => Uint8Array.from({ length: 22 }, (_, j) => (i * 7 + j) & 255);
 
@@ -67,14 +92,14 @@ Deno.test("outbound: behind a waiting write, small frames are packed and charged
   const w = new GatedWriter();
   w.gated = true;
   let discarded = -1;
-  const bound = 64 * 1024;
+  const bound = 1024 * 1024;
   const q = new OutboundQueue(w, bound, (n) => (discarded = n), () => {});
   q.push(small(0));
   await tick(); // a write is waiting: what follows is queued behind a reader that does not read
   let accepted = 0;
-  while (accepted < 10_000 && q.push(small(++accepted)));
-  // Each kept on its own (an object and a buffer: ~400 bytes) would allow ~160 frames
-  // per 64 KiB of real memory; packed, they cost their bytes and fill the bound.
+  while (accepted < 100_000 && q.push(small(++accepted)));
+  // Each kept on its own (an object and a buffer: ~400 bytes) would allow ~2,600 frames
+  // per MiB of real memory; packed (past the first 16 KiB), they cost their bytes and fill the bound.
   assert.ok(accepted * 22 <= bound, `${accepted} frames queued: the charge covers their bytes`);
   assert.ok(
     accepted * 22 >= bound * 0.85,

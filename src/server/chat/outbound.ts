@@ -13,8 +13,9 @@ import { pinsLargerBuffer } from "./arena.ts";
  *
  * The bound counts what queued frames cost, not only their bytes. While a
  * write waits on the socket (the reader is slow, or never reads), small frames
- * are copied into blocks the queue owns instead of being kept one object (and
- * often one buffer) each: a 22-byte SPM kept on its own costs ~400 bytes of
+ * carved from a shared block, and past PACK_AFTER any small frame, are copied
+ * into blocks the queue owns instead of being kept one object (and often one
+ * buffer) each: a 22-byte SPM kept on its own costs ~400 bytes of
  * heap and allocator overhead, packed into a block it costs 22. A block is
  * charged its whole capacity; any other chunk its bytes plus CHUNK_OVERHEAD.
  * Deliveries held in the session's mailbox (behind a request waiting on the
@@ -35,6 +36,14 @@ export class QueueBudget {
 
 /** Frames up to this size are packed into the queue's blocks while a write waits. */
 const PACK_MAX = 1024;
+/**
+ * A frame of its own (a broadcast, encoded once for every recipient) is kept
+ * by reference, charged its bytes plus CHUNK_OVERHEAD, until the queue holds
+ * this much: copying it for every recipient of an SMA whose write was still
+ * in flight cost ~5% of `sma` throughput (A/B in docs/PERFORMANCE.md), and a
+ * reader that keeps up never holds this much.
+ */
+const PACK_AFTER = 16 * 1024;
 /** A queue's first block; each one it fills doubles the next, up to PACK_BLOCK_MAX. */
 const PACK_BLOCK_MIN = 1024;
 const PACK_BLOCK_MAX = 16 * 1024;
@@ -118,9 +127,10 @@ export class OutboundQueue {
     if (this.#closed) return false;
     if (this.#writing) {
       // The reader has not taken the last write yet and may hold these for long.
-      if (bytes.length <= PACK_MAX) return this.#pack(bytes);
+      const pins = pinsLargerBuffer(bytes);
+      if (bytes.length <= PACK_MAX && (pins || this.#cost >= PACK_AFTER)) return this.#pack(bytes);
       // Keep a copy of just these bytes, not the shared block they are carved from.
-      if (pinsLargerBuffer(bytes)) bytes = bytes.slice();
+      if (pins) bytes = bytes.slice();
     }
     const charge = bytes.length + CHUNK_OVERHEAD;
     if (!this.#fits(charge)) return false;
