@@ -3,7 +3,7 @@
  * (src/server/net/cidr.ts), including IPv4-mapped IPv6.
  */
 import assert from "node:assert/strict";
-import { canonicalAddress, formatIp, parseIp } from "../src/server/net/ip.ts";
+import { canonicalAddress, formatIp, isCanonicalV4, parseIp } from "../src/server/net/ip.ts";
 import { parseCidr, parseCidrList } from "../src/server/net/cidr.ts";
 
 function list(text: string) {
@@ -74,6 +74,17 @@ Deno.test("canonicalAddress gives one spelling per client", () => {
   assert.equal(canonicalAddress("10.0.0.1"), "10.0.0.1");
   assert.equal(canonicalAddress("2001:DB8::0:1"), "2001:db8::1");
   assert.equal(canonicalAddress("not-an-ip"), "not-an-ip");
+});
+
+Deno.test("the IPv4 fast path takes only canonical dotted quads", () => {
+  for (const a of ["0.0.0.0", "10.0.0.1", "255.255.255.255", "127.12.0.9"]) {
+    assert.equal(isCanonicalV4(a), true, a);
+  }
+  for (
+    const a of ["010.0.0.1", "10.0.0.01", "256.0.0.1", "10.0.0", "10.0.0.1.2", "::1", "a.b.c.d"]
+  ) {
+    assert.equal(isCanonicalV4(a), false, a);
+  }
 });
 
 Deno.test("a CIDR list matches IPv4, IPv6 and IPv4-mapped addresses", () => {

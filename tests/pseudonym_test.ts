@@ -188,3 +188,19 @@ Deno.test("combining marks need a base and may not pile up", () => {
   );
   assert.equal(refusal("Z\u0351\u036b\u0343\u036a\u0302\u036b\u033d"), "too-many-marks");
 });
+
+Deno.test("the ASCII shortcut gives UTS #39's skeleton: NFD, each code point's prototype, NFD", async () => {
+  // An oracle written from the definition, straight from the data file.
+  const { default: data } = await import("unhomoglyph/data.json", { with: { type: "json" } });
+  const protos = data as Record<string, string>;
+  const oracle = (s: string) =>
+    [...s.normalize("NFD")].map((c) => protos[c] ?? c).join("").normalize("NFD");
+  const ascii = Array.from({ length: 95 }, (_, i) => String.fromCharCode(32 + i));
+  for (const a of ascii) {
+    assert.equal(skeleton(a), oracle(a), JSON.stringify(a));
+    for (const b of ascii) assert.equal(skeleton(a + b), oracle(a + b), JSON.stringify(a + b));
+  }
+  for (const name of ["alice", "ALICE", "aIice", "rnary", "O0o_l1I|", "x-y.z"]) {
+    assert.equal(skeleton(name), oracle(name), name);
+  }
+});

@@ -120,12 +120,6 @@ export async function serveConnection(
   deps.outbound.add(out);
   let frames: TokenBucket | null = null;
   let bytes: TokenBucket | null = null;
-  /** Stops reading for `ms` (or until closed): the flooder waits, nobody else does. */
-  const pause = (ms: number) =>
-    new Promise<void>((resolve) => {
-      resumeReading = resolve;
-      pauseTimer = setTimeout(resolve, ms);
-    });
   let session: ChatSession | null = null;
   let handedOver = false;
 
@@ -206,7 +200,11 @@ export async function serveConnection(
       const debt = Math.max(frames?.debtMs() ?? 0, bytes?.debtMs() ?? 0);
       if (debt > 0 && !closed) {
         metrics.throttled++;
-        await pause(debt);
+        // Stop reading for the debt (or until closed): the flooder waits, nobody else does.
+        await new Promise<void>((resolve) => {
+          resumeReading = resolve;
+          pauseTimer = setTimeout(resolve, debt);
+        });
       }
     }
   } catch (e) {

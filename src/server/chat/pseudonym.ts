@@ -149,11 +149,34 @@ function caseFold(s: string): string {
 }
 
 let prototypes: Map<string, string> | null = null;
+/** Prototypes of the ASCII characters, null where one is not ASCII itself. */
+let asciiPrototypes: (string | null)[] | null = null;
 
 /** skeleton(X) of UTS #39: NFD, each code point to its prototype (confusables.txt), NFD again. */
 export function skeleton(s: string): string {
   prototypes ??= new Map(Object.entries(confusables as Record<string, string>));
+  // Most names are ASCII: NFD leaves them as they are, so a table does it
+  // without the two normalisations (every login takes 3-9 skeletons).
+  const ascii = asciiSkeleton(s);
+  if (ascii !== null) return ascii;
   let out = "";
   for (const ch of s.normalize("NFD")) out += prototypes.get(ch) ?? ch;
   return out.normalize("NFD");
+}
+
+/** skeleton(s) for ASCII `s` whose prototypes are ASCII too, else null. */
+function asciiSkeleton(s: string): string | null {
+  const table = asciiPrototypes ??= Array.from({ length: 128 }, (_, c) => {
+    const ch = String.fromCharCode(c);
+    const p = prototypes!.get(ch) ?? ch;
+    return /^[\x00-\x7f]*$/.test(p) ? p : null;
+  });
+  let out = "";
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    const p = c < 128 ? table[c] : null;
+    if (p === null) return null;
+    out += p;
+  }
+  return out;
 }

@@ -73,7 +73,8 @@ export class ChatSession implements Inbox {
   #mailbox: Mailbox<SessionMessage>;
   #pseudo: string | null = null;
   #closed = false;
-  #hs: SessionHandshakes;
+  /** Made on first use: most sessions never open a private link (memory per idle session). */
+  #hsMade: SessionHandshakes | null = null;
   readonly address: string;
   #closeConnection: (reason: string) => void;
   #place: SessionPlace;
@@ -95,8 +96,11 @@ export class ChatSession implements Inbox {
       deps.log.error("session failed", { pseudo: this.#pseudo, error: errorMessage(e) });
       closeConnection("session error");
     });
-    this.#hs = new SessionHandshakes(
-      deps.limits,
+  }
+
+  get #hs(): SessionHandshakes {
+    return this.#hsMade ??= new SessionHandshakes(
+      this.#d.limits,
       (key) => this.#mailbox.post({ kind: "expire", key }),
     );
   }
@@ -345,7 +349,7 @@ export class ChatSession implements Inbox {
     // Abort this user's handshakes while the pseudo is still ours, and tell
     // only the other side: once it is released, a TCPAbort addressed to it
     // would reach its next holder.
-    for (const k of this.#hs.takeAll()) {
+    for (const k of this.#hsMade?.takeAll() ?? []) {
       await handshakes.abort(k, `${pseudo} left`, { except: pseudo });
     }
     try {

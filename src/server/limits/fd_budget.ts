@@ -72,15 +72,28 @@ export class FdBudget {
     if (this.#used >= this.max + slack) return null;
     this.#used++;
     this.#byKind[kind]++;
-    let held = true;
-    return {
-      kind,
-      release: () => {
-        if (!held) return;
-        held = false;
-        this.#used--;
-        this.#byKind[kind]--;
-      },
-    };
+    return new BudgetLease(this, kind);
+  }
+
+  /** @internal a lease was released (once). */
+  returned(kind: SocketKind): void {
+    this.#used--;
+    this.#byKind[kind]--;
+  }
+}
+
+/** A class, not a closure: one object per socket instead of three (memory per idle session). */
+class BudgetLease implements FdLease {
+  readonly kind: SocketKind;
+  #budget: FdBudget | null;
+
+  constructor(budget: FdBudget, kind: SocketKind) {
+    this.#budget = budget;
+    this.kind = kind;
+  }
+
+  release(): void {
+    this.#budget?.returned(this.kind);
+    this.#budget = null;
   }
 }

@@ -6,7 +6,7 @@
  * count strikes per handshake (presence/strike_ledger.ts; Redis does the same
  * in Lua), and `AddressLimiter` bounds what one client address may try.
  */
-import { formatIp, parseIp, unmapIp } from "../net/ip.ts";
+import { formatIp, isCanonicalV4, parseIp, unmapIp } from "../net/ip.ts";
 
 /** TCPAccept is B's to send, TCPConnect A's. */
 export type LinkRole = "accept" | "connect";
@@ -20,6 +20,7 @@ export const DEFAULT_V6_PREFIX_BITS = 64;
  * address (a Unix socket, say) is its own key.
  */
 export function clientKey(address: string, v6PrefixBits = DEFAULT_V6_PREFIX_BITS): string {
+  if (isCanonicalV4(address)) return address; // every login asks: no parse, no new string
   const r = parseIp(address);
   if (!r.ok) return address;
   const ip = unmapIp(r.ip);

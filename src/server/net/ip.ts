@@ -23,6 +23,17 @@ export function parseIp(text: string): IpParse {
   return v4 ? { ok: true, ip: { family: 4, bytes: v4 } } : bad(`not an IP address: ${show(text)}`);
 }
 
+/** True for an IPv4 address already in canonical form ("10.0.0.1"; not "010.0.0.1"). */
+export function isCanonicalV4(text: string): boolean {
+  const m = V4.exec(text);
+  if (!m) return false;
+  for (let i = 1; i <= 4; i++) {
+    const part = m[i];
+    if ((part.length > 1 && part[0] === "0") || Number(part) > 255) return false;
+  }
+  return true;
+}
+
 function parseV4(text: string): Uint8Array | null {
   const m = V4.exec(text);
   if (!m) return null;
@@ -125,6 +136,8 @@ export function formatIp(ip: Ip): string {
  * Text that is not an address comes back unchanged.
  */
 export function canonicalAddress(text: string): string {
+  // Every client connection asks; an IPv4 address is its own form (no parse, no new string).
+  if (isCanonicalV4(text)) return text;
   const r = parseIp(text);
   return r.ok ? formatIp(unmapIp(r.ip)) : text;
 }
