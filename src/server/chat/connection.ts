@@ -101,10 +101,7 @@ export async function serveConnection(
     clearTimer(pauseTimer);
     resumeReading?.();
   };
-  ticket.onEvict(() => {
-    log.debug("connection evicted: node full", { address });
-    close("evicted to make room: never logged in");
-  });
+  ticket.onEvict(close); // its reason says so in the "connection closed" line
   const out = new OutboundQueue(
     conn,
     limits.maxQueuedBytes,

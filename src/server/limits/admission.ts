@@ -39,7 +39,7 @@ export class Ticket {
   #lease: FdLease;
   #session = false;
   #released = false;
-  #onEvict: (() => void) | null = null;
+  #onEvict: ((reason: string) => void) | null = null;
 
   constructor(admission: Admission, address: string, state: AddressState, lease: FdLease) {
     this.#admission = admission;
@@ -48,8 +48,8 @@ export class Ticket {
     this.#lease = lease;
   }
 
-  /** What to do if this connection is evicted to make room (close it). */
-  onEvict(fn: () => void): void {
+  /** What to do if this connection is evicted to make room (close it, for `reason`). */
+  onEvict(fn: (reason: string) => void): void {
     this.#onEvict = fn;
   }
 
@@ -59,7 +59,7 @@ export class Ticket {
    * now: a socket with a read in flight keeps its descriptor until then.
    */
   evict(): void {
-    this.#onEvict?.();
+    this.#onEvict?.("evicted to make room: never logged in");
   }
 
   /** A login is starting: false if this address has its sessions' worth already (`limit` 0: none). */
