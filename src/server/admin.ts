@@ -118,19 +118,32 @@ async function readHead(conn: Deno.Conn): Promise<string | null> {
   return null;
 }
 
-async function serveRequest(conn: Deno.Conn, view: AdminView): Promise<void> {
-  const head = await withDeadline(readHead(conn), REQUEST_TIMEOUT_MS, () => {
+/**
+ * Reads one request and writes its reply, all within `deadlineMs`: a client
+ * that never sends its head, or never reads the reply, is closed then (its
+ * descriptor is in the node's budget, so it must not keep it).
+ */
+export function serveRequest(
+  conn: Deno.Conn,
+  view: AdminView,
+  deadlineMs = REQUEST_TIMEOUT_MS,
+): Promise<void> {
+  return withDeadline(exchange(conn, view), deadlineMs, () => {
     closeQuietly(conn);
     return new Error("admin request timed out");
   });
+}
+
+async function exchange(conn: Deno.Conn, view: AdminView): Promise<void> {
+  const head = await readHead(conn);
   const [method = "", path = ""] = (head ?? "").split("\r\n")[0].split(" ");
   const reply = head === null ? { status: 400, body: "bad request\n" } : route(method, path, view);
-  const body = new TextEncoder().encode(method === "HEAD" ? "" : reply.body);
+  const body = method === "HEAD" ? "" : reply.body;
+  const bodyBytes = new TextEncoder().encode(body);
   const response = `HTTP/1.1 ${reply.status} ${STATUS_TEXT[reply.status]}\r\n` +
     `content-type: ${reply.type ?? "text/plain; charset=utf-8"}\r\n` +
-    `content-length: ${body.length}\r\nconnection: close\r\n\r\n`;
-  await writeAll(conn, new TextEncoder().encode(response));
-  await writeAll(conn, body);
+    `content-length: ${bodyBytes.length}\r\nconnection: close\r\n\r\n`;
+  await writeAll(conn, new TextEncoder().encode(response + body));
 }
 
 export interface AdminServer {
