@@ -192,10 +192,20 @@ export async function startServer(
     }
     const who = identify(conn);
     if (!(who instanceof Promise)) return serve(conn, who);
-    // A trusted balancer's connection: admitted under its client's address once the header is read.
+    // A trusted balancer's connection: admitted under its client's address
+    // once the header is read. Its descriptor counts meanwhile.
+    const waiting = budget.tryAcquire("chat");
+    if (!waiting) {
+      metrics.connectionsRejected++;
+      metrics.refuse("fd_budget");
+      warn.warn("connection refused", { address: "(PROXY header pending)", reason: "fd_budget" });
+      closeQuietly(conn);
+      return;
+    }
     open.add(conn);
     const h = who.then((w) => {
       open.delete(conn);
+      waiting.release(); // admission takes the connection's own lease, in the same turn
       serve(conn, w);
     });
     handlers.add(h);
