@@ -6,9 +6,11 @@
  * Each node writes its own count into its lease on every heartbeat (`users`, heartbeat.lua);
  * `refresh`, run on the same tick, sums the other nodes' counts. So the figure is at most one
  * heartbeat old when read from Redis and at most one more when used: two heartbeats in all,
- * within one lease period with the defaults (1000 and 3000 ms). A node whose lease is gone (dead,
- * or not written yet) or carries no count counts 0. Cost: one SMEMBERS and one HGET per other
- * node per heartbeat, pipelined (two round trips; on Redis Cluster each HGET goes to its shard).
+ * within one lease period with the defaults (1000 and 3000 ms). A dead node's count goes when
+ * its lease lapses (at most one lease period); a node whose lease is gone or not written yet, or
+ * carries no count, counts 0. While Redis is unreachable the last figure stays (an SMA then gets
+ * ERROR 9 anyway). Cost: one SMEMBERS and one HGET per other node per heartbeat, pipelined (two
+ * round trips; on Redis Cluster each HGET goes to its lease's shard).
  */
 import { errorMessage } from "../../lib/errors.ts";
 import type { LogFn } from "../../lib/log.ts";
