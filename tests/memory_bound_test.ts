@@ -22,6 +22,7 @@ function stuckSend(inner: MemoryPresence, gate: Promise<void>): Presence {
     clientOf: (p) => inner.clientOf(p),
     send: (to, f) => to === "slowpoke" ? gate.then(() => inner.send(to, f)) : inner.send(to, f),
     broadcast: (f, except) => inner.broadcast(f, except),
+    userCount: () => inner.userCount(),
     openHandshake: (k, ttl) => inner.openHandshake(k, ttl),
     cancelHandshake: (k) => inner.cancelHandshake(k),
     acceptHandshake: (k, e) => inner.acceptHandshake(k, e),

@@ -41,6 +41,15 @@ export class RecordingInbox implements Inbox {
   }
 }
 
+/** Polls `cond` (a store's view of the others changes on its heartbeat, not on an event we see). */
+async function eventually(what: string, cond: () => boolean, ms = 8000): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!cond()) {
+    if (Date.now() > deadline) throw new Error(`timed out after ${ms} ms waiting until ${what}`);
+    await sleep(25);
+  }
+}
+
 const bytes = (...xs: number[]) => Uint8Array.from(xs);
 let unique = 0;
 const name = (base: string) => `${base}${++unique}_${Math.random().toString(36).slice(2, 6)}`;
@@ -104,6 +113,26 @@ export function presenceContract(target: ContractTarget): void {
     assert.equal(inboxes[1].frames.length, 1);
     assert.equal(inboxes[2].frames.length, 1);
   });
+
+  test(
+    "userCount counts this node's users at once: reserve adds, release takes back",
+    1,
+    async ([p]) => {
+      const a = name("a"), b = name("b");
+      const ia = new RecordingInbox(), ib = new RecordingInbox();
+      const base = p.userCount();
+      assert.equal(await p.reserve(a, ia), "ok");
+      assert.equal(p.userCount(), base + 1, "counted as soon as the reserve resolves");
+      assert.equal(await p.reserve(a, ib), "taken");
+      assert.equal(p.userCount(), base + 1, "a refused reserve adds nobody");
+      assert.equal(await p.reserve(b, ib), "ok");
+      assert.equal(p.userCount(), base + 2);
+      await p.release(a, ib); // not the holder: no effect
+      assert.equal(p.userCount(), base + 2);
+      await p.release(a, ia);
+      assert.equal(p.userCount(), base + 1);
+    },
+  );
 
   test("handshake lifecycle: open, accept, claim", 1, async ([p]) => {
     const k = key(name("a"), name("b"), -7);
@@ -321,6 +350,27 @@ export function presenceContract(target: ContractTarget): void {
       ]);
       assert.deepEqual(ib.frames[300], bytes(3, 9));
       assert.equal(await p.send(name("ghost"), bytes(2)), false, "absent users still answer false");
+    },
+  );
+
+  test(
+    "across nodes: userCount adds the other nodes' users within a few heartbeats; a closed node's count 0",
+    3,
+    async ([p, q, r]) => {
+      const counts = () => [p, q, r].map((s) => s.userCount());
+      const on = (s: Presence, n: number) =>
+        Promise.all(Array.from({ length: n }, () => s.reserve(name("u"), new RecordingInbox())));
+      await on(p, 1);
+      await on(q, 5);
+      const inbox = new RecordingInbox(), leaving = name("leaving");
+      assert.equal(await q.reserve(leaving, inbox), "ok");
+      await on(r, 2);
+      // What an SMA from any node reaches: 1 + 6 + 2, whichever node is asked.
+      await eventually("every node counts 9", () => counts().every((c) => c === 9));
+      await q.release(leaving, inbox);
+      await eventually("a release is seen everywhere", () => counts().every((c) => c === 8));
+      await q.close();
+      await eventually("a closed node counts 0", () => p.userCount() === 3 && r.userCount() === 3);
     },
   );
 

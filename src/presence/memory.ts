@@ -58,6 +58,10 @@ export class MemoryPresence implements Presence {
     return Promise.resolve(this.#claims.get(pseudo)?.client || null);
   }
 
+  userCount(): number {
+    return this.users.size;
+  }
+
   send(to: string, frame: Uint8Array): boolean {
     const inbox = this.users.get(to);
     inbox?.deliver(frame);

@@ -102,6 +102,13 @@ export interface Presence {
   send(to: string, frame: Uint8Array): MaybePromise<boolean>;
   /** Delivers `frame` once to every connected user except `except`; synchronous when all are local. */
   broadcast(frame: Uint8Array, except: string): MaybePromise<void>;
+  /**
+   * How many users are logged in on every node together: what a broadcast reaches (flood control
+   * charges an SMA for each). Synchronous and cheap, for it is asked on every SMA: this node's
+   * users are counted as they are now; a networked store adds the other nodes' counts as of its
+   * last heartbeat, at most one lease period old (a node whose count it lacks counts 0).
+   */
+  userCount(): number;
 
   /** Registers a pending handshake; false if that (A, B, password) is already pending. */
   openHandshake(key: HandshakeKey, ttlMs: number): Promise<boolean>;

@@ -6,6 +6,7 @@
  * - single_store.ts, cluster_store.ts: the Redis side of each operation, per topology
  *   (one Redis or Sentinel: any-key scripts; Redis Cluster: one slot per step);
  * - lease.ts: the lease, heartbeat, resync after reconnects, pruning;
+ * - census.ts: the other nodes' user counts, read on the heartbeat (userCount);
  * - reservations.ts: reserve, release, and writing them again;
  * - probe.ts: the liveness ping through pub/sub;
  * - relay.ts: remote sends, broadcasts, and receiving (envelope.ts: the bytes);
@@ -33,6 +34,7 @@ import {
 import { Connections, type Kind, unavailable } from "./redis/connections.ts";
 import type { RedisTarget } from "./redis/target.ts";
 import { RedisHandshakes } from "./redis/handshakes.ts";
+import { Census } from "./redis/census.ts";
 import { Lease } from "./redis/lease.ts";
 import { Probe } from "./redis/probe.ts";
 import { Relay } from "./redis/relay.ts";
@@ -106,6 +108,7 @@ export class RedisPresence implements Presence, StoreHealth {
   protected readonly lease: Lease;
   protected readonly probe: Probe;
   readonly #reservations: Reservations;
+  readonly #census: Census;
   readonly #relay: Relay;
   readonly #handshakes: RedisHandshakes;
   readonly #log: LogFn;
@@ -147,6 +150,7 @@ export class RedisPresence implements Presence, StoreHealth {
       onNoLease: () => this.lease.lapsed(),
       onLost: opts.onLost,
     });
+    const census = this.#census = new Census(conns.cmd, nodeId, log);
     this.lease = new Lease({
       nodeId,
       bridge: this.bridge,
@@ -159,6 +163,7 @@ export class RedisPresence implements Presence, StoreHealth {
       store,
       users,
       reservations,
+      census,
       log,
       onFailover: () => this.probe.subscriberReady(),
     });
@@ -285,6 +290,11 @@ export class RedisPresence implements Presence, StoreHealth {
 
   release(pseudo: string, inbox: Inbox): Promise<void> {
     return this.#reservations.release(pseudo, inbox);
+  }
+
+  /** This node's users now, plus the other nodes' as of the last heartbeat (census.ts). */
+  userCount(): number {
+    return this.users.size + this.#census.others;
   }
 
   send(to: string, frame: Uint8Array): boolean | Promise<boolean> {

@@ -160,7 +160,8 @@ export async function startServer(
     links,
     outbound,
     queueBudget,
-    fanOut: () => Math.max(1, sessions.size - 1),
+    // Every node's users, not only this node's: an SMA reaches them all (docs/PROTOCOL.md).
+    fanOut: () => Math.max(1, presence.userCount() - 1),
     newSession: (
       out: OutboundQueue,
       address: string,

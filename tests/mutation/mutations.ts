@@ -313,4 +313,18 @@ export const MUTATIONS: Mutation[] = [
       'if (r.status === "invalid") return { ok: true, address: peer, initial: buf.slice(0, n) };',
     tests: ["tests/proxy_e2e_test.ts", "tests/client_address_test.ts"],
   },
+  {
+    name: "fanout-counts-local-only",
+    why: "an SMA costs its sender only the users of its own node, not the cluster's",
+    find: "fanOut: () => Math.max(1, presence.userCount() - 1),",
+    replace: "fanOut: () => Math.max(1, sessions.size - 1),",
+    tests: ["tests/flood_fanout_test.ts"],
+  },
+  {
+    name: "census-ignores-other-nodes",
+    why: "the Redis store's user count leaves out the users of the other nodes",
+    find: "return this.users.size + this.#census.others;",
+    replace: "return this.users.size;",
+    tests: ["tests/flood_fanout_test.ts", "tests/presence_redis_test.ts"],
+  },
 ];

@@ -2,8 +2,8 @@
  * This node's lease in Redis and the heartbeat that keeps it: the one owner
  * of "the lease is held". Each tick refreshes the lease; when the lease had
  * lapsed or the command connection came back, it writes every reservation
- * again (resync) before the node counts as ready; every few ticks it prunes
- * what dead nodes left behind.
+ * again (resync) before the node counts as ready; it reads the other nodes'
+ * user counts (census.ts); every few ticks it prunes what dead nodes left behind.
  */
 import { clearTimer, type TimerId, unrefInterval } from "../../lib/timers.ts";
 import { sleep } from "../../lib/async.ts";
@@ -11,6 +11,7 @@ import { errorMessage } from "../../lib/errors.ts";
 import type { LogFn } from "../../lib/log.ts";
 import type { LocalUsers } from "../local_users.ts";
 import { PresenceUnavailable } from "../presence.ts";
+import type { Census } from "./census.ts";
 import type { Connections } from "./connections.ts";
 import type { Reservations } from "./reservations.ts";
 import { keys } from "./schema.ts";
@@ -37,6 +38,8 @@ export interface LeaseDeps {
   store: PresenceStore;
   users: LocalUsers;
   reservations: Reservations;
+  /** Refreshed on every tick: the heartbeat writes this node's count, the census reads the others'. */
+  census: Census;
   log: LogFn;
 }
 
@@ -211,6 +214,7 @@ export class Lease {
         if (gen === this.#resyncGen) this.#needResync = false;
       }
       await reservations.flushUncertain();
+      await this.#d.census.refresh();
       if (++this.#ticks % PRUNE_EVERY === 0) await this.#pruneDeadNodes();
       this.#tickFailing = false;
     } catch (e) {
