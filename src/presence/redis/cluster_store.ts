@@ -22,7 +22,7 @@
 import type { Buffer } from "node:buffer";
 import type { Claim } from "../presence.ts";
 import type { Connections } from "./connections.ts";
-import { channels, holderNode, keys } from "./schema.ts";
+import { channels, holderNode, holderValue, keys, parseHolder } from "./schema.ts";
 import {
   chunks,
   NO_LEASE,
@@ -61,7 +61,7 @@ export class ClusterStore implements PresenceStore {
   async reserve(pseudo: string, claim: Claim): Promise<boolean> {
     const fence = this.#fence();
     if (fence === null) throw new Error(NO_LEASE);
-    const value = `${this.#nodeId}|${fence}`;
+    const value = holderValue(this.#nodeId, fence);
     const [, won] = await Promise.all([
       this.#conns.cmd.sadd(this.#ownUsers, pseudo), // listed first, so pruning finds it
       this.#take(keys.user(pseudo), value),
@@ -102,7 +102,7 @@ export class ClusterStore implements PresenceStore {
   ): Promise<string[]> {
     const fence = this.#fence();
     if (fence === null) throw new Error(NO_LEASE);
-    const value = `${this.#nodeId}|${fence}`;
+    const value = holderValue(this.#nodeId, fence);
     const lost: string[] = [];
     for (const chunk of chunks(pseudos)) {
       const won = await Promise.all(chunk.map(async (p) => {
@@ -202,14 +202,13 @@ export class ClusterStore implements PresenceStore {
     for (const item of items) {
       if (item.kind === "send") {
         const v = valueOf.get(item) ?? null;
-        const bar = v === null ? -1 : v.indexOf("|");
-        const node = v === null ? "" : holderNode(v);
-        if (bar < 0 || node === this.#nodeId) {
+        const holder = v === null ? null : parseHolder(v);
+        if (holder?.fence == null || holder.node === this.#nodeId) {
           item.settle.resolve(false); // absent, or bound here but not local
           continue;
         }
-        const g = group(node);
-        g.args.push(v!.slice(bar + 1), item.entry);
+        const g = group(holder.node);
+        g.args.push(holder.fence, item.entry);
         g.sends.push(item);
       } else {
         broadcasts.push(item);
@@ -246,10 +245,9 @@ export class ClusterStore implements PresenceStore {
 
   /** Whether a user key's value names a live lease with that fence. */
   async #alive(value: string): Promise<boolean> {
-    const bar = value.indexOf("|");
-    if (bar < 0) return false; // not written by a Cluster-mode node
-    const fence = await this.#conns.cmd.hget(keys.lease(value.slice(0, bar)), "fence");
-    return fence === value.slice(bar + 1);
+    const { node, fence } = parseHolder(value);
+    if (fence === null) return false; // not written by a Cluster-mode node
+    return (await this.#conns.cmd.hget(keys.lease(node), "fence")) === fence;
   }
 
   /** Binds `key` (a user or name key) to `value` unless a live holder has it; true if bound. */

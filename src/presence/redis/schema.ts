@@ -37,10 +37,29 @@ export const keys = {
   pairIndex: (a: string, b: string) => `${PREFIX}hsp:{${pair(a, b)}}`,
 } as const;
 
+/** A user key's value read: its node, and the lease fence it was written under (Cluster form only). */
+export interface Holder {
+  node: string;
+  /** null for the single-Redis form, which names no fence. */
+  fence: string | null;
+}
+
+/** Reads a user key's value, either form. */
+export function parseHolder(value: string): Holder {
+  const bar = value.indexOf("|");
+  return bar < 0
+    ? { node: value, fence: null }
+    : { node: value.slice(0, bar), fence: value.slice(bar + 1) };
+}
+
+/** The value a Cluster-mode node writes: "<node id>|<fence>". */
+export function holderValue(node: string, fence: string): string {
+  return `${node}|${fence}`;
+}
+
 /** The node id in a user key's value (either form). */
 export function holderNode(value: string): string {
-  const bar = value.indexOf("|");
-  return bar < 0 ? value : value.slice(0, bar);
+  return parseHolder(value).node;
 }
 
 /** Payloads: envelope.ts. */
