@@ -1,7 +1,7 @@
 import { setImmediate } from "node:timers";
 import { concatBytes } from "../../lib/bytes.ts";
 import { type ByteWriter, writeAll } from "../../lib/async.ts";
-import { pinsLargerBuffer } from "./arena.ts";
+import { pinsLargerBuffer, recycleFrame } from "./arena.ts";
 
 /**
  * A connection's outbound queue. Frames are queued, never written one by one:
@@ -16,7 +16,14 @@ import { pinsLargerBuffer } from "./arena.ts";
  * are copied into blocks the queue owns instead of being kept one object (and
  * often one buffer) each: a 22-byte SPM kept on its own costs ~400 bytes of
  * heap and allocator overhead, packed into a block it costs 22. A block is
- * charged its whole capacity; any other chunk its bytes plus CHUNK_OVERHEAD.
+ * charged its whole capacity; any other chunk its bytes plus CHUNK_OVERHEAD
+ * (the whole buffer it views, unless that is a shared block it will be copied
+ * out of before it waits).
+ *
+ * Frames over JOIN_MAX are written on their own, never copied into a join:
+ * the buffer of a large relayed frame then goes straight back to its pool
+ * once written (arena.ts), and relaying 32 KiB SPMs makes no garbage buffer
+ * per message.
  * Deliveries held in the session's mailbox (behind a request waiting on the
  * network) are charged here too, with `hold`.
  */
@@ -38,6 +45,8 @@ const PACK_MAX = 1024;
 /** A queue's first block; each one it fills doubles the next, up to PACK_BLOCK_MAX. */
 const PACK_BLOCK_MIN = 1024;
 const PACK_BLOCK_MAX = 16 * 1024;
+/** Larger chunks are written alone, smaller ones joined with their neighbours. */
+const JOIN_MAX = 4 * 1024;
 
 /** Over the node-wide bound, a queue holding less than this share of its own bound is spared. */
 const NODE_BOUND_FLOOR_SHARE = 1 / 16;
@@ -122,7 +131,9 @@ export class OutboundQueue {
       // Keep a copy of just these bytes, not the shared block they are carved from.
       if (pinsLargerBuffer(bytes)) bytes = bytes.slice();
     }
-    const charge = bytes.length + CHUNK_OVERHEAD;
+    // A carved frame is charged its bytes: it is copied out before it waits (above, or in #flush).
+    const charge = (pinsLargerBuffer(bytes) ? bytes.length : bytes.buffer.byteLength) +
+      CHUNK_OVERHEAD;
     if (!this.#fits(charge)) return false;
     this.#seal(); // frames packed so far go first
     this.#chunks.push(bytes);
@@ -191,15 +202,19 @@ export class OutboundQueue {
         const charged = this.#chunksCharge;
         this.#chunks = [];
         this.#chunksCharge = 0;
-        let buf = concatBytes(chunks);
-        if (buf === chunks[0] && pinsLargerBuffer(buf)) buf = buf.slice();
-        // Many chunks became one buffer; a lone chunk is written as is, with what it pins.
-        const inFlight = (buf === chunks[0] ? buf.buffer.byteLength : buf.length) + CHUNK_OVERHEAD;
+        const writes = writeRuns(chunks);
+        // What is in flight: each buffer written, whole (a lone chunk pins all of its buffer).
+        let inFlight = 0;
+        for (const buf of writes) inFlight += buf.buffer.byteLength + CHUNK_OVERHEAD;
         this.#charge(inFlight - charged);
         this.#writing = true;
-        await writeAll(this.#w, buf);
+        for (const buf of writes) {
+          if (this.#closed) break;
+          await writeAll(this.#w, buf);
+          this.#bytes -= buf.length;
+          recycleFrame(buf);
+        }
         this.#writing = false;
-        this.#bytes -= buf.length;
         this.#charge(-inFlight);
       }
     } catch (e) {
@@ -229,4 +244,30 @@ export class OutboundQueue {
     this.#block = null;
     for (const resolve of this.#idle.splice(0)) resolve();
   }
+}
+
+/**
+ * What one flush writes: runs of small chunks joined into one buffer each,
+ * chunks over JOIN_MAX as they are. A chunk viewing a much larger buffer (a
+ * carved frame) is copied, so the write does not pin that buffer.
+ */
+function writeRuns(chunks: Uint8Array[]): Uint8Array[] {
+  let big = 0;
+  for (const c of chunks) if (c.length > JOIN_MAX) big++;
+  if (big === 0 || chunks.length === 1) {
+    const buf = concatBytes(chunks);
+    return [buf === chunks[0] && pinsLargerBuffer(buf) ? buf.slice() : buf];
+  }
+  const writes: Uint8Array[] = [];
+  let start = 0;
+  for (let i = 0; i <= chunks.length; i++) {
+    if (i < chunks.length && chunks[i].length <= JOIN_MAX) continue;
+    if (i > start) {
+      const run = concatBytes(chunks.slice(start, i));
+      writes.push(run === chunks[start] && pinsLargerBuffer(run) ? run.slice() : run);
+    }
+    if (i < chunks.length) writes.push(chunks[i]);
+    start = i + 1;
+  }
+  return writes;
 }
