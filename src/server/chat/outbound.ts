@@ -24,6 +24,7 @@ import { pinsLargerBuffer, recycleFrame } from "./arena.ts";
  * the buffer of a large relayed frame then goes straight back to its pool
  * once written (arena.ts), and relaying 32 KiB SPMs makes no garbage buffer
  * per message.
+ *
  * Deliveries held in the session's mailbox (behind a request waiting on the
  * network) are charged here too, with `hold`.
  */
@@ -63,6 +64,8 @@ export class OutboundQueue {
   #blockUsed = 0;
   #blockSize = PACK_BLOCK_MIN;
   #bytes = 0;
+  /** Chunks over JOIN_MAX in #chunks: the next flush writes them alone. */
+  #largeQueued = 0;
   /** Bytes plus overhead of everything queued, in flight or held. */
   #cost = 0;
   #scheduled = false;
@@ -131,13 +134,15 @@ export class OutboundQueue {
       // Keep a copy of just these bytes, not the shared block they are carved from.
       if (pinsLargerBuffer(bytes)) bytes = bytes.slice();
     }
-    // A carved frame is charged its bytes: it is copied out before it waits (above, or in #flush).
-    const charge = (pinsLargerBuffer(bytes) ? bytes.length : bytes.buffer.byteLength) +
+    // A large frame is charged all of its (pooled) buffer. A small one its bytes: carved from a
+    // block, it is copied out before it waits (above, or in #flush).
+    const charge = (bytes.length > JOIN_MAX ? bytes.buffer.byteLength : bytes.length) +
       CHUNK_OVERHEAD;
     if (!this.#fits(charge)) return false;
     this.#seal(); // frames packed so far go first
     this.#chunks.push(bytes);
     this.#chunksCharge += charge;
+    if (bytes.length > JOIN_MAX) this.#largeQueued++;
     this.#bytes += bytes.length;
     if (!this.#scheduled) {
       this.#scheduled = true;
@@ -202,19 +207,20 @@ export class OutboundQueue {
         const charged = this.#chunksCharge;
         this.#chunks = [];
         this.#chunksCharge = 0;
-        const writes = writeRuns(chunks);
-        // What is in flight: each buffer written, whole (a lone chunk pins all of its buffer).
-        let inFlight = 0;
-        for (const buf of writes) inFlight += buf.buffer.byteLength + CHUNK_OVERHEAD;
+        if (this.#largeQueued > 0) {
+          this.#largeQueued = 0;
+          await this.#writeEach(writeRuns(chunks), charged);
+          continue;
+        }
+        let buf = concatBytes(chunks);
+        if (buf === chunks[0] && pinsLargerBuffer(buf)) buf = buf.slice();
+        // Many chunks became one buffer; a lone chunk is written as is, with what it pins.
+        const inFlight = (buf === chunks[0] ? buf.buffer.byteLength : buf.length) + CHUNK_OVERHEAD;
         this.#charge(inFlight - charged);
         this.#writing = true;
-        for (const buf of writes) {
-          if (this.#closed) break;
-          await writeAll(this.#w, buf);
-          this.#bytes -= buf.length;
-          recycleFrame(buf);
-        }
+        await writeAll(this.#w, buf);
         this.#writing = false;
+        this.#bytes -= buf.length;
         this.#charge(-inFlight);
       }
     } catch (e) {
@@ -227,6 +233,22 @@ export class OutboundQueue {
       for (const resolve of this.#idle.splice(0)) resolve();
     }
   };
+
+  /** Writes that include large frames, one by one; each large frame's buffer goes back to its pool. */
+  async #writeEach(writes: Uint8Array[], charged: number): Promise<void> {
+    let inFlight = 0;
+    for (const buf of writes) inFlight += buf.buffer.byteLength + CHUNK_OVERHEAD;
+    this.#charge(inFlight - charged);
+    this.#writing = true;
+    for (const buf of writes) {
+      if (this.#closed) break;
+      await writeAll(this.#w, buf);
+      this.#bytes -= buf.length;
+      if (buf.length > JOIN_MAX) recycleFrame(buf);
+    }
+    this.#writing = false;
+    this.#charge(-inFlight);
+  }
 
   /** Resolves when everything queued so far has been written (or the queue closed). */
   drained(): Promise<void> {
@@ -241,6 +263,7 @@ export class OutboundQueue {
     this.#closed = true;
     this.#chunks = [];
     this.#chunksCharge = 0;
+    this.#largeQueued = 0;
     this.#block = null;
     for (const resolve of this.#idle.splice(0)) resolve();
   }
@@ -252,12 +275,6 @@ export class OutboundQueue {
  * carved frame) is copied, so the write does not pin that buffer.
  */
 function writeRuns(chunks: Uint8Array[]): Uint8Array[] {
-  let big = 0;
-  for (const c of chunks) if (c.length > JOIN_MAX) big++;
-  if (big === 0 || chunks.length === 1) {
-    const buf = concatBytes(chunks);
-    return [buf === chunks[0] && pinsLargerBuffer(buf) ? buf.slice() : buf];
-  }
   const writes: Uint8Array[] = [];
   let start = 0;
   for (let i = 0; i <= chunks.length; i++) {
