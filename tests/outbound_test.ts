@@ -165,3 +165,26 @@ Deno.test("outbound: held bytes count against the same bound until given back", 
   assert.equal(q.hold(3000), false, "6000 held would cross 4096");
   assert.equal(overflowed, 1);
 });
+
+Deno.test("outbound: a large relayed frame is written on its own, and its buffer reused only once written", async () => {
+  const w = new GatedWriter();
+  w.gated = true;
+  const q = new OutboundQueue(w, 1 << 20, () => {}, () => {});
+  const big = keepFrame(new Uint8Array(32_787).fill(7));
+  q.push(Uint8Array.of(8, 1));
+  q.push(big);
+  q.push(Uint8Array.of(8, 2));
+  await tick(); // the first write waits on the socket
+  // Still in flight: a new frame of the same size must not get its buffer.
+  const other = keepFrame(new Uint8Array(32_787).fill(9));
+  assert.notEqual(other.buffer, big.buffer);
+  w.open();
+  await q.drained();
+  assert.deepEqual(w.writes.map((b) => b.length), [2, 32_787, 2], "not copied into a join");
+  assert.equal(w.writes[1].buffer, big.buffer);
+  assert.ok(w.writes[1].every((b) => b === 7));
+  const next = keepFrame(new Uint8Array(32_787));
+  assert.equal(next.buffer, big.buffer, "written: back in the pool");
+  // Given back once: the buffer now in use is not handed out a second time.
+  assert.notEqual(keepFrame(new Uint8Array(32_787)).buffer, big.buffer);
+});

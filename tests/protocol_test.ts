@@ -306,11 +306,12 @@ function decodeChunks(
     }
     const before = steps.length;
     const bad = pushAndDrain(dec, input, steps);
+    // Checked before the next push, after the rest of this chunk was drained
+    // (its tail carried): that is as long as a raw is valid.
     for (const s of steps.slice(before)) {
       if (!isDecoded(s)) continue;
-      const isView = s.raw.buffer === input.buffer;
-      owned.push(!isView);
-      raws.push(isView ? s.raw.slice() : s.raw);
+      owned.push(s.raw.buffer !== input.buffer);
+      raws.push(s.raw.slice());
     }
     if (bad) break;
   }
@@ -357,10 +358,13 @@ Deno.test("property: random frames, randomly chunked, decode to the same frames 
         assert.ok(isDecoded(s), `${ctx}: frame ${i} is ${JSON.stringify(s)}`);
         assertFrame(s.frame, frames[i], `${ctx}: frame ${i}`);
       }
-      // Checked after every chunk has been pushed (and the scratch buffer
-      // overwritten): raws the decoder assembled itself must still be intact.
+      // Copied before the next push, after the rest of their chunk was drained.
       for (let i = 0; i < frames.length; i++) {
-        assertBytes(raws[i], encoded[i], `${ctx}: raw of frame ${i}${owned[i] ? " (owned)" : ""}`);
+        assertBytes(
+          raws[i],
+          encoded[i],
+          `${ctx}: raw of frame ${i}${owned[i] ? " (assembled)" : ""}`,
+        );
         if (owned[i]) ownedSeen++;
         else viewSeen++;
       }
@@ -377,6 +381,7 @@ Deno.test("property: pushing several chunks before draining decodes the same fra
       const stream = concatBytes(encoded);
       const dec = new FrameDecoder();
       const got: DecodeStep[] = [];
+      const raws: Uint8Array[] = []; // copied at once: a raw is valid until the next push
       for (const chunk of split(stream, rng.cuts(stream.length))) {
         dec.push(chunk);
         // Drain sometimes, not at all, or only partly.
@@ -385,12 +390,14 @@ Deno.test("property: pushing several chunks before draining decodes the same fra
         let budget = r < 0.7 ? rng.int(1, 3) : Infinity;
         for (let s = dec.next(); s !== null; s = budget > 0 ? dec.next() : null) {
           got.push(s);
+          if (s.ok) raws.push(s.raw.slice());
           budget--;
           if (!s.ok) break;
         }
       }
       for (let s = dec.next(); s !== null; s = dec.next()) {
         got.push(s);
+        if (s.ok) raws.push(s.raw.slice());
         if (!s.ok) break;
       }
       const ctx = `iteration ${it}, ${frames.length} frames, ${stream.length} bytes`;
@@ -399,7 +406,7 @@ Deno.test("property: pushing several chunks before draining decodes the same fra
         const s = got[i];
         assert.ok(isDecoded(s), `${ctx}: frame ${i} is ${JSON.stringify(s)}`);
         assertFrame(s.frame, frames[i], `${ctx}: frame ${i}`);
-        assertBytes(s.raw, encoded[i], `${ctx}: raw of frame ${i}`);
+        assertBytes(raws[i], encoded[i], `${ctx}: raw of frame ${i}`);
       }
       assert.equal(dec.buffered, 0);
       assert.equal(dec.takeRemainder().length, 0);
@@ -850,7 +857,7 @@ Deno.test("raw: a frame wholly inside a chunk is a view of that chunk (no copy)"
   assert.equal(s1.raw[0], 0x08);
 });
 
-Deno.test("raw: a frame split across chunks is owned and survives reuse of the read buffer", () => {
+Deno.test("raw: a frame split across chunks survives reuse of the read buffer and its tail's carry, until the next push", () => {
   const frame = encode({ op: Op.SPM, sender: "a", recipient: "b", message: "split me" });
   const readBuf = new Uint8Array(64);
   const dec = new FrameDecoder();
@@ -858,19 +865,47 @@ Deno.test("raw: a frame split across chunks is owned and survives reuse of the r
   dec.push(readBuf.subarray(0, 7));
   assert.equal(dec.next(), null);
   assert.equal(dec.buffered, 7, "the partial frame was copied out of the read buffer");
-  readBuf.fill(0xee); // the next read overwrites the buffer
+  // The next read: the rest of the frame, then the first 7 bytes of the same frame again.
+  readBuf.fill(0xee);
   readBuf.set(frame.subarray(7));
-  readBuf.set(OK_FRAME, frame.length - 7);
-  dec.push(readBuf.subarray(0, frame.length - 7 + 2));
+  readBuf.set(frame.subarray(0, 7), frame.length - 7);
+  dec.push(readBuf.subarray(0, frame.length));
   const s = dec.next();
   assert.ok(isDecoded(s));
   assert.notEqual(s.raw.buffer, readBuf.buffer);
-  assert.ok(isDecoded(dec.next()));
   assert.equal(dec.next(), null);
+  assert.equal(dec.buffered, 7, "the tail is carried");
   readBuf.fill(0x11);
-  dec.push(readBuf.subarray(0, 0));
+  assertBytes(s.raw, frame, "raw after the tail was carried and the read buffer reused");
+  assert.equal((s.frame as { message: string }).message, "split me");
+
+  // Frame after frame, the decoder assembles them in the same two stores: no buffer per frame.
+  const buffers = new Set<ArrayBufferLike>([s.raw.buffer]);
+  for (let i = 0; i < 4; i++) {
+    readBuf.set(frame.subarray(7));
+    readBuf.set(frame.subarray(0, 7), frame.length - 7);
+    dec.push(readBuf.subarray(0, frame.length));
+    const t = dec.next();
+    assert.ok(isDecoded(t));
+    assertBytes(t.raw, frame, `frame ${i + 2}`);
+    buffers.add(t.raw.buffer);
+    assert.equal(dec.next(), null);
+  }
+  assert.equal(buffers.size, 2, "two stores, reused");
+  // A chunk ending on a frame boundary lets them go: a quiet connection keeps neither.
+  readBuf.set(frame.subarray(7));
+  dec.push(readBuf.subarray(0, frame.length - 7));
+  const last = dec.next();
+  assert.ok(isDecoded(last));
   assert.equal(dec.next(), null);
-  assertBytes(s.raw, frame, "owned raw after later reads");
+  readBuf.set(frame.subarray(0, 7));
+  dec.push(readBuf.subarray(0, 7));
+  assert.equal(dec.next(), null);
+  readBuf.set(frame.subarray(7));
+  dec.push(readBuf.subarray(0, frame.length - 7));
+  const fresh = dec.next();
+  assert.ok(isDecoded(fresh));
+  assert.ok(!buffers.has(fresh.raw.buffer), "a new store after the boundary");
 });
 
 Deno.test("lazyMessage: messages decode on first read, invalid UTF-8 is still refused at once", () => {

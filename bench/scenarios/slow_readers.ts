@@ -18,7 +18,18 @@ import { rssKbOf } from "../procs.ts";
 import { cpuFields } from "../report.ts";
 import type { RunContext, Scenario } from "../scenario.ts";
 
-const TARGET = {
+/** The issue's target: growth from the idle server. Met for 32 KiB lines (docs/PERFORMANCE.md). */
+const IDLE_TARGET = {
+  text: "RSS growth from idle ≤ 2× max-queued-bytes × readers",
+  bounds: [{ field: "idle_growth_ratio", max: 2 }],
+};
+/**
+ * Not yet met from idle for 22-byte lines: V8's young generation grows to
+ * ~52 MiB under the message rate alone (measured; capped by the V8 flag
+ * --max-semi-space-size=4, which a script cannot set for itself, the same
+ * line is 1.78×). Until then the target is the growth past the same traffic read.
+ */
+const READ_TARGET = {
   text: "RSS growth past the same traffic read ≤ 2× max-queued-bytes × readers",
   bounds: [{ field: "growth_ratio", max: 2 }],
 };
@@ -27,7 +38,7 @@ export const slowReaders: Scenario = {
   name: "slow-readers",
   groups: ["hostile"],
   profiles: ["full"],
-  targets: { "slow-readers-small": TARGET, "slow-readers-big": TARGET },
+  targets: { "slow-readers-small": READ_TARGET, "slow-readers-big": IDLE_TARGET },
   async run(ctx) {
     const { smallSize, bigSize, smallMs } = ctx.profile.slowReaders;
     await oneSize(ctx, "slow-readers-small", smallSize, smallMs);

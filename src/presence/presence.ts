@@ -97,7 +97,8 @@ export interface Presence {
   /**
    * Delivers `frame` to the user, wherever connected. False: nobody received
    * it. Answers synchronously when it can (the user is on this node): the
-   * hot path of a one-node chat then costs no promise per message.
+   * hot path of a one-node chat then costs no promise per message. A
+   * synchronous false also means nothing kept `frame` (the caller may reuse it).
    */
   send(to: string, frame: Uint8Array): MaybePromise<boolean>;
   /** Delivers `frame` once to every connected user except `except`; synchronous when all are local. */

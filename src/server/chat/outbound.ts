@@ -1,7 +1,7 @@
 import { setImmediate } from "node:timers";
 import { concatBytes } from "../../lib/bytes.ts";
 import { type ByteWriter, writeAll } from "../../lib/async.ts";
-import { pinsLargerBuffer } from "./arena.ts";
+import { pinsLargerBuffer, recycleFrame } from "./arena.ts";
 
 /**
  * A connection's outbound queue. Frames are queued, never written one by one:
@@ -17,7 +17,15 @@ import { pinsLargerBuffer } from "./arena.ts";
  * into blocks the queue owns instead of being kept one object (and often one
  * buffer) each: a 22-byte SPM kept on its own costs ~400 bytes of
  * heap and allocator overhead, packed into a block it costs 22. A block is
- * charged its whole capacity; any other chunk its bytes plus CHUNK_OVERHEAD.
+ * charged its whole capacity; any other chunk its bytes plus CHUNK_OVERHEAD
+ * (the whole buffer it views, unless that is a shared block it will be copied
+ * out of before it waits).
+ *
+ * Frames over JOIN_MAX are written on their own, never copied into a join:
+ * the buffer of a large relayed frame then goes straight back to its pool
+ * once written (arena.ts), and relaying 32 KiB SPMs makes no garbage buffer
+ * per message.
+ *
  * Deliveries held in the session's mailbox (behind a request waiting on the
  * network) are charged here too, with `hold`.
  */
@@ -47,6 +55,8 @@ const PACK_AFTER = 16 * 1024;
 /** A queue's first block; each one it fills doubles the next, up to PACK_BLOCK_MAX. */
 const PACK_BLOCK_MIN = 1024;
 const PACK_BLOCK_MAX = 16 * 1024;
+/** Larger chunks are written alone, smaller ones joined with their neighbours. */
+const JOIN_MAX = 4 * 1024;
 
 /** Over the node-wide bound, a queue holding less than this share of its own bound is spared. */
 const NODE_BOUND_FLOOR_SHARE = 1 / 16;
@@ -63,6 +73,8 @@ export class OutboundQueue {
   #blockUsed = 0;
   #blockSize = PACK_BLOCK_MIN;
   #bytes = 0;
+  /** Chunks over JOIN_MAX in #chunks: the next flush writes them alone. */
+  #largeQueued = 0;
   /** Bytes plus overhead of everything queued, in flight or held. */
   #cost = 0;
   #scheduled = false;
@@ -132,11 +144,15 @@ export class OutboundQueue {
       // Keep a copy of just these bytes, not the shared block they are carved from.
       if (pins) bytes = bytes.slice();
     }
-    const charge = bytes.length + CHUNK_OVERHEAD;
+    // A large frame is charged all of its (pooled) buffer. A small one its bytes: carved from a
+    // block, it is copied out before it waits (above, or in #flush).
+    const charge = (bytes.length > JOIN_MAX ? bytes.buffer.byteLength : bytes.length) +
+      CHUNK_OVERHEAD;
     if (!this.#fits(charge)) return false;
     this.#seal(); // frames packed so far go first
     this.#chunks.push(bytes);
     this.#chunksCharge += charge;
+    if (bytes.length > JOIN_MAX) this.#largeQueued++;
     this.#bytes += bytes.length;
     if (!this.#scheduled) {
       this.#scheduled = true;
@@ -201,6 +217,11 @@ export class OutboundQueue {
         const charged = this.#chunksCharge;
         this.#chunks = [];
         this.#chunksCharge = 0;
+        if (this.#largeQueued > 0) {
+          this.#largeQueued = 0;
+          await this.#writeEach(writeRuns(chunks), charged);
+          continue;
+        }
         let buf = concatBytes(chunks);
         if (buf === chunks[0] && pinsLargerBuffer(buf)) buf = buf.slice();
         // Many chunks became one buffer; a lone chunk is written as is, with what it pins.
@@ -223,6 +244,22 @@ export class OutboundQueue {
     }
   };
 
+  /** Writes that include large frames, one by one; each large frame's buffer goes back to its pool. */
+  async #writeEach(writes: Uint8Array[], charged: number): Promise<void> {
+    let inFlight = 0;
+    for (const buf of writes) inFlight += buf.buffer.byteLength + CHUNK_OVERHEAD;
+    this.#charge(inFlight - charged);
+    this.#writing = true;
+    for (const buf of writes) {
+      if (this.#closed) break;
+      await writeAll(this.#w, buf);
+      this.#bytes -= buf.length;
+      if (buf.length > JOIN_MAX) recycleFrame(buf);
+    }
+    this.#writing = false;
+    this.#charge(-inFlight);
+  }
+
   /** Resolves when everything queued so far has been written (or the queue closed). */
   drained(): Promise<void> {
     if (!this.#scheduled || this.#closed) return Promise.resolve();
@@ -236,7 +273,28 @@ export class OutboundQueue {
     this.#closed = true;
     this.#chunks = [];
     this.#chunksCharge = 0;
+    this.#largeQueued = 0;
     this.#block = null;
     for (const resolve of this.#idle.splice(0)) resolve();
   }
+}
+
+/**
+ * What one flush writes: runs of small chunks joined into one buffer each,
+ * chunks over JOIN_MAX as they are. A chunk viewing a much larger buffer (a
+ * carved frame) is copied, so the write does not pin that buffer.
+ */
+function writeRuns(chunks: Uint8Array[]): Uint8Array[] {
+  const writes: Uint8Array[] = [];
+  let start = 0;
+  for (let i = 0; i <= chunks.length; i++) {
+    if (i < chunks.length && chunks[i].length <= JOIN_MAX) continue;
+    if (i > start) {
+      const run = concatBytes(chunks.slice(start, i));
+      writes.push(run === chunks[start] && pinsLargerBuffer(run) ? run.slice() : run);
+    }
+    if (i < chunks.length) writes.push(chunks[i]);
+    start = i + 1;
+  }
+  return writes;
 }

@@ -19,7 +19,7 @@ import type { Logger } from "../../lib/log.ts";
 import { errorMessage } from "../../lib/errors.ts";
 import type { Metrics } from "../metrics.ts";
 import { abortFrame, type Handshakes } from "../links/handshakes.ts";
-import { keepFrame } from "./arena.ts";
+import { keepFrame, recycleFrame } from "./arena.ts";
 import { Mailbox } from "./mailbox.ts";
 import { OrderedReplies } from "./replies.ts";
 import type { OutboundQueue } from "./outbound.ts";
@@ -281,7 +281,11 @@ export class ChatSession implements Inbox {
     }
     // A local recipient answers at once: no promise, no extra turn, per message.
     if (!(sent instanceof Promise)) {
-      return sent ? this.#ok() : this.#reply(ErrorCode.UnreachableUser);
+      if (sent) return this.#ok();
+      // Nobody took the copy: a client flooding a user who left (a slow reader
+      // dropped, say) must not leave a dead 32 KiB buffer per message.
+      recycleFrame(bytes);
+      return this.#reply(ErrorCode.UnreachableUser);
     }
     return this.#replies.later(sent.then(
       (ok) => [ok ? OK_FRAME : encodeError(ErrorCode.UnreachableUser)],
