@@ -188,3 +188,28 @@ Deno.test("outbound: a large relayed frame is written on its own, and its buffer
   // Given back once: the buffer now in use is not handed out a second time.
   assert.notEqual(keepFrame(new Uint8Array(32_787)).buffer, big.buffer);
 });
+
+Deno.test("outbound: large frames viewing one shared buffer (a Redis relay batch) are charged their own bytes", async () => {
+  const w = new GatedWriter();
+  w.gated = true;
+  const q = new OutboundQueue(
+    w,
+    1 << 20,
+    () => assert.fail("a reader within its bound was dropped"),
+    () => {},
+  );
+  const frame = 32 * 1024;
+  const batch = new Uint8Array(8 * frame).map((_, i) => i & 255);
+  // One batch delivered in one turn, before any write: charged the 256 KiB batch each, eight
+  // frames would cost 2 MiB, over the bound.
+  for (let i = 0; i < 8; i++) {
+    assert.equal(q.push(batch.subarray(i * frame, (i + 1) * frame)), true);
+  }
+  assert.ok(q.cost < 8 * (frame + 4096), `charged ${q.cost} for ${q.pending} bytes`);
+  await tick(); // the writes wait on the socket: the batch must not be what they hold
+  assert.ok(w.writes.every((b) => b.buffer !== batch.buffer), "written from copies, not the batch");
+  w.open();
+  await q.drained();
+  assert.deepEqual(concatBytes(w.writes), batch, "written whole and in order");
+  assert.equal(q.cost, 0);
+});

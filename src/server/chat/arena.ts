@@ -80,6 +80,15 @@ export function recycleFrame(bytes: Uint8Array): void {
   freeBytes += buffer.byteLength;
 }
 
+/**
+ * True if `bytes` is, near enough, its whole buffer (a pooled frame, a copy,
+ * an encoded frame): keeping it costs the buffer and nothing else. False for
+ * a view into a buffer shared with other frames (a Redis relay batch, say).
+ */
+export function ownsItsBuffer(bytes: Uint8Array): boolean {
+  return bytes.byteOffset === 0 && bytes.buffer.byteLength - bytes.length < POOL_STEP;
+}
+
 /** A view holding on to a buffer much larger than itself (a carved frame, a slice of a socket read). */
 export function pinsLargerBuffer(bytes: Uint8Array): boolean {
   return bytes.byteLength * 4 < bytes.buffer.byteLength;

@@ -1,7 +1,7 @@
 import { setImmediate } from "node:timers";
 import { concatBytes } from "../../lib/bytes.ts";
 import { type ByteWriter, writeAll } from "../../lib/async.ts";
-import { pinsLargerBuffer, recycleFrame } from "./arena.ts";
+import { ownsItsBuffer, pinsLargerBuffer, recycleFrame } from "./arena.ts";
 
 /**
  * A connection's outbound queue. Frames are queued, never written one by one:
@@ -144,8 +144,12 @@ export class OutboundQueue {
       // Keep a copy of just these bytes, not the shared block they are carved from.
       if (pins) bytes = bytes.slice();
     }
-    // A large frame is charged all of its (pooled) buffer. A small one its bytes: carved from a
-    // block, it is copied out before it waits (above, or in #flush).
+    // A large frame is written on its own, as it is: one that views a buffer shared with others
+    // (the frames of one Redis relay batch) is copied first, so it pins nothing and is charged
+    // its own buffer, exactly; charging the shared one per frame dropped readers that read. A
+    // small frame is charged its bytes: carved from a block, it is copied out before it waits
+    // (above, or in #flush).
+    if (bytes.length > JOIN_MAX && !ownsItsBuffer(bytes)) bytes = bytes.slice();
     const charge = (bytes.length > JOIN_MAX ? bytes.buffer.byteLength : bytes.length) +
       CHUNK_OVERHEAD;
     if (!this.#fits(charge)) return false;
