@@ -15,6 +15,8 @@ export interface HarnessOptions {
   serverRoot: string;
   /** Runs the server(s) with --cpu-prof into this directory. */
   cpuProfDir?: string;
+  /** `--v8-flags=` for the server(s) only (an A/B of V8 settings). */
+  serverV8Flags?: string;
   /** The broadcaster's tick ("immediate" or "timeout"). */
   ceilingTick?: string;
 }
@@ -59,8 +61,13 @@ export class Harness {
 
   #denoArgs(script: string, extra: string[]): string[] {
     const dir = this.options.cpuProfDir;
-    const prof = dir && script.startsWith("src/") ? ["--cpu-prof", `--cpu-prof-dir=${dir}`] : [];
-    return ["run", "-A", ...prof, script, ...extra];
+    const server = script.startsWith("src/");
+    const prof = dir && server ? ["--cpu-prof", `--cpu-prof-dir=${dir}`] : [];
+    // An A/B of V8 flags for the server alone (the ceilings and generators keep the defaults).
+    const v8 = server && this.options.serverV8Flags
+      ? [`--v8-flags=${this.options.serverV8Flags}`]
+      : [];
+    return ["run", "-A", ...prof, ...v8, script, ...extra];
   }
 
   /** The ChatOS server on a free port, with the bench's flags and `extra` ones. */

@@ -19,6 +19,7 @@
  *   --rounds N --duration S      override repetitions / measured seconds per run
  *   --set sma.window=4           override one profile field (repeatable; see Profile)
  *   --cpu-prof DIR               run the server(s) with --cpu-prof into DIR
+ *   --server-v8-flags F          run the server(s) with --v8-flags=F (an A/B of V8 settings)
  *   --server-root DIR            run DIR/src/server/main.ts (a patched copy) as the server
  *   --ceiling-tick timeout       the broadcaster's tick (immediate by default)
  *   --no-save                    do not write bench/results/<time>.jsonl
@@ -45,6 +46,7 @@ const { values: opt } = parseArgs({
     rounds: { type: "string" },
     duration: { type: "string" },
     "cpu-prof": { type: "string" },
+    "server-v8-flags": { type: "string" },
     "server-root": { type: "string" },
     "ceiling-tick": { type: "string" },
     set: { type: "string", multiple: true },
@@ -113,6 +115,7 @@ const reporter = new Reporter(
 const h = new Harness(profile, out, {
   serverRoot,
   cpuProfDir: opt["cpu-prof"],
+  serverV8Flags: opt["server-v8-flags"],
   ceilingTick: opt["ceiling-tick"],
 });
 const fixtures = new Fixtures(h);
