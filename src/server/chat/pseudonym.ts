@@ -169,7 +169,7 @@ function asciiSkeleton(s: string): string | null {
   const table = asciiPrototypes ??= Array.from({ length: 128 }, (_, c) => {
     const ch = String.fromCharCode(c);
     const p = prototypes!.get(ch) ?? ch;
-    return /^[\x00-\x7f]*$/.test(p) ? p : null;
+    return [...p].every((ch) => ch.charCodeAt(0) < 128) ? p : null;
   });
   let out = "";
   for (let i = 0; i < s.length; i++) {
