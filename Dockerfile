@@ -11,4 +11,5 @@ RUN deno cache src/server/main.ts src/presence/redis.ts src/ops/presence.ts
 USER deno
 # 7777 clients, 7778 node-to-node link bridges, 9090 admin HTTP (/metrics, /healthz, /readyz)
 EXPOSE 7777 7778 9090
-ENTRYPOINT ["deno", "run", "--allow-net", "--allow-env", "--allow-read", "--allow-sys", "src/server/main.ts"]
+# -A: Deno reads /proc/self/limits (the descriptor budget's default) only with --allow-all.
+ENTRYPOINT ["deno", "run", "-A", "src/server/main.ts"]

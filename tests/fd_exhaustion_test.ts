@@ -121,3 +121,33 @@ for (
     }
   });
 }
+
+Deno.test("deno task serve takes its descriptor budget from the process limit, with headroom", async () => {
+  // The README's command, as a user runs it: Deno reads /proc/self/limits only with --allow-all.
+  const root = new URL("..", import.meta.url).pathname;
+  const child = new Deno.Command("bash", {
+    args: ["-c", `ulimit -n 500; exec "$0" task serve --host 127.0.0.1 --port 0`, Deno.execPath()],
+    cwd: root,
+    stdin: "null",
+    stdout: "null",
+    stderr: "piped",
+  }).spawn();
+  const reader = child.stderr.pipeThrough(new TextDecoderStream()).getReader();
+  let text = "";
+  let listening: Record<string, unknown> | null = null;
+  try {
+    while (!listening) {
+      const { value, done } = await reader.read();
+      if (done) throw new Error(`serve exited before listening: ${text}`);
+      text += value;
+      const line = text.split("\n").find((l) => l.includes('"msg":"listening"'));
+      if (line) listening = JSON.parse(line);
+    }
+    assert.equal(listening.maxFds, 436, "500 less max(64, 10%)");
+    assert.ok(!text.includes("fd limit unknown"), text);
+  } finally {
+    child.kill("SIGTERM");
+    await reader.cancel().catch(() => {});
+    await child.status;
+  }
+});

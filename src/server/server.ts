@@ -87,7 +87,12 @@ export async function startServer(
   const sessions = new Map<string, ChatSession>();
   const outbound = new Set<OutboundQueue>();
   const queueBudget = new QueueBudget(config.maxQueuedBytesTotal);
-  const budget = new FdBudget(config.maxFds || defaultFdBudget(processFdLimit()));
+  const fdLimit = config.maxFds ? null : processFdLimit();
+  const budget = new FdBudget(config.maxFds || defaultFdBudget(fdLimit));
+  if (!config.maxFds && fdLimit === null) {
+    // Deno reads /proc only with --allow-all (measured: 2.9): say what the budget is instead.
+    log.warn("process fd limit unknown: set --max-fds below `ulimit -n`", { maxFds: budget.max });
+  }
   const admission = new Admission(config, budget, metrics);
   const warn = new WarnThrottle(log, config.warnIntervalMs);
   let draining = false;
