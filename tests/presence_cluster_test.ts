@@ -7,14 +7,16 @@ import assert from "node:assert/strict";
 import { Cluster } from "ioredis";
 import { parseHostPorts, type RedisTarget } from "../src/presence/redis.ts";
 import { keys } from "../src/presence/redis/schema.ts";
-import { presenceContract, RecordingInbox } from "./presence_contract.ts";
+import { RecordingInbox } from "./presence_contract.ts";
 import { assertServesAfterFailover } from "./helpers/failover_checks.ts";
 import { redisCli, type RedisClusterSet, startRedisCluster } from "./helpers/redis_server.ts";
 import {
   bytes,
+  contractOver,
   log,
   logLines,
   lostSignal,
+  namedTests,
   node,
   rejectsUnavailable,
   uniq,
@@ -30,22 +32,9 @@ async function target(): Promise<RedisTarget> {
   return { mode: "cluster", seeds };
 }
 
-presenceContract({
-  name: "redis cluster",
-  maxNodes: 3,
-  async makeCluster(n) {
-    const t = await target();
-    return await Promise.all(Array.from({ length: n }, () => node(t)));
-  },
-});
+contractOver("redis cluster", target);
 
-const test = (name: string, fn: () => Promise<void>) =>
-  Deno.test({
-    name: `cluster presence: ${name}`,
-    sanitizeOps: false,
-    sanitizeResources: false,
-    fn,
-  });
+const test = namedTests("cluster presence");
 
 test("the keys of each atomic step share a slot", async () => {
   const set = await clusterSet();

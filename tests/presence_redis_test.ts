@@ -16,6 +16,7 @@ import {
   bytes,
   logLines,
   lostSignal,
+  namedTests,
   node,
   rejectsUnavailable,
   uniq,
@@ -40,8 +41,7 @@ presenceContract({
   },
 });
 
-const test = (name: string, fn: () => Promise<void>) =>
-  Deno.test({ name: `redis presence: ${name}`, sanitizeOps: false, sanitizeResources: false, fn });
+const test = namedTests("redis presence");
 
 test("the schema is what docs/REDIS.md says", async () => {
   const r = await sharedRedis();

@@ -5,10 +5,18 @@
  */
 import assert from "node:assert/strict";
 import { parseHostPorts, type RedisTarget } from "../src/presence/redis.ts";
-import { presenceContract, RecordingInbox } from "./presence_contract.ts";
+import { RecordingInbox } from "./presence_contract.ts";
 import { assertServesAfterFailover } from "./helpers/failover_checks.ts";
 import { type SentinelSet, startSentinelSet } from "./helpers/redis_server.ts";
-import { log, node, rejectsUnavailable, uniq, until } from "./helpers/presence_testkit.ts";
+import {
+  contractOver,
+  log,
+  namedTests,
+  node,
+  rejectsUnavailable,
+  uniq,
+  until,
+} from "./helpers/presence_testkit.ts";
 
 let shared: Promise<SentinelSet> | null = null;
 const sentinelSet = () => shared ??= startSentinelSet();
@@ -20,22 +28,9 @@ async function target(): Promise<RedisTarget> {
   return { mode: "sentinel", sentinels, name: set.name };
 }
 
-presenceContract({
-  name: "sentinel",
-  maxNodes: 3,
-  async makeCluster(n) {
-    const t = await target();
-    return await Promise.all(Array.from({ length: n }, () => node(t)));
-  },
-});
+contractOver("sentinel", target);
 
-const test = (name: string, fn: () => Promise<void>) =>
-  Deno.test({
-    name: `sentinel presence: ${name}`,
-    sanitizeOps: false,
-    sanitizeResources: false,
-    fn,
-  });
+const test = namedTests("sentinel presence");
 
 test("deno task presence finds the primary through the sentinels", async () => {
   const set = await sentinelSet();

@@ -5,6 +5,7 @@ import type { LogFn } from "../../src/lib/log.ts";
 import { PresenceUnavailable } from "../../src/presence/presence.ts";
 import type { RedisPresenceSettings, RedisTarget } from "../../src/presence/redis.ts";
 import { BreakableRedisPresence } from "./redis_presence_probe.ts";
+import { presenceContract } from "../presence_contract.ts";
 
 export const bytes = (...xs: number[]) => Uint8Array.from(xs);
 let seq = 0;
@@ -19,6 +20,27 @@ export const log: LogFn = (level, msg, fields) => {
   if (logLines.length > 2000) logLines.splice(0, 1000);
   if (verbose) console.error(line);
 };
+
+/**
+ * `test(name, fn)` for one file's Redis tests: named `${prefix}: ${name}`, with
+ * the op and resource sanitizers off (ioredis's sockets and timers outlive a test by design).
+ */
+export function namedTests(prefix: string): (name: string, fn: () => Promise<void>) => void {
+  return (name, fn) =>
+    Deno.test({ name: `${prefix}: ${name}`, sanitizeOps: false, sanitizeResources: false, fn });
+}
+
+/** The shared contract over up to three nodes on `target` (a Sentinel set, a Redis Cluster). */
+export function contractOver(name: string, target: () => Promise<RedisTarget>): void {
+  presenceContract({
+    name,
+    maxNodes: 3,
+    async makeCluster(n) {
+      const t = await target();
+      return await Promise.all(Array.from({ length: n }, () => node(t)));
+    },
+  });
+}
 
 /** A started node on `where` (a redis:// URL or a target). */
 export function node(

@@ -137,26 +137,26 @@ export class OutboundQueue {
    */
   push(bytes: Uint8Array): boolean {
     if (this.#closed) return false;
-    if (this.#writing) {
-      // The reader has not taken the last write yet and may hold these for long.
+    const large = bytes.length > JOIN_MAX;
+    if (large) {
+      // Written on its own, as it is: one that views a buffer shared with others (the frames of
+      // one Redis relay batch) is copied first, so it pins nothing and is charged its own buffer,
+      // exactly; charging the shared one per frame dropped readers that read.
+      if (!ownsItsBuffer(bytes)) bytes = bytes.slice();
+    } else if (this.#writing) {
+      // The reader has not taken the last write yet and may hold these for long: a frame carved
+      // from a shared block is copied out (packed, or alone), and past PACK_AFTER any small one
+      // is packed.
       const pins = pinsLargerBuffer(bytes);
       if (bytes.length <= PACK_MAX && (pins || this.#cost >= PACK_AFTER)) return this.#pack(bytes);
-      // Keep a copy of just these bytes, not the shared block they are carved from.
       if (pins) bytes = bytes.slice();
     }
-    // A large frame is written on its own, as it is: one that views a buffer shared with others
-    // (the frames of one Redis relay batch) is copied first, so it pins nothing and is charged
-    // its own buffer, exactly; charging the shared one per frame dropped readers that read. A
-    // small frame is charged its bytes: carved from a block, it is copied out before it waits
-    // (above, or in #flush).
-    if (bytes.length > JOIN_MAX && !ownsItsBuffer(bytes)) bytes = bytes.slice();
-    const charge = (bytes.length > JOIN_MAX ? bytes.buffer.byteLength : bytes.length) +
-      CHUNK_OVERHEAD;
+    const charge = (large ? bytes.buffer.byteLength : bytes.length) + CHUNK_OVERHEAD;
     if (!this.#fits(charge)) return false;
     this.#seal(); // frames packed so far go first
     this.#chunks.push(bytes);
     this.#chunksCharge += charge;
-    if (bytes.length > JOIN_MAX) this.#largeQueued++;
+    if (large) this.#largeQueued++;
     this.#bytes += bytes.length;
     if (!this.#scheduled) {
       this.#scheduled = true;

@@ -23,28 +23,25 @@ export function parseIp(text: string): IpParse {
   return v4 ? { ok: true, ip: { family: 4, bytes: v4 } } : bad(`not an IP address: ${show(text)}`);
 }
 
-/** True for an IPv4 address already in canonical form ("10.0.0.1"; not "010.0.0.1"). */
-export function isCanonicalV4(text: string): boolean {
+/** The four parts of a strict dotted quad (no leading zeros, each ≤ 255), or null. */
+function v4Parts(text: string): RegExpExecArray | null {
   const m = V4.exec(text);
-  if (!m) return false;
+  if (!m) return null;
   for (let i = 1; i <= 4; i++) {
     const part = m[i];
-    if ((part.length > 1 && part[0] === "0") || Number(part) > 255) return false;
+    if ((part.length > 1 && part[0] === "0") || Number(part) > 255) return null;
   }
-  return true;
+  return m;
+}
+
+/** True for an IPv4 address already in canonical form ("10.0.0.1"; not "010.0.0.1"): no bytes built. */
+export function isCanonicalV4(text: string): boolean {
+  return v4Parts(text) !== null;
 }
 
 function parseV4(text: string): Uint8Array | null {
-  const m = V4.exec(text);
-  if (!m) return null;
-  const out = new Uint8Array(4);
-  for (let i = 0; i < 4; i++) {
-    const part = m[i + 1];
-    const n = Number(part);
-    if (n > 255 || (part.length > 1 && part[0] === "0")) return null;
-    out[i] = n;
-  }
-  return out;
+  const m = v4Parts(text);
+  return m && Uint8Array.of(Number(m[1]), Number(m[2]), Number(m[3]), Number(m[4]));
 }
 
 function parseV6(text: string): IpParse {
