@@ -12,4 +12,5 @@ USER deno
 # 7777 clients, 7778 node-to-node link bridges, 9090 admin HTTP (/metrics, /healthz, /readyz)
 EXPOSE 7777 7778 9090
 # -A: Deno reads /proc/self/limits (the descriptor budget's default) only with --allow-all.
-ENTRYPOINT ["deno", "run", "-A", "src/server/main.ts"]
+# --v8-flags: the young generation's cap (src/ops/node_command.ts says why).
+ENTRYPOINT ["deno", "run", "-A", "--v8-flags=--max-semi-space-size=8", "src/server/main.ts"]

@@ -4,6 +4,7 @@
  * Redis (src/ops/processes.ts). One Harness per run; no module state.
  */
 import { OPTIONS } from "../src/server/config.ts";
+import { nodeRunArgs } from "../src/ops/node_command.ts";
 import { freePort, type RedisProcess, startRedis } from "../src/ops/processes.ts";
 import type { GenConfig } from "./gen/config.ts";
 import type { Profile } from "./profiles.ts";
@@ -63,11 +64,12 @@ export class Harness {
     const dir = this.options.cpuProfDir;
     const server = script.startsWith("src/");
     const prof = dir && server ? ["--cpu-prof", `--cpu-prof-dir=${dir}`] : [];
-    // An A/B of V8 flags for the server alone (the ceilings and generators keep the defaults).
-    const v8 = server && this.options.serverV8Flags
-      ? [`--v8-flags=${this.options.serverV8Flags}`]
-      : [];
-    return ["run", "-A", ...prof, ...v8, script, ...extra];
+    if (!server) return ["run", "-A", ...prof, script, ...extra];
+    // The server runs as `deno task serve` runs it; an A/B of V8 flags adds to its own.
+    return [
+      ...nodeRunArgs(script, { denoFlags: prof, v8Extra: this.options.serverV8Flags }),
+      ...extra,
+    ];
   }
 
   /** The ChatOS server on a free port, with the bench's flags and `extra` ones. */

@@ -4,6 +4,7 @@
  * `haproxy -c`. The same topology runs as processes in tests/cluster_test.ts.
  */
 import assert from "node:assert/strict";
+import { NODE_V8_FLAGS, nodeRunArgs } from "../src/ops/node_command.ts";
 
 const run = async (cmd: string, args: string[]) => {
   const out = await new Deno.Command(cmd, { args, stdout: "piped", stderr: "piped" }).output();
@@ -54,8 +55,23 @@ Deno.test("compose: the HAProxy config is valid and health-checks /readyz on the
 Deno.test("compose: the Dockerfile uses the official Deno image and runs the server", async () => {
   const text = await Deno.readTextFile("Dockerfile");
   assert.match(text, /^FROM denoland\/deno:/m);
-  assert.match(text, /src\/server\/main\.ts/);
+  // Exactly as every other launcher runs a node (src/ops/node_command.ts).
+  const entry = ["deno", ...nodeRunArgs("src/server/main.ts")];
+  assert.match(
+    text,
+    new RegExp(`^ENTRYPOINT ${escape(JSON.stringify(entry).replaceAll(",", ", "))}$`, "m"),
+  );
 });
+
+Deno.test("compose: deno task serve runs a node as every other launcher does", async () => {
+  const config = JSON.parse(await Deno.readTextFile("deno.json"));
+  assert.equal(config.tasks.serve, ["deno", ...nodeRunArgs("src/server/main.ts")].join(" "));
+  assert.ok(nodeRunArgs("x").includes(`--v8-flags=${NODE_V8_FLAGS}`));
+});
+
+function escape(s: string): string {
+  return s.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
+}
 
 Deno.test("compose: the Redis Cluster file: 6 cluster-mode servers, joined once, nodes on their seeds", async () => {
   const r = await run("docker-compose", ["-f", "docker-compose.redis-cluster.yml", "config"]);

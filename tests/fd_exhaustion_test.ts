@@ -10,6 +10,7 @@ import { ChatClient } from "../src/client/client.ts";
 import { ErrorCode } from "../src/protocol/mod.ts";
 import { RawConn } from "./helpers/from_address.ts";
 import { sleep } from "../src/lib/async.ts";
+import { NODE_MAIN, nodeRunArgs } from "../src/ops/node_command.ts";
 
 const ULIMIT = 256;
 
@@ -21,14 +22,13 @@ interface Node {
 }
 
 async function startNode(extra: string[]): Promise<Node> {
-  const main = new URL("../src/server/main.ts", import.meta.url).pathname;
   const args = ["--host", "127.0.0.1", "--port", "0", "--admin-port", "0", ...extra];
   const child = new Deno.Command("bash", {
     args: [
       "-c",
-      `ulimit -n ${ULIMIT}; exec "$0" run -A "$1" "\${@:2}"`,
+      `ulimit -n ${ULIMIT}; exec "$0" "$@"`,
       Deno.execPath(),
-      main,
+      ...nodeRunArgs(NODE_MAIN),
       ...args,
     ],
     stdin: "null",

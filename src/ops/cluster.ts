@@ -8,6 +8,7 @@ import { parseArgs } from "node:util";
 import { sleep } from "../lib/async.ts";
 import { errorMessage } from "../lib/errors.ts";
 import { LOG_LEVELS, type LogLevel } from "../lib/log.ts";
+import { NODE_MAIN, nodeRunArgs } from "./node_command.ts";
 import {
   freePort,
   pingRedis,
@@ -78,16 +79,12 @@ export interface Cluster {
   stop(): Promise<void>;
 }
 
-const REPO = new URL("../../", import.meta.url);
-
 /**
  * HAProxy dials the nodes from this address and sends a PROXY v2 header; the
  * nodes trust only it, so a client connecting to a node directly (from
  * 127.0.0.1, as the tests and tools do) is served without one.
  */
 const HAPROXY_SOURCE = "127.0.0.2";
-
-const SERVER_MAIN = new URL("src/server/main.ts", REPO).pathname;
 
 function writeHaproxyConfig(
   dir: string,
@@ -258,9 +255,7 @@ function makeNode(
     async restart() {
       if (!exited) throw new Error(`${id} is running`);
       const args = [
-        "run",
-        "-A",
-        SERVER_MAIN,
+        ...nodeRunArgs(NODE_MAIN),
         "--host=127.0.0.1",
         `--port=${port}`,
         "--presence=redis",

@@ -3,9 +3,8 @@
  * captured: for signals, drains and what the node logs. Cluster tests that
  * need no log use src/ops/cluster.ts instead.
  */
+import { NODE_MAIN, nodeRunArgs } from "../../src/ops/node_command.ts";
 import { freePort, waitForPort } from "../../src/ops/processes.ts";
-
-const SERVER_MAIN = new URL("../../src/server/main.ts", import.meta.url).pathname;
 
 export interface NodeProcess {
   readonly port: number;
@@ -26,9 +25,7 @@ export async function startNode(args: string[]): Promise<NodeProcess> {
   const port = freePort(), adminPort = freePort();
   const child = new Deno.Command(Deno.execPath(), {
     args: [
-      "run",
-      "-A",
-      SERVER_MAIN,
+      ...nodeRunArgs(NODE_MAIN),
       "--host=127.0.0.1",
       `--port=${port}`,
       `--admin-port=${adminPort}`,
