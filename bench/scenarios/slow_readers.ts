@@ -5,12 +5,13 @@
  * once --max-queued-bytes is queued; what they cost must stay within twice
  * that bound for every reader.
  *
- * Relaying alone grows RSS too, however fast recipients read: the heap's
- * young generation grows with the message rate, and with 32 KiB frames V8
- * collects dead buffers only every ~64 MiB of them. So the same traffic first
- * runs to recipients that read, on the same server and for as long, and the slow readers are
- * charged only the growth past that run's peak (`growth_ratio`); the growth
- * from idle is reported beside it (`idle_growth_ratio`).
+ * The target is the growth from the idle server, its users logged in
+ * (`idle_growth_ratio`; from the server as started: `started_growth_ratio`), which
+ * includes what relaying alone costs however fast recipients read: V8's
+ * young generation grows with the message rate (the node's V8 flags cap it:
+ * src/ops/node_command.ts). To tell the two apart, the same traffic first
+ * runs to recipients that read, on the same server and for as long, and the
+ * growth past that run's peak is reported beside it (`growth_ratio`).
  */
 import { sleep } from "../../src/lib/async.ts";
 import { runLoad } from "../measure.ts";
@@ -18,27 +19,17 @@ import { rssKbOf } from "../procs.ts";
 import { cpuFields } from "../report.ts";
 import type { RunContext, Scenario } from "../scenario.ts";
 
-/** The issue's target: growth from the idle server. Met for 32 KiB lines (docs/PERFORMANCE.md). */
+/** The issue's target: growth from the idle server. */
 const IDLE_TARGET = {
   text: "RSS growth from idle ≤ 2× max-queued-bytes × readers",
   bounds: [{ field: "idle_growth_ratio", max: 2 }],
-};
-/**
- * Not yet met from idle for 22-byte lines: V8's young generation grows to
- * ~52 MiB under the message rate alone (measured; capped by the V8 flag
- * --max-semi-space-size=4, which a script cannot set for itself, the same
- * line is 1.78×). Until then the target is the growth past the same traffic read.
- */
-const READ_TARGET = {
-  text: "RSS growth past the same traffic read ≤ 2× max-queued-bytes × readers",
-  bounds: [{ field: "growth_ratio", max: 2 }],
 };
 
 export const slowReaders: Scenario = {
   name: "slow-readers",
   groups: ["hostile"],
   profiles: ["full"],
-  targets: { "slow-readers-small": READ_TARGET, "slow-readers-big": IDLE_TARGET },
+  targets: { "slow-readers-small": IDLE_TARGET, "slow-readers-big": IDLE_TARGET },
   async run(ctx) {
     const { smallSize, bigSize, smallMs } = ctx.profile.slowReaders;
     await oneSize(ctx, "slow-readers-small", smallSize, smallMs);
@@ -56,9 +47,18 @@ async function oneSize(
   const { readers, window, maxQueuedBytes } = ctx.profile.slowReaders;
   const server = await h.startServer("server", ["--max-queued-bytes", String(maxQueuedBytes)]);
   try {
-    const idle = rssKbOf(server.child.pid);
+    const started = rssKbOf(server.child.pid);
+    // "Idle" is the node with the run's users logged in, before any message:
+    // the first sample (runLoad takes it once every generator is ready). From
+    // the node as started it would also count one-time costs no flood causes
+    // (the first login's tables, compiled code: ~8 MiB, docs/PERFORMANCE.md).
+    let idle = NaN;
     let peak = 0;
-    const sample = () => (peak = Math.max(peak, rssKbOf(server.child.pid)));
+    const sample = () => {
+      const rss = rssKbOf(server.child.pid);
+      if (Number.isNaN(idle)) idle = rss;
+      peak = Math.max(peak, rss);
+    };
     const load = (silent: boolean, label: string, ms: number) =>
       runLoad(
         h,
@@ -90,6 +90,8 @@ async function oneSize(
       ratio: null,
       growth_ratio: growth / bound,
       idle_growth_ratio: ((peak - idle) * 1024) / bound,
+      started_growth_ratio: ((peak - started) * 1024) / bound,
+      rss_started_kb: started,
       rss_idle_kb: idle,
       rss_read_peak_kb: readPeak,
       rss_peak_kb: peak,
