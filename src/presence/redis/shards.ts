@@ -18,8 +18,15 @@ import type { LogFn } from "../../lib/log.ts";
 
 const SLOTS = 16384;
 /**
- * After a failover, a map read during the election may still name the dead primary: read again
- * this often, for this long; past that (and otherwise) once per follow(), i.e. per heartbeat.
+ * The epoch grows when a replica asks for votes, the slot map changes once it has won, moments
+ * later: a map read in between still names the old primary (alive after a manual failover, so
+ * nothing shows it is stale). After a failover is seen, only a reading started this much later
+ * counts.
+ */
+const VOTE_MS = 250;
+/**
+ * Then, while the map still names a primary that cannot be reached (the dead one), read again this
+ * often, for this long; past that (and otherwise) once per follow(), i.e. per heartbeat.
  */
 const REREAD_EVERY_MS = 200;
 const REREAD_FOR_MS = 1000;
@@ -31,7 +38,7 @@ export class ShardRoutes {
   #staleCount = 0;
   #freshCount = 0;
   #following: Promise<void> | null = null;
-  #rereadUntil = 0;
+  #staleAt = -Infinity;
   #stopped = false;
 
   constructor(clients: readonly Cluster[], log: LogFn) {
@@ -47,7 +54,7 @@ export class ShardRoutes {
   /** Slots moved (the cluster failed over): not ready until every map is read again. */
   stale(): void {
     this.#staleCount++;
-    this.#rereadUntil = performance.now() + REREAD_FOR_MS;
+    this.#staleAt = performance.now();
     this.follow();
   }
 
@@ -67,6 +74,11 @@ export class ShardRoutes {
   async #follow(): Promise<void> {
     while (!this.#stopped) {
       const count = this.#staleCount;
+      const early = this.#staleAt + VOTE_MS - performance.now();
+      if (early > 0) {
+        await sleep(early);
+        continue;
+      }
       const read = await Promise.all(this.#clients.map(async (c) => {
         const ok = await readSlots(c, this.#log);
         await connectPrimaries(c);
@@ -75,7 +87,7 @@ export class ShardRoutes {
       // A map that could not be read is still the one from before the failover.
       if (read.every(Boolean)) this.#freshCount = count;
       if (this.#staleCount !== count) continue;
-      if (this.ready || performance.now() > this.#rereadUntil) return;
+      if (this.ready || performance.now() > this.#staleAt + VOTE_MS + REREAD_FOR_MS) return;
       await sleep(REREAD_EVERY_MS);
     }
   }
