@@ -1,7 +1,7 @@
 /**
  * RedisPresence on a Redis Cluster (3 primaries, 3 replicas) started by this
- * file: the shared contract, the schema's slot layout, then kill -9 of a
- * primary while nodes hold pseudos.
+ * file: the shared contract, the schema's slot layout, readiness per primary,
+ * then failovers (manual, and kill -9 of a primary) while nodes hold pseudos.
  */
 import assert from "node:assert/strict";
 import { Cluster } from "ioredis";
