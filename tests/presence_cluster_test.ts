@@ -1,15 +1,21 @@
 /**
  * RedisPresence on a Redis Cluster (3 primaries, 3 replicas) started by this
- * file: the shared contract, the schema's slot layout, then kill -9 of a
- * primary while nodes hold pseudos.
+ * file: the shared contract, the schema's slot layout, readiness per primary,
+ * then failovers (manual, and kill -9 of a primary) while nodes hold pseudos.
  */
 import assert from "node:assert/strict";
 import { Cluster } from "ioredis";
-import { parseHostPorts, type RedisTarget } from "../src/presence/redis.ts";
-import { keys } from "../src/presence/redis/schema.ts";
+import {
+  parseHostPorts,
+  type RedisPresenceSettings,
+  type RedisTarget,
+} from "../src/presence/redis.ts";
+import { holderNode, keys } from "../src/presence/redis/schema.ts";
 import { RecordingInbox } from "./presence_contract.ts";
 import { assertServesAfterFailover } from "./helpers/failover_checks.ts";
 import { redisCli, type RedisClusterSet, startRedisCluster } from "./helpers/redis_server.ts";
+import type { RedisMember } from "../src/ops/redis_topologies.ts";
+import type { BreakableRedisPresence } from "./helpers/redis_presence_probe.ts";
 import {
   bytes,
   contractOver,
@@ -197,41 +203,113 @@ test("a value naming a live node with another fence receives nothing", async () 
   }
 });
 
-test("after a failover (the epoch grows) a node writes its reservations again", async () => {
-  const set = await clusterSet();
-  const p = await node(await target(), { heartbeatMs: 200 });
-  const raw = await rawCluster();
+test("a node whose publish socket to one primary is closed is not ready until it is back", async () => {
+  const t = await target();
+  const [p, q] = await Promise.all([node(t), node(t)]);
   try {
-    const alice = uniq("alice");
-    await p.reserve(alice, new RecordingInbox());
-    const mine = await raw.get(keys.user(alice));
-    // As if the promoted replica had missed this write.
-    await raw.del(keys.user(alice));
-    await set.manualFailover();
-    await until("alice written again", 8000, async () => {
-      return (await raw.get(keys.user(alice))) === mine;
-    });
+    const bob = uniq("bob");
+    const ib = new RecordingInbox();
+    assert.equal(await q.reserve(bob, ib), "ok");
+    assert.ok(p.ready);
+    p.dropPrimarySocket();
+    // ioredis still calls the cluster client ready, but what goes to that primary would fail.
+    await until("p not ready", 2000, () => !p.ready);
+    await until("p ready again (the heartbeat reopens it)", 5000, () => p.ready);
+    await p.broadcast(bytes(3, 1), "");
+    assert.equal(await p.send(bob, bytes(2, 1)), true);
+    await ib.waitFor(2);
   } finally {
-    raw.disconnect();
-    await p.close();
+    await Promise.all([p.close(), q.close()]);
   }
 });
 
-/** From the primary's death to every node ready again: detection (node timeout 1 s), vote, resync. */
+/** From a failover to every node ready again: detection (node timeout 1 s), vote, resync. */
 const FAILOVER_BOUND_MS = 15_000;
 
-test("kill -9 of a primary: fail fast, a replica takes over, pseudos held once, relay works", async () => {
-  const set = await clusterSet();
+/** A fresh name for which `holds` is true. */
+async function nameWhere(base: string, holds: (name: string) => Promise<boolean>) {
+  for (;;) {
+    const name = uniq(base);
+    if (await holds(name)) return name;
+  }
+}
+
+/**
+ * Three nodes placed for the worst case of `primary`'s shard failing over, for the first publish
+ * after ready: p's and q's channels live on that shard, so a broadcast from r sends two scripts
+ * there in one auto-pipelined batch (which ioredis does not redirect when the replies differ:
+ * MOVED for two slots); r's channel lives elsewhere, and r has had a socket to that primary.
+ */
+async function nodesAround(
+  set: RedisClusterSet,
+  primary: RedisMember,
+  extra: Partial<RedisPresenceSettings> = {},
+): Promise<BreakableRedisPresence[]> {
   const t = await target();
-  const nodes = await Promise.all([node(t), node(t), node(t)]);
+  const there = async (key: string) => (await set.primaryFor(key)) === primary;
+  const ids = [
+    await nameWhere("n", (id) => there(keys.lease(id))),
+    await nameWhere("n", (id) => there(keys.lease(id))),
+    await nameWhere("n", async (id) => !(await there(keys.lease(id)))),
+  ];
+  const nodes = await Promise.all(ids.map((nodeId) => node(t, { nodeId, ...extra })));
+  // A lookup of a key on that shard: r's socket to it is open, whatever r does on its own.
+  const nobody = await nameWhere("nobody", (u) => there(keys.user(u)));
+  assert.equal(await nodes[2].send(nobody, bytes(2, 0)), false);
+  return nodes;
+}
+
+/** Each node learns of a failover from the cluster's epoch, at its next heartbeat. */
+function noticedFailover(nodes: readonly BreakableRedisPresence[]): boolean {
+  return nodes.every((n) =>
+    logLines.some((l) => l.includes("failed over") && l.includes(`"${n.nodeId}"`))
+  );
+}
+
+test("after a failover (the epoch grows) nodes write their reservations again and publish", async () => {
+  const set = await clusterSet();
+  const alice = uniq("alice"), bob = uniq("bob");
+  const shard = (await set.primaryFor(keys.user(alice)))!;
+  const nodes = await nodesAround(set, shard, { heartbeatMs: 200 });
   const [p, q, r] = nodes;
+  const raw = await rawCluster();
   try {
-    const alice = uniq("alice"), bob = uniq("bob");
     const ia = new RecordingInbox(), ib = new RecordingInbox();
     assert.equal(await p.reserve(alice, ia), "ok");
     assert.equal(await q.reserve(bob, ib), "ok");
-    // The primary of alice's key: the worst case for her reservation.
-    const victim = (await set.primaryFor(keys.user(alice)))!;
+    // As if the promoted replica had missed this write.
+    await raw.del(keys.user(alice));
+    // The old primary stays up, a replica now: no socket closes to tell the nodes. (It pauses
+    // writes meanwhile, for seconds here: p's lease may lapse and come back with a new fence.)
+    await set.manualFailover(shard);
+    await until("alice written again", FAILOVER_BOUND_MS, async () => {
+      const v = await raw.get(keys.user(alice));
+      return v !== null && holderNode(v) === p.nodeId;
+    });
+    await until(
+      "every node to notice the failover",
+      FAILOVER_BOUND_MS,
+      () => noticedFailover(nodes),
+    );
+    await until("every node ready again", FAILOVER_BOUND_MS, () => nodes.every((n) => n.ready));
+    await assertServesAfterFailover([p, q, r], alice, bob, ia, ib);
+  } finally {
+    raw.disconnect();
+    for (const n of nodes) await n.close();
+  }
+});
+
+test("kill -9 of a primary: fail fast, a replica takes over, pseudos held once, relay works", async () => {
+  const set = await clusterSet();
+  const alice = uniq("alice"), bob = uniq("bob");
+  // The primary of alice's key: the worst case for her reservation.
+  const victim = (await set.primaryFor(keys.user(alice)))!;
+  const nodes = await nodesAround(set, victim);
+  const [p, q, r] = nodes;
+  try {
+    const ia = new RecordingInbox(), ib = new RecordingInbox();
+    assert.equal(await p.reserve(alice, ia), "ok");
+    assert.equal(await q.reserve(bob, ib), "ok");
     const t0 = Date.now();
     await victim.kill();
     await rejectsUnavailable(
@@ -243,19 +321,16 @@ test("kill -9 of a primary: fail fast, a replica takes over, pseudos held once, 
       const now = await set.primaryFor(keys.user(alice));
       return now !== null && now !== victim;
     });
-    // Each node learns of the failover from the cluster's epoch, at its next heartbeat.
     await until(
       "every node to notice the failover",
       FAILOVER_BOUND_MS,
-      () =>
-        nodes.every((n) =>
-          logLines.some((l) => l.includes("failed over") && l.includes(`"${n.nodeId}"`))
-        ),
+      () => noticedFailover(nodes),
     );
     await until("every node ready again", FAILOVER_BOUND_MS, () => nodes.every((n) => n.ready));
     const took = Date.now() - t0;
     assert.ok(took < FAILOVER_BOUND_MS, `recovered in ${took} ms`);
     log("info", "cluster failover: every node ready again", { tookMs: took });
+    // Demands delivery at once: ready means the publish connection reaches every primary.
     await assertServesAfterFailover([p, q, r], alice, bob, ia, ib);
   } finally {
     for (const n of nodes) await n.close();

@@ -37,9 +37,9 @@ export interface RedisClusterSet {
   primaryPorts(): Promise<number[]>;
   /**
    * A replica takes over from its primary on request (CLUSTER FAILOVER): no data lost, but the
-   * cluster's epoch grows, as after a real failover.
+   * cluster's epoch grows, as after a real failover. A replica of `primary` if given.
    */
-  manualFailover(): Promise<void>;
+  manualFailover(primary?: RedisMember): Promise<void>;
   /** The server that is primary for `key`'s slot now; null while none is (a failover). */
   primaryFor(key: string): Promise<RedisMember | null>;
   stop(): Promise<void>;
@@ -237,14 +237,18 @@ export async function startRedisCluster(): Promise<RedisClusterSet> {
         }
         throw new Error("no cluster member running");
       },
-      async manualFailover() {
+      async manualFailover(primary?: RedisMember) {
         const live = members.find((m) => m.running)!;
-        const lines = (await redisCli(live.port, "CLUSTER", "NODES")).split("\n");
-        const replica = lines.map((l) => l.split(" ")).find((f) =>
-          /\bslave\b/.test(f[2] ?? "") && !/fail/.test(f[2]) && f[7] === "connected"
+        const nodes = (await redisCli(live.port, "CLUSTER", "NODES")).split("\n")
+          .map((l) => l.split(" "));
+        const portOf = (f: string[]) => Number(f[1].split("@")[0].split(":")[1]);
+        const primaryId = primary && nodes.find((f) => f[1] && portOf(f) === primary.port)?.[0];
+        const replica = nodes.find((f) =>
+          /\bslave\b/.test(f[2] ?? "") && !/fail/.test(f[2]) && f[7] === "connected" &&
+          (!primary || f[3] === primaryId)
         );
         if (!replica) throw new Error("no healthy replica to fail over to");
-        const port = Number(replica[1].split("@")[0].split(":")[1]);
+        const port = portOf(replica);
         await redisCli(port, "CLUSTER", "FAILOVER");
         await until("the replica to be primary", 10000, async () => {
           const info = await redisCli(port, "ROLE");

@@ -1,9 +1,11 @@
 /**
  * A RedisPresence that tests can break on purpose: die like `kill -9`, stall
- * like `kill -STOP` (heartbeats only), or lose its subscriptions silently. It
+ * like `kill -STOP` (heartbeats only), lose its subscriptions silently, or
+ * (Redis Cluster) lose its publish socket to one primary. It
  * reaches the store's parts through their protected fields; production code
  * carries no hooks.
  */
+import { Cluster } from "ioredis";
 import { RedisPresence, type RedisPresenceOptions } from "../../src/presence/redis.ts";
 
 export class BreakableRedisPresence extends RedisPresence {
@@ -36,6 +38,12 @@ export class BreakableRedisPresence extends RedisPresence {
   /** Drops the subscriptions with the socket open, as a half-dead pub/sub link would. */
   async dropSubscriptions(): Promise<void> {
     await this.conns.sub.unsubscribe();
+  }
+
+  /** Redis Cluster: closes pub's socket to one primary; the cluster client stays "ready". */
+  dropPrimarySocket(): void {
+    if (!(this.conns.pub instanceof Cluster)) throw new Error("not a Redis Cluster");
+    this.conns.pub.nodes("master")[0].disconnect();
   }
 
   override close(): Promise<void> {

@@ -349,6 +349,21 @@ export const MUTATIONS: Mutation[] = [
     tests: ["tests/proxy_budget_test.ts"],
   },
   {
+    name: "cluster-ready-ignores-primaries",
+    why: "on Redis Cluster a node reports ready while its socket to a primary is closed",
+    find: 'this.sub.status === "ready" && this.shardsReady;',
+    replace: 'this.sub.status === "ready";',
+    tests: ["tests/presence_cluster_test.ts"],
+  },
+  {
+    name: "cluster-failover-keeps-slot-map",
+    why: "after a Redis Cluster failover a node reports ready before it read the new slot map, " +
+      "so its first publish to the shard that moved fails",
+    find: "conns.slotsMoved();",
+    replace: "",
+    tests: ["tests/presence_cluster_test.ts"],
+  },
+  {
     name: "census-ignores-other-nodes",
     why: "the Redis store's user count leaves out the users of the other nodes",
     find: "return this.users.size + this.#census.others;",

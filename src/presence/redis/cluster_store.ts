@@ -176,6 +176,7 @@ export class ClusterStore implements PresenceStore {
     this.#issued = Promise.all([lookups, nodes, prev]).then(
       ([values, ids]) => this.#issue(items, sends, values, ids),
       (e) => {
+        this.#conns.redirected(e);
         for (const x of items) x.settle.reject(e);
       },
     );
@@ -229,6 +230,7 @@ export class ClusterStore implements PresenceStore {
             g.sends.forEach((s, i) => s?.settle.resolve(counts[i] > 0));
           },
           (e) => {
+            this.#conns.redirected(e);
             for (const s of g.sends) s?.settle.reject(e);
             throw e;
           },

@@ -7,14 +7,17 @@
  * - `sub`: subscribed to this node's channel and the broadcast channel.
  *
  * No command waits in an offline queue or longer than `commandTimeoutMs`.
+ * On a Redis Cluster, "ready" also needs a connected socket to the primary of
+ * every slot in cmd's and pub's slot maps (shards.ts).
  * Loss and recovery are reported through `ConnectionEvents` once the node runs.
  */
 import { Cluster, type ClusterOptions, Redis, type RedisOptions } from "ioredis";
-import { withDeadline } from "../../lib/async.ts";
+import { sleep, withDeadline } from "../../lib/async.ts";
 import { errorMessage } from "../../lib/errors.ts";
 import type { LogFn } from "../../lib/log.ts";
 import { PresenceUnavailable } from "../presence.ts";
 import { type ScriptName, scripts } from "./scripts.ts";
+import { ShardRoutes } from "./shards.ts";
 import type { RedisTarget } from "./target.ts";
 
 export type Kind = "cmd" | "pub" | "sub";
@@ -57,6 +60,8 @@ export class Connections {
   readonly cluster: boolean;
   readonly #log: LogFn;
   readonly #nodeId: string;
+  /** Redis Cluster only: cmd's and pub's sockets to each primary. */
+  readonly #shards: ShardRoutes | null;
   #events: ConnectionEvents | null = null;
   #lost: Record<Kind, boolean> = { cmd: false, pub: false, sub: false };
   #loudErrorAt: Record<Kind, number> = { cmd: -Infinity, pub: -Infinity, sub: -Infinity };
@@ -103,18 +108,32 @@ export class Connections {
     for (const [script, def] of Object.entries(scripts)) {
       (ON_PUB.has(script as ScriptName) ? this.pub : this.cmd).defineCommand(script, def);
     }
+    this.#shards = this.cmd instanceof Cluster && this.pub instanceof Cluster
+      ? new ShardRoutes([this.cmd, this.pub], opts.log)
+      : null;
     this.#watch("cmd", this.cmd);
     this.#watch("pub", this.pub);
     this.#watch("sub", this.sub);
   }
 
-  /** All three connected; rejects with PresenceUnavailable after `ms`. */
-  connect(ms: number): Promise<void> {
-    return withDeadline(
-      Promise.all([this.cmd, this.pub, this.sub].map(connected)).then(() => {}),
+  /**
+   * All three connected (Redis Cluster: cmd and pub to every primary too, so a started node is
+   * ready); rejects with PresenceUnavailable after about `ms`.
+   */
+  async connect(ms: number): Promise<void> {
+    const deadline = Date.now() + ms;
+    await withDeadline(
+      Promise.all([this.cmd, this.pub, this.sub].map(connected)),
       ms,
       () => new PresenceUnavailable("timed out connecting to redis"),
     );
+    while (!this.shardsReady) {
+      if (Date.now() >= deadline) {
+        throw new PresenceUnavailable("timed out connecting to every redis cluster primary");
+      }
+      await this.#shards!.follow();
+      if (!this.shardsReady) await sleep(100);
+    }
   }
 
   /** From now on, report losses and recoveries. */
@@ -124,7 +143,33 @@ export class Connections {
 
   get allReady(): boolean {
     return this.cmd.status === "ready" && this.pub.status === "ready" &&
-      this.sub.status === "ready";
+      this.sub.status === "ready" && this.shardsReady;
+  }
+
+  /**
+   * Redis Cluster: cmd and pub each have a connected socket to the primary of every slot, and
+   * their slot maps were read since the last failover (always true elsewhere).
+   */
+  get shardsReady(): boolean {
+    return this.#shards?.ready ?? true;
+  }
+
+  /** Redis Cluster: reads the slot maps again and opens the primaries' sockets (not awaited). */
+  followShards(): void {
+    this.#shards?.follow();
+  }
+
+  /** Redis Cluster failed over: not ready until the slot maps are read again. */
+  slotsMoved(): void {
+    this.#shards?.stale();
+  }
+
+  /**
+   * A command met MOVED: the map was stale. ioredis reads it again itself only when every command
+   * of an auto-pipelined batch failed alike, so read it here too.
+   */
+  redirected(e: unknown): void {
+    if (/\bMOVED \d/.test(errorMessage(e))) this.followShards();
   }
 
   /** Whether `kind` is down (reported lost and not ready again). */
@@ -164,12 +209,14 @@ export class Connections {
   /** Drops every socket at once, releasing nothing. */
   disconnect(): void {
     this.#events = null;
+    this.#shards?.stop();
     for (const c of [this.cmd, this.pub, this.sub]) c.disconnect();
   }
 
   /** Closes the three connections politely, each within a second. */
   async quit(): Promise<void> {
     this.#events = null;
+    this.#shards?.stop();
     await Promise.all([quit(this.cmd), quit(this.pub), quit(this.sub)]);
   }
 
@@ -192,6 +239,8 @@ export class Connections {
     c.on("ready", () => {
       if (!this.#events) return;
       this.#lost[kind] = false;
+      // A cluster client that reconnected opens its primaries' sockets only on demand: now.
+      if (kind !== "sub") this.followShards();
       this.#log("info", `redis ${kind} connection ready again`, { node: this.#nodeId });
       this.#events.ready(kind);
     });

@@ -4,6 +4,8 @@
  * lapsed or the command connection came back, it writes every reservation
  * again (resync) before the node counts as ready; it reads the other nodes'
  * user counts (census.ts); every few ticks it prunes what dead nodes left behind.
+ * On Redis Cluster it also has the slot maps read again after a failover, or
+ * while a primary's socket is closed (shards.ts).
  */
 import { clearTimer, type TimerId, unrefInterval } from "../../lib/timers.ts";
 import { sleep } from "../../lib/async.ts";
@@ -180,6 +182,9 @@ export class Lease {
 
   async #tick(): Promise<void> {
     const { log, reservations, conns } = this.#d;
+    // Redis Cluster: a primary's socket is closed, or the slot map is stale: read the maps again.
+    // Not awaited: the heartbeat must not wait for it; readiness does (connections.ts).
+    if (!conns.shardsReady) conns.followShards();
     try {
       const r = await this.#heartbeat();
       if (!this.#running) return;
@@ -201,6 +206,7 @@ export class Lease {
         // A shard failed over and may have lost its last writes, ours among them.
         if (this.#epoch !== null) {
           log("info", "redis cluster failed over; re-asserting", { node: this.#o.nodeId });
+          conns.slotsMoved();
           this.#d.onFailover?.();
         }
         this.#epoch = epoch;
