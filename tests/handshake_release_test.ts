@@ -47,6 +47,9 @@ for (const role of ["asker", "invited"] as const) {
         else {
           assert.equal(code, ErrorCode.PseudoUnavailable);
           c.close();
+          // Not a tight loop: a fast machine made the 1,000 connections of the per-address
+          // burst within the 150 ms, and the next was refused (closed) by admission.
+          await sleep(2);
         }
       }
       assert.ok(next, "the pseudo became free again");
