@@ -111,7 +111,7 @@ export const MUTATIONS: Mutation[] = [
     name: "aborts-after-release",
     why: "a leaving user's handshakes are aborted after its pseudo is released, so the " +
       "TCPAborts meant for it reach the pseudo's next holder",
-    find: "for (const k of this.#hs.takeAll()) {\n" +
+    find: "for (const k of this.#hsMade?.takeAll() ?? []) {\n" +
       "      await handshakes.abort(k, `${pseudo} left`, { except: pseudo });\n" +
       "    }\n" +
       "    try {\n" +
@@ -125,7 +125,7 @@ export const MUTATIONS: Mutation[] = [
       "    } catch (e) {\n" +
       '      log.warn("could not release pseudo", { pseudo, error: errorMessage(e) });\n' +
       "    }\n" +
-      "    for (const k of this.#hs.takeAll()) {\n" +
+      "    for (const k of this.#hsMade?.takeAll() ?? []) {\n" +
       "      await handshakes.abort(k, `${pseudo} left`);\n" +
       "    }",
     tests: ["tests/handshake_release_test.ts"],
@@ -323,7 +323,7 @@ export const MUTATIONS: Mutation[] = [
   {
     name: "relay-batch-charged-whole",
     why: "a large frame viewing a Redis relay batch is kept as a view, charged the whole batch",
-    find: "if (bytes.length > JOIN_MAX && !ownsItsBuffer(bytes)) bytes = bytes.slice();",
+    find: "if (!ownsItsBuffer(bytes)) bytes = bytes.slice();",
     replace: "",
     tests: ["tests/outbound_test.ts"],
   },
