@@ -10,7 +10,8 @@ import {
   type RedisPresenceSettings,
   type RedisTarget,
 } from "../src/presence/redis.ts";
-import { holderNode, keys } from "../src/presence/redis/schema.ts";
+import { holderNode, holderValue, keys } from "../src/presence/redis/schema.ts";
+import { leaseCases } from "./helpers/lease_cases.ts";
 import { RecordingInbox } from "./presence_contract.ts";
 import { assertServesAfterFailover } from "./helpers/failover_checks.ts";
 import { redisCli, type RedisClusterSet, startRedisCluster } from "./helpers/redis_server.ts";
@@ -21,7 +22,6 @@ import {
   contractOver,
   log,
   logLines,
-  lostSignal,
   namedTests,
   node,
   rejectsUnavailable,
@@ -108,60 +108,12 @@ async function rawCluster(): Promise<Cluster> {
   return raw;
 }
 
-test("a reserve needs this node's own lease", async () => {
-  const p = await node(await target());
-  const raw = await rawCluster();
-  try {
-    p.stallHeartbeats();
-    assert.equal(await raw.del(keys.lease(p.nodeId)), 1);
-    const u = uniq("nolease");
-    await rejectsUnavailable(p.reserve(u, new RecordingInbox()), 3000, "reserve without lease");
-    assert.equal(await raw.get(keys.user(u)), null, "nothing was left behind");
-    p.resumeHeartbeats();
-    await until("ready again", 5000, () => p.ready);
-    assert.equal(await p.reserve(u, new RecordingInbox()), "ok");
-  } finally {
-    raw.disconnect();
-    await p.close();
-  }
-});
-
-test("a node that stalls past its lease gives up what others took, and keeps the rest", async () => {
-  const signal = lostSignal();
-  const t = await target();
-  const p = await node(t, { leaseMs: 800, heartbeatMs: 200, onLost: signal.onLost });
-  const q = await node(t);
-  const raw = await rawCluster();
-  try {
-    const alice = uniq("alice"), bob = uniq("bob");
-    const ib = new RecordingInbox();
-    await p.reserve(alice, new RecordingInbox());
-    await p.reserve(bob, ib);
-    const oldFence = await raw.hget(keys.lease(p.nodeId), "fence");
-    p.stallHeartbeats();
-    await until("the stalled node's lease to lapse", 5000, async () => {
-      return (await raw.exists(keys.lease(p.nodeId))) === 0;
-    });
-    assert.equal(await q.send(bob, bytes(2, 5)), false, "a dead fence receives nothing");
-    assert.equal(await q.reserve(alice, new RecordingInbox()), "ok", "free once the lease lapsed");
-    p.resumeHeartbeats();
-    assert.equal(await signal.lost(), alice, "onLost names the pseudo another node took");
-    await until("the stalled node to be ready again", 5000, () => p.ready);
-    const newFence = await raw.hget(keys.lease(p.nodeId), "fence");
-    assert.notEqual(newFence, oldFence, "a lease created anew has a new fence");
-    assert.equal(
-      await raw.get(keys.user(alice)),
-      `${q.nodeId}|${await raw.hget(keys.lease(q.nodeId), "fence")}`,
-    );
-    assert.equal(await raw.get(keys.user(bob)), `${p.nodeId}|${newFence}`, "the rest re-asserted");
-    assert.equal(await q.send(bob, bytes(2, 6)), true);
-    await ib.waitFor(1);
-    assert.deepEqual(ib.frames, [bytes(2, 6)]);
-  } finally {
-    raw.disconnect();
-    await p.close();
-    await q.close();
-  }
+leaseCases(test, {
+  where: target,
+  raw: rawCluster,
+  holder: async (raw, id) => holderValue(id, (await raw.hget(keys.lease(id), "fence"))!),
+  fenced: true,
+  refuseWithinMs: 3000,
 });
 
 test("a dead holder's pseudo is taken over exactly once by racing nodes", async () => {

@@ -8,6 +8,7 @@ import assert from "node:assert/strict";
 import { Redis } from "ioredis";
 import { PresenceUnavailable } from "../src/presence/presence.ts";
 import { keys } from "../src/presence/redis/schema.ts";
+import { leaseCases } from "./helpers/lease_cases.ts";
 import { encodeBatch, encodeEntry } from "../src/presence/redis/envelope.ts";
 import { presenceContract, RecordingInbox } from "./presence_contract.ts";
 import type { BreakableRedisPresence } from "./helpers/redis_presence_probe.ts";
@@ -183,26 +184,16 @@ test("a node restarted under a crashed node's id waits for the old lease, then s
   }
 });
 
-test("a reserve needs this node's own lease", async () => {
-  const r = await sharedRedis();
-  const p = await node(r.url);
-  const raw = new Redis(r.url, { lazyConnect: true });
-  try {
+leaseCases(test, {
+  where: async () => (await sharedRedis()).url,
+  async raw() {
+    const raw = new Redis((await sharedRedis()).url, { lazyConnect: true });
     await raw.connect();
-    p.stallHeartbeats();
-    assert.equal(await raw.del(keys.lease(p.nodeId)), 1);
-    const u = uniq("nolease");
-    await rejectsUnavailable(p.reserve(u, new RecordingInbox()), 2000, "reserve without lease");
-    assert.equal(await raw.get(keys.user(u)), null, "nothing was written");
-    assert.ok(!p.ready, "a node without its lease is not ready");
-    p.resumeHeartbeats();
-    await until("ready again", 5000, () => p.ready);
-    assert.equal(await p.reserve(u, new RecordingInbox()), "ok");
-    assert.equal(await raw.get(keys.user(u)), p.nodeId);
-  } finally {
-    raw.disconnect();
-    await p.close();
-  }
+    return raw;
+  },
+  holder: (_raw, id) => Promise.resolve(id),
+  fenced: false,
+  refuseWithinMs: 2000,
 });
 
 test("a dead node's sets are pruned by a live node, sparing keys another node holds", async () => {
@@ -229,38 +220,6 @@ test("a dead node's sets are pruned by a live node, sparing keys another node ho
     for (const u of gone) assert.equal(await raw.get(keys.user(u)), null, `${u}'s key pruned`);
     assert.equal(await raw.get(keys.user(taken)), q.nodeId, "a key another node holds is left");
     assert.ok((await raw.smembers(keys.nodes)).includes(q.nodeId), "the live node stays");
-  } finally {
-    raw.disconnect();
-    await p.close();
-    await q.close();
-  }
-});
-
-test("a node that stalls past its lease gives up what others took, and keeps the rest", async () => {
-  const r = await sharedRedis();
-  const signal = lostSignal();
-  const p = await node(r.url, { leaseMs: 800, heartbeatMs: 200, onLost: signal.onLost });
-  const q = await node(r.url);
-  const raw = new Redis(r.url, { lazyConnect: true });
-  try {
-    await raw.connect();
-    const alice = uniq("alice"), bob = uniq("bob");
-    const ib = new RecordingInbox();
-    await p.reserve(alice, new RecordingInbox());
-    await p.reserve(bob, ib);
-    p.stallHeartbeats();
-    await until("the stalled node's lease to lapse", 5000, async () => {
-      return (await raw.exists(keys.lease(p.nodeId))) === 0;
-    });
-    assert.equal(await q.reserve(alice, new RecordingInbox()), "ok", "free once the lease lapsed");
-    p.resumeHeartbeats();
-    assert.equal(await signal.lost(), alice, "onLost names the pseudo another node took");
-    await until("the stalled node to be ready again", 5000, () => p.ready);
-    assert.equal(await raw.get(keys.user(alice)), q.nodeId, "the live node keeps it");
-    assert.equal(await raw.get(keys.user(bob)), p.nodeId, "the rest is re-asserted");
-    assert.equal(await q.reserve(bob, new RecordingInbox()), "taken");
-    assert.equal(await q.send(bob, bytes(2, 6)), true);
-    await ib.waitFor(1);
   } finally {
     raw.disconnect();
     await p.close();
