@@ -73,8 +73,6 @@ export class OutboundQueue {
   #blockUsed = 0;
   #blockSize = PACK_BLOCK_MIN;
   #bytes = 0;
-  /** Chunks over JOIN_MAX in #chunks: the next flush writes them alone. */
-  #largeQueued = 0;
   /** Bytes plus overhead of everything queued, in flight or held. */
   #cost = 0;
   #scheduled = false;
@@ -156,7 +154,6 @@ export class OutboundQueue {
     this.#seal(); // frames packed so far go first
     this.#chunks.push(bytes);
     this.#chunksCharge += charge;
-    if (large) this.#largeQueued++;
     this.#bytes += bytes.length;
     if (!this.#scheduled) {
       this.#scheduled = true;
@@ -217,25 +214,11 @@ export class OutboundQueue {
       while (!this.#closed) {
         this.#seal();
         if (this.#chunks.length === 0) break;
-        const chunks = this.#chunks;
+        const writes = writeRuns(this.#chunks);
         const charged = this.#chunksCharge;
         this.#chunks = [];
         this.#chunksCharge = 0;
-        if (this.#largeQueued > 0) {
-          this.#largeQueued = 0;
-          await this.#writeEach(writeRuns(chunks), charged);
-          continue;
-        }
-        let buf = concatBytes(chunks);
-        if (buf === chunks[0] && pinsLargerBuffer(buf)) buf = buf.slice();
-        // Many chunks became one buffer; a lone chunk is written as is, with what it pins.
-        const inFlight = (buf === chunks[0] ? buf.buffer.byteLength : buf.length) + CHUNK_OVERHEAD;
-        this.#charge(inFlight - charged);
-        this.#writing = true;
-        await writeAll(this.#w, buf);
-        this.#writing = false;
-        this.#bytes -= buf.length;
-        this.#charge(-inFlight);
+        await this.#writeEach(writes, charged);
       }
     } catch (e) {
       this.close();
@@ -248,7 +231,10 @@ export class OutboundQueue {
     }
   };
 
-  /** Writes that include large frames, one by one; each large frame's buffer goes back to its pool. */
+  /**
+   * One flush's writes, in order (usually one: everything joined), each charged the buffer it
+   * holds; a large frame's buffer goes back to its pool once written.
+   */
   async #writeEach(writes: Uint8Array[], charged: number): Promise<void> {
     let inFlight = 0;
     for (const buf of writes) inFlight += buf.buffer.byteLength + CHUNK_OVERHEAD;
@@ -277,7 +263,6 @@ export class OutboundQueue {
     this.#closed = true;
     this.#chunks = [];
     this.#chunksCharge = 0;
-    this.#largeQueued = 0;
     this.#block = null;
     for (const resolve of this.#idle.splice(0)) resolve();
   }
@@ -294,7 +279,7 @@ function writeRuns(chunks: Uint8Array[]): Uint8Array[] {
   for (let i = 0; i <= chunks.length; i++) {
     if (i < chunks.length && chunks[i].length <= JOIN_MAX) continue;
     if (i > start) {
-      const run = concatBytes(chunks.slice(start, i));
+      const run = concatBytes(chunks, start, i);
       writes.push(run === chunks[start] && pinsLargerBuffer(run) ? run.slice() : run);
     }
     if (i < chunks.length) writes.push(chunks[i]);
