@@ -11,6 +11,7 @@ import { redisClientFor, scanKeys } from "./redis_server.ts";
 import { OPTIONS, type ServerConfig } from "../../src/server/config.ts";
 import type { ChatHarness } from "./harness.ts";
 import { clientsOn, eventually } from "./harness.ts";
+import { errorMessage } from "../../src/lib/errors.ts";
 
 const clusters = new Map<string, Promise<Cluster>>();
 
@@ -74,16 +75,22 @@ async function runOn(
     for (const c of clients) c.close();
     try {
       await redis.connect();
+      let left: string[] = [];
       await eventually(
-        async () =>
-          (await scanKeys(redis, "chatos:user:*")).length === 0 &&
-          (await scanKeys(redis, "chatos:hs:*")).length === 0 &&
-          (await scanKeys(redis, "chatos:name:*")).length === 0 &&
-          (await scanKeys(redis, "chatos:profile:*")).length === 0,
+        async () => {
+          left = [];
+          for (const kind of ["user", "hs", "name", "profile"]) {
+            left.push(...await scanKeys(redis, `chatos:${kind}:*`));
+          }
+          return left.length === 0;
+        },
         // A safety net, not a pace: the check passes as soon as the keys are gone.
         15000,
         "the case's users, names and handshakes to leave Redis",
-      );
+      ).catch((e) => {
+        // Name what stayed: a flake in CI is diagnosed from this line alone.
+        throw new Error(`${errorMessage(e)}; still there: ${left.slice(0, 8).join(", ")}`);
+      });
     } finally {
       redis.disconnect();
     }
