@@ -201,13 +201,7 @@ export async function startServer(
     // A trusted balancer's connection: admitted under its client's address
     // once the header is read. Its descriptor counts meanwhile.
     const waiting = budget.tryAcquire("chat");
-    if (!waiting) {
-      metrics.connectionsRejected++;
-      metrics.refuse("fd_budget");
-      warn.warn("connection refused", { address: "(PROXY header pending)", reason: "fd_budget" });
-      closeQuietly(conn);
-      return;
-    }
+    if (!waiting) return refuse(conn, "(PROXY header pending)", "fd_budget");
     open.add(conn);
     const h = who.then((w) => {
       open.delete(conn);
@@ -217,6 +211,14 @@ export async function startServer(
     handlers.add(h);
     void h.finally(() => handlers.delete(h));
   });
+
+  /** Closes a client connection the node will not serve, counted and logged (rate-limited). */
+  function refuse(conn: Deno.TcpConn, address: string, reason: string): void {
+    metrics.connectionsRejected++;
+    metrics.refuse(reason);
+    warn.warn("connection refused", { address, reason });
+    closeQuietly(conn);
+  }
 
   /** Admits a connection under its real address and serves it, or refuses it. */
   function serve(conn: Deno.TcpConn, who: Identified): void {
@@ -229,13 +231,7 @@ export async function startServer(
     }
     const address = who.address;
     const ticket = admission.admit(address);
-    if (typeof ticket === "string") {
-      metrics.connectionsRejected++;
-      metrics.refuse(ticket);
-      warn.warn("connection refused", { address, reason: ticket });
-      closeQuietly(conn);
-      return;
-    }
+    if (typeof ticket === "string") return refuse(conn, address, ticket);
     open.add(conn);
     const h = serveConnection(conn, connectionDeps, ticket, who.initial, () => open.delete(conn));
     handlers.add(h);
