@@ -2,7 +2,7 @@
  * How a node is run. `deno task serve` (deno.json), the Docker image, `deno
  * task cluster`, the tests and the benchmark all start src/server/main.ts
  * with these Deno arguments, so what is tested and measured is what operators
- * run; tests/ops_truth_test.ts checks deno.json and the Dockerfile say the same.
+ * run; tests/compose_test.ts checks deno.json and the Dockerfile say the same.
  */
 
 /**

@@ -18,6 +18,7 @@
  * restored after each run, also on Ctrl-C or an error. Exit code: 0 when
  * every mutation was caught.
  */
+import { NODE_MAIN } from "../../src/ops/node_command.ts";
 import { type Mutation, MUTATIONS } from "./mutations.ts";
 
 const REPO = new URL("../../", import.meta.url).pathname;
@@ -152,14 +153,13 @@ for (const sig of ["SIGINT", "SIGTERM"] as const) {
  * src/ops/processes.ts) to init: stop those running this worktree's server.
  */
 async function killOrphanNodes(): Promise<void> {
-  const main = `${REPO}src/server/main.ts`;
   for await (const e of Deno.readDir("/proc")) {
     if (!/^\d+$/.test(e.name)) continue;
     try {
       const stat = await Deno.readTextFile(`/proc/${e.name}/stat`);
       const ppid = Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]);
       const cmd = await Deno.readTextFile(`/proc/${e.name}/cmdline`);
-      if (ppid === 1 && cmd.includes(main)) Deno.kill(Number(e.name), "SIGKILL");
+      if (ppid === 1 && cmd.includes(NODE_MAIN)) Deno.kill(Number(e.name), "SIGKILL");
     } catch { /* gone meanwhile */ }
   }
 }
