@@ -8,6 +8,10 @@ import assert from "node:assert/strict";
 import { sleep } from "../src/lib/async.ts";
 import type { Inbox, Presence } from "../src/presence/presence.ts";
 import type { HandshakeKey } from "../src/protocol/frames.ts";
+import { eventually } from "./helpers/harness.ts";
+
+/** A store sees the other nodes' counts on its heartbeat, not on an event a test can wait for. */
+const SEEN_MS = 8000;
 
 export interface ContractTarget {
   name: string;
@@ -38,15 +42,6 @@ export class RecordingInbox implements Inbox {
         });
       });
     }
-  }
-}
-
-/** Polls `cond` (a store's view of the others changes on its heartbeat, not on an event we see). */
-async function eventually(what: string, cond: () => boolean, ms = 8000): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!cond()) {
-    if (Date.now() > deadline) throw new Error(`timed out after ${ms} ms waiting until ${what}`);
-    await sleep(25);
   }
 }
 
@@ -366,11 +361,15 @@ export function presenceContract(target: ContractTarget): void {
       assert.equal(await q.reserve(leaving, inbox), "ok");
       await on(r, 2);
       // What an SMA from any node reaches: 1 + 6 + 2, whichever node is asked.
-      await eventually("every node counts 9", () => counts().every((c) => c === 9));
+      await eventually(() => counts().every((c) => c === 9), SEEN_MS, "every node counts 9");
       await q.release(leaving, inbox);
-      await eventually("a release is seen everywhere", () => counts().every((c) => c === 8));
+      await eventually(() => counts().every((c) => c === 8), SEEN_MS, "a release seen everywhere");
       await q.close();
-      await eventually("a closed node counts 0", () => p.userCount() === 3 && r.userCount() === 3);
+      await eventually(
+        () => p.userCount() === 3 && r.userCount() === 3,
+        SEEN_MS,
+        "a closed node 0",
+      );
     },
   );
 
