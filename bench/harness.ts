@@ -61,10 +61,10 @@ export class Harness {
   }
 
   #denoArgs(script: string, extra: string[]): string[] {
+    // Ceilings and generators run plain; only the server is profiled.
+    if (!script.startsWith("src/")) return ["run", "-A", script, ...extra];
     const dir = this.options.cpuProfDir;
-    const server = script.startsWith("src/");
-    const prof = dir && server ? ["--cpu-prof", `--cpu-prof-dir=${dir}`] : [];
-    if (!server) return ["run", "-A", ...prof, script, ...extra];
+    const prof = dir ? ["--cpu-prof", `--cpu-prof-dir=${dir}`] : [];
     // The server runs as `deno task serve` runs it; an A/B of V8 flags adds to its own.
     return [
       ...nodeRunArgs(script, { denoFlags: prof, v8Extra: this.options.serverV8Flags }),
