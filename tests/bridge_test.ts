@@ -6,7 +6,7 @@
 import assert from "node:assert/strict";
 import { encodeGreeting, readGreeting } from "../src/server/links/bridge.ts";
 import { LinkBroker } from "../src/server/links/broker.ts";
-import { Handshakes } from "../src/server/links/handshakes.ts";
+import { HandshakeAborts } from "../src/server/links/aborts.ts";
 import { LinkGuard } from "../src/server/links/guard.ts";
 import { Metrics } from "../src/server/metrics.ts";
 import { MemoryPresence } from "../src/presence/memory.ts";
@@ -91,10 +91,10 @@ Deno.test("bridge: a token joins once; the same greeting replayed is answered 0"
   const presence = new MemoryPresence({ nodeId: "n1" });
   const metrics = new Metrics();
   const budget = new FdBudget(100);
-  const handshakes = new Handshakes(presence, silentLogger);
+  const aborts = new HandshakeAborts(presence, silentLogger);
   const guard = new LinkGuard(
     presence,
-    handshakes,
+    aborts,
     {
       guessLimitPair: 3,
       guessLimitAddress: 20,
@@ -106,7 +106,7 @@ Deno.test("bridge: a token joins once; the same greeting replayed is answered 0"
   );
   const broker = new LinkBroker({
     presence,
-    handshakes,
+    aborts,
     guard,
     log: silentLogger,
     warn: new WarnThrottle(silentLogger, 10_000),

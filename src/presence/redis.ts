@@ -3,7 +3,7 @@
  * Redis. Schema and operations: docs/REDIS.md. This file composes the parts
  * under ./redis/:
  * - connections.ts: the three connections (cmd, pub, sub) and their events;
- * - single_store.ts, cluster_store.ts: the Redis side of each operation, per topology
+ * - single_topology.ts, cluster_topology.ts: the Redis side of each operation, per topology
  *   (one Redis or Sentinel: any-key scripts; Redis Cluster: one slot per step);
  * - lease.ts: the lease, heartbeat, resync after reconnects, pruning;
  * - census.ts: the other nodes' user counts, read on the heartbeat (userCount);
@@ -33,15 +33,15 @@ import {
 } from "./presence.ts";
 import { Connections, type Kind, unavailable } from "./redis/connections.ts";
 import type { RedisTarget } from "./redis/target.ts";
-import { RedisHandshakes } from "./redis/handshakes.ts";
+import { RedisHandshakeRegistry } from "./redis/handshake_registry.ts";
 import { Census } from "./redis/census.ts";
 import { Lease } from "./redis/lease.ts";
 import { Probe } from "./redis/probe.ts";
 import { Relay } from "./redis/relay.ts";
 import { Reservations } from "./redis/reservations.ts";
-import { ClusterStore } from "./redis/cluster_store.ts";
-import { SingleStore } from "./redis/single_store.ts";
-import type { PresenceStore } from "./redis/store.ts";
+import { ClusterTopology } from "./redis/cluster_topology.ts";
+import { SingleTopology } from "./redis/single_topology.ts";
+import type { RedisTopology } from "./redis/topology.ts";
 import { channels, keys, NODE_ID_PATTERN } from "./redis/schema.ts";
 import type { ScriptName } from "./redis/scripts.ts";
 
@@ -110,7 +110,7 @@ export class RedisPresence implements Presence, StoreHealth {
   readonly #reservations: Reservations;
   readonly #census: Census;
   readonly #relay: Relay;
-  readonly #handshakes: RedisHandshakes;
+  readonly #handshakes: RedisHandshakeRegistry;
   readonly #log: LogFn;
   readonly #connectTimeoutMs: number;
   #running = false;
@@ -139,9 +139,9 @@ export class RedisPresence implements Presence, StoreHealth {
     // A unique id of this process: the lease's owner, and part of every fence and strike id.
     const instance = crypto.randomUUID();
     // The cluster store reads the lease's fence when it runs, after construction.
-    const store: PresenceStore = conns.cluster
-      ? new ClusterStore(conns, nodeId, instance, () => this.lease.fence)
-      : new SingleStore(conns, nodeId, instance);
+    const store: RedisTopology = conns.cluster
+      ? new ClusterTopology(conns, nodeId, instance, () => this.lease.fence)
+      : new SingleTopology(conns, nodeId, instance);
     const reservations = this.#reservations = new Reservations({
       nodeId,
       store,
@@ -188,7 +188,10 @@ export class RedisPresence implements Presence, StoreHealth {
       stats: this.stats,
       log,
     });
-    this.#handshakes = new RedisHandshakes((name, ...args) => this.#call(name, ...args), nodeId);
+    this.#handshakes = new RedisHandshakeRegistry(
+      (name, ...args) => this.#call(name, ...args),
+      nodeId,
+    );
   }
 
   /**

@@ -161,8 +161,8 @@ export function startAdmin(
   const open = new Set<Deno.Conn>();
   const requests = new Set<Promise<void>>();
   const loop = acceptEach(listener, deps, (conn) => {
-    const lease = deps.budget.tryAcquire("admin");
-    if (!lease) {
+    const slot = deps.budget.tryAcquire("admin");
+    if (!slot) {
       deps.metrics.refuse("fd_budget");
       closeQuietly(conn);
       return;
@@ -173,7 +173,7 @@ export function startAdmin(
       .finally(() => {
         open.delete(conn);
         closeQuietly(conn);
-        lease.release();
+        slot.release();
         requests.delete(p);
       });
     requests.add(p);

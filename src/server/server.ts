@@ -17,11 +17,12 @@ import { acceptEach } from "./listen.ts";
 import { serveConnection } from "./chat/connection.ts";
 import { type Identified, identifier } from "./net/client_address.ts";
 import { parseCidrList } from "./net/cidr.ts";
-import { ChatSession, type SessionPlace } from "./chat/session.ts";
+import { ChatSession } from "./chat/session.ts";
+import type { LoginTicket } from "./limits/admission.ts";
 import { type OutboundQueue, QueueBudget } from "./chat/outbound.ts";
 import { defaultFdBudget, FdBudget, processFdLimit } from "./limits/fd_budget.ts";
 import { Admission } from "./limits/admission.ts";
-import { Handshakes } from "./links/handshakes.ts";
+import { HandshakeAborts } from "./links/aborts.ts";
 import { LinkGuard } from "./links/guard.ts";
 import { LinkBroker } from "./links/broker.ts";
 
@@ -134,11 +135,11 @@ export async function startServer(
     throw e;
   }
 
-  const handshakes = new Handshakes(presence, log);
-  const guard = new LinkGuard(presence, handshakes, config, log, warn, metrics);
+  const aborts = new HandshakeAborts(presence, log);
+  const guard = new LinkGuard(presence, aborts, config, log, warn, metrics);
   const links = new LinkBroker({
     presence,
-    handshakes,
+    aborts,
     guard,
     log,
     warn,
@@ -149,7 +150,7 @@ export async function startServer(
   });
   const sessionDeps = {
     presence,
-    handshakes,
+    aborts,
     sessions,
     log,
     metrics,
@@ -171,8 +172,8 @@ export async function startServer(
       out: OutboundQueue,
       address: string,
       close: (reason: string) => void,
-      place: SessionPlace,
-    ) => new ChatSession(sessionDeps, out, address, close, place),
+      ticket: LoginTicket,
+    ) => new ChatSession(sessionDeps, out, address, close, ticket),
   };
   metrics.gauges.connections = () => admission.open;
   metrics.gauges.fd_budget_used = () => budget.used;
@@ -205,7 +206,7 @@ export async function startServer(
     open.add(conn);
     const h = who.then((w) => {
       open.delete(conn);
-      waiting.release(); // admission takes the connection's own lease, in the same turn
+      waiting.release(); // admission takes the connection's own slot, in the same turn
       serve(conn, w);
     });
     handlers.add(h);
@@ -240,14 +241,14 @@ export async function startServer(
 
   const bridgeLoop = bridgeListener &&
     acceptEach(bridgeListener, acceptDeps, (conn) => {
-      const lease = budget.tryAcquire("bridge");
-      if (!lease) {
+      const slot = budget.tryAcquire("bridge");
+      if (!slot) {
         metrics.refuse("fd_budget");
         warn.warn("bridge connection refused: descriptor budget spent", {});
         closeQuietly(conn);
         return;
       }
-      void links.acceptBridge(conn, lease).catch((e) =>
+      void links.acceptBridge(conn, slot).catch((e) =>
         log.warn("bridge connection failed", { error: errorMessage(e) })
       );
     });

@@ -91,7 +91,7 @@ export const MUTATIONS: Mutation[] = [
     replace: "local held = false",
     tests: ["tests/presence_redis_test.ts", "tests/cluster_test.ts"],
   },
-  // ---- the same promises in Redis Cluster mode (src/presence/redis/cluster_store.ts)
+  // ---- the same promises in Redis Cluster mode (src/presence/redis/cluster_topology.ts)
   {
     name: "cluster-mode-reserve-without-own-lease",
     why: "in Redis Cluster mode a reservation no longer requires the node's own lease",
@@ -332,7 +332,7 @@ export const MUTATIONS: Mutation[] = [
     why: "offers nobody ends are never swept: a long session keeps every one",
     find: "for (const [i, o] of invited) if (o.until <= now) invited.delete(i);",
     replace: "",
-    tests: ["tests/session_handshakes_test.ts"],
+    tests: ["tests/handshake_book_test.ts"],
   },
   {
     name: "admin-write-unbounded",

@@ -17,7 +17,7 @@ import type { Census } from "./census.ts";
 import type { Connections } from "./connections.ts";
 import type { Reservations } from "./reservations.ts";
 import { keys } from "./schema.ts";
-import type { PresenceStore } from "./store.ts";
+import type { RedisTopology } from "./topology.ts";
 
 const PRUNE_EVERY = 5;
 /** Heartbeat script answers. */
@@ -37,7 +37,7 @@ export interface LeaseDeps {
   /** Redis Cluster failed over (its epoch changed): subscriptions may have moved. */
   onFailover?: () => void;
   conns: Connections;
-  store: PresenceStore;
+  store: RedisTopology;
   users: LocalUsers;
   reservations: Reservations;
   /** Refreshed on every tick: the heartbeat writes this node's count, the census reads the others'. */

@@ -20,7 +20,7 @@ import {
 import type { Probe } from "./probe.ts";
 import type { Reservations } from "./reservations.ts";
 import { channels } from "./schema.ts";
-import type { Outgoing, PresenceStore } from "./store.ts";
+import type { Outgoing, RedisTopology } from "./topology.ts";
 
 /** Queued sends and broadcasts per script call at most; a larger turn leaves in several calls, in order. */
 const SEND_BATCH_MAX = 512;
@@ -28,7 +28,7 @@ const SEND_BATCH_MAX = 512;
 export interface RelayDeps {
   nodeId: string;
   conns: Connections;
-  store: PresenceStore;
+  store: RedisTopology;
   users: LocalUsers;
   reservations: Reservations;
   probe: Probe;

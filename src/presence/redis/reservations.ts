@@ -14,7 +14,7 @@ import {
   type ReserveResult,
 } from "../presence.ts";
 import { unavailable } from "./connections.ts";
-import { NO_LEASE, type PresenceStore } from "./store.ts";
+import { NO_LEASE, type RedisTopology } from "./topology.ts";
 
 /** Frames held for one pseudo while its reserve reply is on its way, at most (count, bytes). */
 const EARLY_MAX_FRAMES = 1024;
@@ -22,7 +22,7 @@ const EARLY_MAX_BYTES = 1024 * 1024;
 
 export interface ReservationDeps {
   nodeId: string;
-  store: PresenceStore;
+  store: RedisTopology;
   users: LocalUsers;
   log: LogFn;
   /** Redis refused a reserve because this node's lease is gone. */

@@ -33,7 +33,7 @@ const files = {
   hsClaim: "hs_claim",
   hsCancelPair: "hs_cancel_pair",
   hsStrike: "hs_strike",
-  // Redis Cluster: each touches one slot (see cluster_store.ts).
+  // Redis Cluster: each touches one slot (see cluster_topology.ts).
   userClaim: "user_claim",
   userCas: "user_cas",
   userRelease: "user_release",

@@ -17,9 +17,10 @@ import { clearTimer, type TimerId, unrefTimeout } from "../../lib/timers.ts";
 import { TokenBucket, type WarnThrottle } from "../../lib/rate.ts";
 import type { Metrics } from "../metrics.ts";
 import type { Ticket } from "../limits/admission.ts";
-import type { Lease } from "../limits/fd_budget.ts";
+import type { Slot } from "../limits/fd_budget.ts";
 import { OutboundQueue, type QueueBudget } from "./outbound.ts";
-import type { ChatSession, SessionPlace } from "./session.ts";
+import type { ChatSession } from "./session.ts";
+import type { LoginTicket } from "../limits/admission.ts";
 
 /** A session's sending budget (IRC's fakelag): frames, and bytes it causes to be sent. */
 export interface FloodLimits {
@@ -37,14 +38,14 @@ export interface LinkOpener {
     raw: Uint8Array,
     rest: Uint8Array,
     address: string,
-    lease: Lease,
+    slot: Slot,
   ): Promise<void>;
   openConnect(
     conn: Deno.Conn,
     frame: TCPConnect,
     rest: Uint8Array,
     address: string,
-    lease: Lease,
+    slot: Slot,
   ): Promise<void>;
 }
 
@@ -61,7 +62,7 @@ export interface ConnectionDeps {
     out: OutboundQueue,
     address: string,
     close: (reason: string) => void,
-    place: SessionPlace,
+    ticket: LoginTicket,
   ): ChatSession;
   /** Every chat connection's outbound queue, while it lives (a drain waits on them). */
   outbound: Set<OutboundQueue>;

@@ -18,14 +18,15 @@ import { type Inbox, type Presence, PresenceUnavailable } from "../../presence/p
 import type { Logger } from "../../lib/log.ts";
 import { errorMessage } from "../../lib/errors.ts";
 import type { Metrics } from "../metrics.ts";
-import { abortFrame, type Handshakes } from "../links/handshakes.ts";
+import { abortFrame, type HandshakeAborts } from "../links/aborts.ts";
 import { keepFrame, recycleFrame } from "./arena.ts";
 import { Mailbox } from "./mailbox.ts";
 import { OrderedReplies } from "./replies.ts";
 import type { OutboundQueue } from "./outbound.ts";
-import { type AskLimits, SessionHandshakes } from "./session_handshakes.ts";
+import { type AskLimits, HandshakeBook } from "./handshake_book.ts";
 import { checkPseudo, REFUSAL_TEXT } from "./pseudonym.ts";
 import { clientKey } from "../links/guard_policy.ts";
+import type { LoginTicket } from "../limits/admission.ts";
 
 export type SessionMessage =
   /** A frame from this user's socket; `raw` is valid only while it is handled. */
@@ -43,7 +44,7 @@ export type SessionMessage =
 /** What a session uses of its node. */
 export interface SessionDeps {
   presence: Presence;
-  handshakes: Handshakes;
+  aborts: HandshakeAborts;
   /** Sessions logged in on this node, by pseudo: a session adds and removes itself. */
   sessions: Map<string, ChatSession>;
   log: Logger;
@@ -53,14 +54,6 @@ export interface SessionDeps {
   draining: () => boolean;
   /** Logged-in sessions one source address may have. */
   maxSessionsPerAddress: number;
-}
-
-/** The connection's place among the logins of its source address. */
-export interface SessionPlace {
-  /** False if the address has as many sessions as it may. */
-  claimSession(limit: number): boolean;
-  /** The login did not happen after all. */
-  dropSession(): void;
 }
 
 const STORE_TTL_GRACE_MS = 5000;
@@ -74,10 +67,10 @@ export class ChatSession implements Inbox {
   #pseudo: string | null = null;
   #closed = false;
   /** Made on first use: most sessions never open a private link (memory per idle session). */
-  #hsMade: SessionHandshakes | null = null;
+  #hsMade: HandshakeBook | null = null;
   readonly address: string;
   #closeConnection: (reason: string) => void;
-  #place: SessionPlace;
+  #ticket: LoginTicket;
   #replies: OrderedReplies = new OrderedReplies((b) => this.#send(b), MAX_REPLIES_IN_FLIGHT);
 
   constructor(
@@ -85,10 +78,10 @@ export class ChatSession implements Inbox {
     out: OutboundQueue,
     address: string,
     closeConnection: (reason: string) => void,
-    place: SessionPlace,
+    ticket: LoginTicket,
   ) {
     this.#d = deps;
-    this.#place = place;
+    this.#ticket = ticket;
     this.#out = out;
     this.address = address;
     this.#closeConnection = closeConnection;
@@ -98,8 +91,8 @@ export class ChatSession implements Inbox {
     });
   }
 
-  get #hs(): SessionHandshakes {
-    return this.#hsMade ??= new SessionHandshakes(
+  get #hs(): HandshakeBook {
+    return this.#hsMade ??= new HandshakeBook(
       this.#d.limits,
       (key) => this.#mailbox.post({ kind: "expire", key }),
     );
@@ -164,7 +157,7 @@ export class ChatSession implements Inbox {
         return this.#onFrame(m.frame, m.raw);
       case "expire":
         this.#hs.expired(m.key);
-        return void this.#d.handshakes.abort(m.key, "expired");
+        return void this.#d.aborts.abort(m.key, "expired");
       case "closed":
         return this.#onClosed();
     }
@@ -178,7 +171,7 @@ export class ChatSession implements Inbox {
       const key = readHandshakeKey(bytes);
       if (key) {
         this.#hs.delivered(op, key, this.#pseudo);
-        if (op === Op.TCPAbort) this.#d.handshakes.ended(key);
+        if (op === Op.TCPAbort) this.#d.aborts.ended(key);
       }
     }
     this.#send(bytes);
@@ -224,7 +217,7 @@ export class ChatSession implements Inbox {
       return this.#reply(ErrorCode.InvalidPseudonym);
     }
     if (this.#d.draining()) return this.#reply(ErrorCode.ServiceUnavailable);
-    if (!this.#place.claimSession(this.#d.maxSessionsPerAddress)) {
+    if (!this.#ticket.claimSession(this.#d.maxSessionsPerAddress)) {
       this.#d.metrics.refuse("sessions_per_address");
       return this.#reply(ErrorCode.ServiceUnavailable);
     }
@@ -238,11 +231,11 @@ export class ChatSession implements Inbox {
         client: clientKey(this.address),
       });
     } catch (e) {
-      this.#place.dropSession();
+      this.#ticket.dropSession();
       return this.#unavailable("CR", e);
     }
     if (result === "taken") {
-      this.#place.dropSession();
+      this.#ticket.dropSession();
       return this.#reply(ErrorCode.PseudoUnavailable);
     }
     if (this.#closed) {
@@ -338,7 +331,7 @@ export class ChatSession implements Inbox {
     if (key.b !== this.#pseudo && key.a !== this.#pseudo) {
       return this.#reply(ErrorCode.InvalidPseudonym);
     }
-    if (!await this.#d.handshakes.abort(key, "declined")) {
+    if (!await this.#d.aborts.abort(key, "declined")) {
       this.#reply(ErrorCode.TcpNotInProtocol);
     }
   }
@@ -348,13 +341,13 @@ export class ChatSession implements Inbox {
     this.#closed = true;
     const pseudo = this.#pseudo;
     if (pseudo === null) return;
-    const { sessions, handshakes, presence, log } = this.#d;
+    const { sessions, aborts, presence, log } = this.#d;
     if (sessions.get(pseudo) === this) sessions.delete(pseudo);
     // Abort this user's handshakes while the pseudo is still ours, and tell
     // only the other side: once it is released, a TCPAbort addressed to it
     // would reach its next holder.
     for (const k of this.#hsMade?.takeAll() ?? []) {
-      await handshakes.abort(k, `${pseudo} left`, { except: pseudo });
+      await aborts.abort(k, `${pseudo} left`, { except: pseudo });
     }
     try {
       // While draining, presence was closed and released everyone already.

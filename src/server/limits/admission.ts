@@ -6,7 +6,7 @@
  * flood of idle connections cannot starve people who log in.
  */
 import { TokenBucket } from "../../lib/rate.ts";
-import type { FdBudget, FdLease } from "./fd_budget.ts";
+import type { FdBudget, FdSlot, Slot } from "./fd_budget.ts";
 import type { Metrics } from "../metrics.ts";
 
 export interface AdmissionLimits {
@@ -31,21 +31,29 @@ interface AddressState {
   bucket: TokenBucket;
 }
 
-/** One admitted client connection's place: its descriptor lease and its address's counts. */
-export class Ticket {
+/** What a chat session does with its connection's ticket: take or give back a login's place. */
+export interface LoginTicket {
+  /** A login is starting: false if this address has its sessions' worth already (`limit` 0: none). */
+  claimSession(limit: number): boolean;
+  /** The login failed after all: the session place is given back. */
+  dropSession(): void;
+}
+
+/** One admitted client connection's place: its descriptor slot and its address's counts. */
+export class Ticket implements Slot, LoginTicket {
   readonly address: string;
   #admission: Admission;
   #state: AddressState;
-  #lease: FdLease;
+  #fd: FdSlot;
   #session = false;
   #released = false;
   #onEvict: ((reason: string) => void) | null = null;
 
-  constructor(admission: Admission, address: string, state: AddressState, lease: FdLease) {
+  constructor(admission: Admission, address: string, state: AddressState, fd: FdSlot) {
     this.#admission = admission;
     this.address = address;
     this.#state = state;
-    this.#lease = lease;
+    this.#fd = fd;
   }
 
   /** What to do if this connection is evicted to make room (close it, for `reason`). */
@@ -85,14 +93,14 @@ export class Ticket {
     this.#admission.settled(this);
   }
 
-  /** The socket is closed: every count and the lease are given back. Idempotent. */
+  /** The socket is closed: every count and the descriptor slot are given back. Idempotent. */
   release(): void {
     if (this.#released) return;
     if (this.#session) this.#state.sessions--;
     this.#session = false;
     this.#released = true;
     this.#state.conns--;
-    this.#lease.release();
+    this.#fd.release();
     this.#admission.released(this);
   }
 }
@@ -142,11 +150,11 @@ export class Admission {
     if (!state.bucket.tryTake()) return "address_rate";
     if (this.#full()) this.#evictOldest();
     if (this.#open - this.#leaving.size >= l.maxConnections) return "node_full";
-    const lease = this.#budget.tryAcquire("chat", this.#leaving.size);
-    if (!lease) return "fd_budget";
+    const fd = this.#budget.tryAcquire("chat", this.#leaving.size);
+    if (!fd) return "fd_budget";
     state.conns++;
     this.#open++;
-    const ticket = new Ticket(this, address, state, lease);
+    const ticket = new Ticket(this, address, state, fd);
     this.#unsettled.add(ticket);
     return ticket;
   }

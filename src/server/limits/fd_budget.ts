@@ -1,7 +1,7 @@
 /**
  * One budget of file descriptors for every socket the node holds: chat
  * connections, private-link ends (parked and paired), bridge sockets both
- * ways, admin requests. A socket takes a lease before it is served and gives
+ * ways, admin requests. A socket takes a slot before it is served and gives
  * it back when closed, so the node refuses work while it still has
  * descriptors to refuse it with, instead of failing in `accept`.
  */
@@ -9,12 +9,12 @@
 export type SocketKind = "chat" | "link" | "bridge" | "admin";
 
 /** A socket's place in the node's limits, given back when the socket closes; idempotent. */
-export interface Lease {
+export interface Slot {
   release(): void;
 }
 
 /** A place in the descriptor budget, held while a socket is open. */
-export interface FdLease extends Lease {
+export interface FdSlot extends Slot {
   readonly kind: SocketKind;
 }
 
@@ -65,17 +65,17 @@ export class FdBudget {
   }
 
   /**
-   * A lease, or null when the budget is spent. `slack`: leases held by
+   * A slot, or null when the budget is spent. `slack`: slots held by
    * sockets already being closed, which may be exceeded by that many.
    */
-  tryAcquire(kind: SocketKind, slack = 0): FdLease | null {
+  tryAcquire(kind: SocketKind, slack = 0): FdSlot | null {
     if (this.#used >= this.max + slack) return null;
     this.#used++;
     this.#byKind[kind]++;
-    return new BudgetLease(this, kind);
+    return new BudgetSlot(this, kind);
   }
 
-  /** @internal a lease was released (once). */
+  /** @internal a slot was released (once). */
   returned(kind: SocketKind): void {
     this.#used--;
     this.#byKind[kind]--;
@@ -83,7 +83,7 @@ export class FdBudget {
 }
 
 /** A class, not a closure: one object per socket instead of three (memory per idle session). */
-class BudgetLease implements FdLease {
+class BudgetSlot implements FdSlot {
   readonly kind: SocketKind;
   #budget: FdBudget | null;
 

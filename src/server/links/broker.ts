@@ -24,12 +24,12 @@ import { writeAll } from "../../lib/async.ts";
 import { closeQuietly, errorMessage } from "../../lib/errors.ts";
 import { clearTimer, type TimerId, unrefInterval, unrefTimeout } from "../../lib/timers.ts";
 import type { Metrics } from "../metrics.ts";
-import { abortFrame, type Handshakes } from "./handshakes.ts";
+import { abortFrame, type HandshakeAborts } from "./aborts.ts";
 import type { LinkGuard } from "./guard.ts";
 import { LinkEnd } from "./end.ts";
 import { dialBridge, readGreeting } from "./bridge.ts";
 import type { WarnThrottle } from "../../lib/rate.ts";
-import type { FdBudget, Lease } from "../limits/fd_budget.ts";
+import type { FdBudget, Slot } from "../limits/fd_budget.ts";
 
 export interface LinkLimits {
   linkBufferBytes: number;
@@ -44,7 +44,7 @@ export interface LinkLimits {
 
 export interface BrokerDeps {
   presence: Presence;
-  handshakes: Handshakes;
+  aborts: HandshakeAborts;
   guard: LinkGuard;
   log: Logger;
   /** Warnings a client or a stranger on the bridge port can cause at will: rate limited. */
@@ -82,7 +82,7 @@ export class LinkBroker {
 
   constructor(deps: BrokerDeps) {
     this.#d = deps;
-    deps.handshakes.onAborted((k) => this.#dropParked(k));
+    deps.aborts.onAborted((k) => this.#dropParked(k));
   }
 
   /** Counts one parked end or link for each of `users`, or false if one of them is at the cap. */
@@ -154,7 +154,7 @@ export class LinkBroker {
     return this.#live.size;
   }
 
-  #newEnd(conn: Deno.Conn, initial: Uint8Array, announce: boolean, lease: Lease): LinkEnd {
+  #newEnd(conn: Deno.Conn, initial: Uint8Array, announce: boolean, slot: Slot): LinkEnd {
     const metrics = this.#d.metrics;
     const end = new LinkEnd(
       conn,
@@ -166,7 +166,7 @@ export class LinkBroker {
     this.#live.add(end);
     void end.closed.then(() => {
       this.#live.delete(end);
-      lease.release();
+      slot.release();
     });
     return end;
   }
@@ -178,12 +178,12 @@ export class LinkBroker {
     raw: Uint8Array,
     rest: Uint8Array,
     address: string,
-    lease: Lease,
+    slot: Slot,
   ): Promise<void> {
-    const { presence, handshakes, guard, log } = this.#d;
+    const { presence, aborts, guard, log } = this.#d;
     const key = handshakeKeyOf(frame);
     const relay = raw.slice();
-    const end = this.#newEnd(conn, rest, true, lease);
+    const end = this.#newEnd(conn, rest, true, slot);
     // A stranger's frame is answered like a miss, but never reaches the handshake, nor B's cap.
     try {
       if (await guard.admit("accept", key, address) !== null) {
@@ -195,7 +195,7 @@ export class LinkBroker {
     // B's parked ends and links count against B's cap from here until they end.
     if (!this.#countEnd(key.b, end)) {
       await end.refuse([encodeError(ErrorCode.TcpNotInProtocol), abortFrame(key)]);
-      await handshakes.abort(key, "accepting user at its link cap");
+      await aborts.abort(key, "accepting user at its link cap");
       return;
     }
     const token = crypto.randomUUID();
@@ -214,7 +214,7 @@ export class LinkBroker {
     const giveUp = (reason: string) => {
       if (!this.#take(token)) return; // already joined or dropped
       end.close();
-      void handshakes.abort(key, reason);
+      void aborts.abort(key, reason);
     };
     const timer = unrefTimeout(
       () => giveUp("accepted end not joined in time"),
@@ -232,7 +232,7 @@ export class LinkBroker {
     }
     if (!told) {
       // A is gone: nobody will ever connect.
-      await handshakes.abort(key, "initiator unreachable");
+      await aborts.abort(key, "initiator unreachable");
     }
   }
 
@@ -242,11 +242,11 @@ export class LinkBroker {
     frame: TCPConnect,
     rest: Uint8Array,
     address: string,
-    lease: Lease,
+    slot: Slot,
   ): Promise<void> {
-    const { presence, handshakes, guard, log } = this.#d;
+    const { presence, aborts, guard, log } = this.#d;
     const key = handshakeKeyOf(frame);
-    const end = this.#newEnd(conn, rest, true, lease);
+    const end = this.#newEnd(conn, rest, true, slot);
     const refusal = [encodeError(ErrorCode.TcpNotInProtocol), abortFrame(key)];
     try {
       if (await guard.admit("connect", key, address) !== null) return end.refuse(refusal);
@@ -255,7 +255,7 @@ export class LinkBroker {
     }
     if (!this.#countEnd(key.a, end)) {
       await end.refuse(refusal);
-      await handshakes.abort(key, "initiator at its link cap");
+      await aborts.abort(key, "initiator at its link cap");
       return;
     }
     let endpoint: LinkEndpoint | null;
@@ -276,7 +276,7 @@ export class LinkBroker {
       log.info("private link failed: accepting end is gone", { a: key.a, b: key.b });
       await end.refuse(refusal);
       // The claim consumed the handshake, so there is nothing left to cancel: just tell A and B.
-      await handshakes.tellAborted([key]);
+      await aborts.tellAborted([key]);
       return;
     }
     await this.#pair(end, peer);
@@ -289,8 +289,8 @@ export class LinkBroker {
   }
 
   async #dial(endpoint: LinkEndpoint): Promise<LinkEnd | null> {
-    const lease = this.#d.budget.tryAcquire("bridge");
-    if (!lease) {
+    const slot = this.#d.budget.tryAcquire("bridge");
+    if (!slot) {
       this.#d.metrics.refuse("fd_budget");
       this.#d.warn.warn("bridge dial refused: descriptor budget spent", {});
       return null;
@@ -298,11 +298,11 @@ export class LinkBroker {
     try {
       const { bridge, limits } = this.#d;
       const { conn, initial } = await dialBridge(endpoint, bridge.secret, limits.bridgeGreetingMs);
-      const end = this.#newEnd(conn, initial, false, lease);
+      const end = this.#newEnd(conn, initial, false, slot);
       end.start();
       return end;
     } catch (e) {
-      lease.release();
+      slot.release();
       this.#d.log.warn("bridge dial failed", {
         node: endpoint.node,
         bridge: endpoint.bridge,
@@ -317,12 +317,12 @@ export class LinkBroker {
    * parked end its token names to this connection (answer 1), or answer 0
    * if no such end is parked here.
    */
-  async acceptBridge(conn: Deno.Conn, lease: Lease): Promise<void> {
+  async acceptBridge(conn: Deno.Conn, slot: Slot): Promise<void> {
     const { warn, bridge, limits, metrics } = this.#d;
     const address = (conn.remoteAddr as Deno.NetAddr).hostname;
     const refuse = () => {
       closeQuietly(conn);
-      lease.release();
+      slot.release();
     };
     if (this.#greeting >= limits.bridgeMaxGreetings) {
       metrics.refuse("bridge_greetings");
@@ -355,7 +355,7 @@ export class LinkBroker {
       refuse();
       throw e;
     }
-    const bridgeEnd = this.#newEnd(conn, greeting.initial, false, lease);
+    const bridgeEnd = this.#newEnd(conn, greeting.initial, false, slot);
     bridgeEnd.start();
     await this.#pair(parked, bridgeEnd);
     metrics.linksOpened++;

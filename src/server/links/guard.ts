@@ -13,7 +13,7 @@ import type { Logger } from "../../lib/log.ts";
 import { errorMessage } from "../../lib/errors.ts";
 import type { WarnThrottle } from "../../lib/rate.ts";
 import type { Metrics } from "../metrics.ts";
-import type { Handshakes } from "./handshakes.ts";
+import type { HandshakeAborts } from "./aborts.ts";
 import { AddressLimiter, clientKey, judgeAttempt, type LinkRole } from "./guard_policy.ts";
 
 export interface GuardLimits {
@@ -31,7 +31,7 @@ export type Refusal = "blocked" | "foreign";
 
 export class LinkGuard {
   #presence: Presence;
-  #handshakes: Handshakes;
+  #aborts: HandshakeAborts;
   #limits: GuardLimits;
   #log: Logger;
   #metrics: Metrics;
@@ -41,7 +41,7 @@ export class LinkGuard {
 
   constructor(
     presence: Presence,
-    handshakes: Handshakes,
+    aborts: HandshakeAborts,
     limits: GuardLimits,
     log: Logger,
     warn: WarnThrottle,
@@ -49,7 +49,7 @@ export class LinkGuard {
   ) {
     this.#warn = warn;
     this.#presence = presence;
-    this.#handshakes = handshakes;
+    this.#aborts = aborts;
     this.#limits = limits;
     this.#log = log;
     this.#metrics = metrics;
@@ -95,14 +95,14 @@ export class LinkGuard {
     try {
       const dropped = await this.#presence.strikePair(k.a, k.b, this.#limits.guessLimitPair);
       this.#note("failed private link attempt", { a: k.a, b: k.b, address });
-      for (const d of dropped) this.#handshakes.ended(d);
+      for (const d of dropped) this.#aborts.ended(d);
       if (dropped.length > 0) {
         this.#log.warn("handshakes aborted after repeated failed attempts", {
           a: k.a,
           b: k.b,
           count: dropped.length,
         });
-        await this.#handshakes.tellAborted(dropped);
+        await this.#aborts.tellAborted(dropped);
       }
     } catch (e) {
       this.#log.warn("could not record failed link attempt", { error: errorMessage(e) });

@@ -32,7 +32,7 @@ export interface AskLimits {
   handshakeTtlMs: number;
 }
 
-export class SessionHandshakes {
+export class HandshakeBook {
   #limits: AskLimits;
   #onExpire: (key: HandshakeKey) => void;
   // Created on first use: most sessions never touch a private connection,

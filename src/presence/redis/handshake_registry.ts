@@ -12,7 +12,7 @@ export type ScriptCall = (name: ScriptName, ...args: (string | number)[]) => Pro
 
 const ms = (n: number) => String(Math.max(1, Math.ceil(n)));
 
-export class RedisHandshakes {
+export class RedisHandshakeRegistry {
   readonly #call: ScriptCall;
   readonly #nodeId: string;
 

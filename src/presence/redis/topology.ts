@@ -34,7 +34,7 @@ export function chunks<T>(xs: readonly T[]): T[][] {
 /** The message of the error a store rejects with when this node's own lease is gone. */
 export const NO_LEASE = "NOLEASE node lease missing";
 
-export interface PresenceStore {
+export interface RedisTopology {
   /**
    * Broadcasts wait for the end of the turn like sends (Redis Cluster: they share each node's
    * per-turn script call), rather than leaving at once (single Redis: one PUBLISH each).

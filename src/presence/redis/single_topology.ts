@@ -1,5 +1,5 @@
 /**
- * PresenceStore on one Redis (standalone, or a primary found through
+ * RedisTopology on one Redis (standalone, or a primary found through
  * Sentinel): every operation is one Lua script that may read any key, e.g.
  * the lease of the node a user points to. User keys hold the node id.
  */
@@ -7,9 +7,15 @@ import type { Buffer } from "node:buffer";
 import type { Claim } from "../presence.ts";
 import type { Connections } from "./connections.ts";
 import { channels, keys, PREFIX } from "./schema.ts";
-import { chunks, type Outgoing, type PresenceStore, PRUNE_BATCH, PRUNE_ROUNDS } from "./store.ts";
+import {
+  chunks,
+  type Outgoing,
+  PRUNE_BATCH,
+  PRUNE_ROUNDS,
+  type RedisTopology,
+} from "./topology.ts";
 
-export class SingleStore implements PresenceStore {
+export class SingleTopology implements RedisTopology {
   readonly batchesBroadcasts = false;
   readonly #conns: Connections;
   readonly #nodeId: string;

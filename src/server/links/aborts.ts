@@ -18,7 +18,7 @@ export interface TellOptions {
   except?: string;
 }
 
-export class Handshakes {
+export class HandshakeAborts {
   #presence: Presence;
   #log: Logger;
   #listeners: Array<(k: HandshakeKey) => void> = [];

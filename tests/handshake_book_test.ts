@@ -1,13 +1,13 @@
 /** A session's handshakes: asks limited while unanswered, offers forgotten past their ttl. */
 import assert from "node:assert/strict";
-import { SessionHandshakes } from "../src/server/chat/session_handshakes.ts";
+import { HandshakeBook } from "../src/server/chat/handshake_book.ts";
 import { Op } from "../src/protocol/mod.ts";
 
 const limits = { maxPendingAsks: 2, handshakeTtlMs: 1000 };
 const offer = (n: number) => ({ a: `asker${n}`, b: "bob", password: n });
 
 Deno.test("session handshakes: unanswered asks are limited; an answered one no longer counts", () => {
-  const hs = new SessionHandshakes(limits, () => {});
+  const hs = new HandshakeBook(limits, () => {});
   const k = (n: number) => ({ a: "alice", b: `b${n}`, password: n });
   try {
     assert.equal(hs.mayAsk(k(1)), true);
@@ -24,7 +24,7 @@ Deno.test("session handshakes: unanswered asks are limited; an answered one no l
 
 Deno.test("session handshakes: offers that nobody ends are dropped once past their ttl", () => {
   let now = 0;
-  const hs = new SessionHandshakes(limits, () => {}, () => now);
+  const hs = new HandshakeBook(limits, () => {}, () => now);
   // Offers whose askers' node died: no TCPAbort ever comes for them.
   for (let i = 0; i < 100; i++) hs.delivered(Op.TCPAsk, offer(i), "bob");
   assert.equal(
@@ -48,7 +48,7 @@ Deno.test("session handshakes: offers that nobody ends are dropped once past the
 });
 
 Deno.test("session handshakes: a TCPAbort forgets the offer; an offer to someone else is not kept", () => {
-  const hs = new SessionHandshakes(limits, () => {});
+  const hs = new HandshakeBook(limits, () => {});
   hs.delivered(Op.TCPAsk, offer(1), "bob");
   hs.delivered(Op.TCPAsk, { a: "bob", b: "carol", password: 2 }, "bob");
   assert.equal(hs.invitedCount, 1);

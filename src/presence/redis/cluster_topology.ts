@@ -1,5 +1,5 @@
 /**
- * PresenceStore on Redis Cluster: no script crosses a hash slot.
+ * RedisTopology on Redis Cluster: no script crosses a hash slot.
  *
  * A user key holds "<node id>|<fence>", where the fence is the one the
  * node's lease had when it wrote it (a lease created anew gets a new fence,
@@ -27,17 +27,17 @@ import {
   chunks,
   NO_LEASE,
   type Outgoing,
-  type PresenceStore,
   PRUNE_BATCH,
   PRUNE_ROUNDS,
-} from "./store.ts";
+  type RedisTopology,
+} from "./topology.ts";
 
 /** Compare-and-set rounds before a contended pseudo counts as taken. */
 const TAKEOVER_TRIES = 4;
 
 type Send = Extract<Outgoing, { kind: "send" }>;
 
-export class ClusterStore implements PresenceStore {
+export class ClusterTopology implements RedisTopology {
   readonly batchesBroadcasts = true;
   readonly #conns: Connections;
   readonly #nodeId: string;
