@@ -10,6 +10,8 @@ import { HandshakeAborts } from "../src/server/links/aborts.ts";
 import { LinkGuard } from "../src/server/links/guard.ts";
 import { Metrics } from "../src/server/metrics.ts";
 import { MemoryPresence } from "../src/presence/memory.ts";
+import { bareClaim } from "../src/presence/presence.ts";
+import { LocalUsers } from "../src/server/local_users.ts";
 import { encode, Op } from "../src/protocol/mod.ts";
 import { silentLogger } from "../src/lib/log.ts";
 import { WarnThrottle } from "../src/lib/rate.ts";
@@ -89,11 +91,13 @@ Deno.test("bridge greeting: a silent peer times out and its socket is closed", a
 
 Deno.test("bridge: a token joins once; the same greeting replayed is answered 0", async () => {
   const presence = new MemoryPresence({ nodeId: "n1" });
+  const users = new LocalUsers(silentLogger);
+  const { directory, handshakes, relay } = presence;
   const metrics = new Metrics();
   const budget = new FdBudget(100);
-  const aborts = new HandshakeAborts(presence, silentLogger);
+  const aborts = new HandshakeAborts(handshakes, users, relay, silentLogger);
   const guard = new LinkGuard(
-    presence,
+    { users, directory, handshakes },
     aborts,
     {
       guessLimitPair: 3,
@@ -105,7 +109,10 @@ Deno.test("bridge: a token joins once; the same greeting replayed is answered 0"
     metrics,
   );
   const broker = new LinkBroker({
-    presence,
+    nodeId: presence.nodeId,
+    handshakes,
+    users,
+    relay,
     aborts,
     guard,
     log: silentLogger,
@@ -116,10 +123,11 @@ Deno.test("bridge: a token joins once; the same greeting replayed is answered 0"
     bridge: { address: "127.0.0.1:1", secret: SECRET },
   });
   const key = { a: "alice", b: "bob", password: 7 };
-  await presence.reserve("alice", { deliver() {} });
+  const nobody = { deliver() {}, evict() {} };
+  await users.login("alice", bareClaim("alice"), nobody, directory);
   // B is logged in from the address its private end comes from (else the end is foreign).
-  await presence.reserve("bob", { deliver() {} }, { keys: ["bob"], client: "127.0.0.1" });
-  assert.ok(await presence.openHandshake(key, 60_000));
+  await users.login("bob", { keys: ["bob"], client: "127.0.0.1" }, nobody, directory);
+  assert.ok(await handshakes.open(key, 60_000));
   // B's accepting end, parked on this node.
   const [bServer, bClient] = await socketPair();
   const accept = { op: Op.TCPAccept, sender: "alice", recipient: "bob", password: 7 } as const;
@@ -127,7 +135,7 @@ Deno.test("bridge: a token joins once; the same greeting replayed is answered 0"
     release() {},
   });
   assert.equal(broker.parkedCount, 1);
-  const endpoint = await presence.claimHandshake(key);
+  const endpoint = await handshakes.claim(key);
   assert.ok(endpoint);
   const greeting = await encodeGreeting(endpoint.token, SECRET);
 

@@ -7,6 +7,7 @@
  */
 import assert from "node:assert/strict";
 import { ChatClient } from "../src/client/client.ts";
+import type { Relay } from "../src/presence/presence.ts";
 import { createRedisPresence } from "../src/presence/redis.ts";
 import { encode, ErrorCode, Op } from "../src/protocol/mod.ts";
 import { type RunningServer, startServer } from "../src/server/server.ts";
@@ -68,18 +69,26 @@ Deno.test({
   async fn() {
     const redis = await startRedis();
     // A short heartbeat: the nodes learn each other's counts sooner (the default is 1 s).
-    const store = (nodeId: string) =>
-      createRedisPresence({ url: redis.url, nodeId, bridge: "", heartbeatMs: 100, log });
-    const presence = await store("fan-a");
-    const a = await startServer(limits, { presence });
-    const b = await startServer(limits, { presence: await store("fan-b") });
+    const settings = { url: redis.url, bridge: "", heartbeatMs: 100, log };
+    // Started by hand (not by the server) to be able to ask A's relay what it counts.
+    let relayOfA: Relay | null = null;
+    const a = await startServer(limits, {
+      presence: async (users) => {
+        const p = await createRedisPresence({ ...settings, nodeId: "fan-a" }, users);
+        relayOfA = p.relay;
+        return p;
+      },
+    });
+    const b = await startServer(limits, {
+      presence: (users) => createRedisPresence({ ...settings, nodeId: "fan-b" }, users),
+    });
     const onA = clientsOn(() => a.port), onB = clientsOn(() => b.port);
     try {
       const listeners = [];
       for (let i = 0; i < OTHERS; i++) listeners.push(await onB.login(`u${i}`));
       const flooder = await onA.login("flooder");
       // Node A learns B's count on its heartbeat: wait for that, not for a time.
-      await eventually(() => presence.userCount() === OTHERS + 1, 5000, "A counts B's users");
+      await eventually(() => relayOfA!.remoteUsers === OTHERS, 5000, "A counts B's users");
       await assertThrottledAsIfLocal(a, flooder);
       // The SMAs did reach node B's users.
       for (let i = 0; i < SMAS; i++) assert.equal((await listeners[0].next()).op, Op.SMA);

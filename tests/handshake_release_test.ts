@@ -5,7 +5,7 @@
  * holder can log in; the new holder must hear nothing of the old handshakes.
  */
 import assert from "node:assert/strict";
-import { MemoryPresence } from "../src/presence/memory.ts";
+import { MemoryHandshakeRegistry, MemoryPresence } from "../src/presence/memory.ts";
 import type { HandshakeKey } from "../src/protocol/mod.ts";
 import { describeFrame } from "../src/client/client.ts";
 import { ErrorCode, Op } from "../src/protocol/mod.ts";
@@ -14,17 +14,19 @@ import { clientsOn } from "./helpers/harness.ts";
 import { sleep } from "../src/lib/async.ts";
 
 /** A store whose handshake cancel takes 150 ms, like a slow network hop in the abort path. */
-class SlowCancel extends MemoryPresence {
-  override async cancelHandshake(k: HandshakeKey): Promise<boolean> {
+class SlowCancel extends MemoryHandshakeRegistry {
+  override async cancel(k: HandshakeKey): Promise<boolean> {
     await sleep(150);
-    return super.cancelHandshake(k);
+    return super.cancel(k);
   }
 }
 
 for (const role of ["asker", "invited"] as const) {
   Deno.test(`a leaving ${role}'s aborts reach the other side, not the pseudo's next holder`, async () => {
-    const presence = new SlowCancel({ nodeId: "n1" });
-    const server = await startServer({ host: "127.0.0.1", port: 0 }, { presence });
+    const presence = Object.assign(new MemoryPresence({ nodeId: "n1" }), {
+      handshakes: new SlowCancel(),
+    });
+    const server = await startServer({ host: "127.0.0.1", port: 0 }, { presence: () => presence });
     const { clients, connect, login } = clientsOn(() => server.port);
     try {
       const alice = await login("alice");

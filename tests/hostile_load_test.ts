@@ -124,7 +124,7 @@ Deno.test("a bridge slowloris does not stop logins", async () => {
     clusterSecret: "a-secret-of-sixteen-chars",
     bridgeMaxGreetings: 16,
     bridgeGreetingMs: 300,
-  }, { presence: new MemoryPresence({ nodeId: "n1" }) });
+  }, { presence: () => new MemoryPresence({ nodeId: "n1" }) });
   const slow = new Set<RawConn>();
   const all: RawConn[] = [];
   const mine: RawConn[] = [];

@@ -6,7 +6,7 @@
  */
 import assert from "node:assert/strict";
 import { MemoryPresence } from "../src/presence/memory.ts";
-import type { Presence } from "../src/presence/presence.ts";
+import type { Presence, Relay } from "../src/presence/presence.ts";
 import { ErrorCode, Op } from "../src/protocol/mod.ts";
 import { startServer } from "../src/server/server.ts";
 import { clientsOn, eventually, withServer } from "./helpers/harness.ts";
@@ -15,29 +15,20 @@ import { sleep, withDeadline } from "../src/lib/async.ts";
 
 /** A store whose SPM to `slowpoke` waits (a remote send stuck on Redis), holding its sender's mailbox. */
 function stuckSend(inner: MemoryPresence, gate: Promise<void>): Presence {
-  return {
-    nodeId: inner.nodeId,
-    reserve: (p, i, c) => inner.reserve(p, i, c),
-    release: (p, i) => inner.release(p, i),
-    clientOf: (p) => inner.clientOf(p),
-    send: (to, f) => to === "slowpoke" ? gate.then(() => inner.send(to, f)) : inner.send(to, f),
-    broadcast: (f, except) => inner.broadcast(f, except),
-    userCount: () => inner.userCount(),
-    openHandshake: (k, ttl) => inner.openHandshake(k, ttl),
-    cancelHandshake: (k) => inner.cancelHandshake(k),
-    acceptHandshake: (k, e) => inner.acceptHandshake(k, e),
-    claimHandshake: (k) => inner.claimHandshake(k),
-    cancelPair: (a, b) => inner.cancelPair(a, b),
-    strikePair: (a, b, budget) => inner.strikePair(a, b, budget),
-    close: () => inner.close(),
+  const { send, broadcast } = inner.relay;
+  const relay: Relay = {
+    send: (to, f) => to === "slowpoke" ? gate.then(() => send(to, f)) : send(to, f),
+    broadcast,
+    remoteUsers: 0,
   };
+  return Object.assign(inner, { relay });
 }
 
 Deno.test("deliveries held behind a stuck request count against the reader's bound", async () => {
   const gate = Promise.withResolvers<void>();
   const presence = stuckSend(new MemoryPresence({ nodeId: "n1" }), gate.promise);
   const server = await startServer({ host: "127.0.0.1", port: 0, maxQueuedBytes: 64 * 1024 }, {
-    presence,
+    presence: () => presence,
   });
   const { clients, login } = clientsOn(() => server.port);
   try {
@@ -47,7 +38,7 @@ Deno.test("deliveries held behind a stuck request count against the reader's bou
     for (let i = 0; i < 256; i++) {
       reader.send({ op: Op.SPM, sender: "reader", recipient: "slowpoke", message: "hello?" });
     }
-    await eventually(() => server.context.sessions.get("reader")!.mailbox.busy, 2000, "busy");
+    await eventually(() => server.context.users.get("reader")!.mailbox.busy, 2000, "busy");
     const big = "x".repeat(1024);
     for (let i = 0; i < 200; i++) flooder.send({ op: Op.SMA, sender: "flooder", message: big });
     await withDeadline(reader.closed, 5000, () => new Error("the reader was not dropped"));

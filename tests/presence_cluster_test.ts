@@ -12,11 +12,11 @@ import {
 } from "../src/presence/redis.ts";
 import { holderNode, holderValue, keys } from "../src/presence/redis/schema.ts";
 import { leaseCases } from "./helpers/lease_cases.ts";
-import { RecordingInbox } from "./presence_contract.ts";
+import { RecordingInbox } from "./helpers/presence_node.ts";
 import { assertServesAfterFailover } from "./helpers/failover_checks.ts";
 import { redisCli, type RedisClusterSet, startRedisCluster } from "./helpers/redis_server.ts";
 import type { RedisMember } from "../src/ops/redis_topologies.ts";
-import type { BreakableRedisPresence } from "./helpers/redis_presence_probe.ts";
+import type { BreakableRedisNode } from "./helpers/redis_presence_probe.ts";
 import {
   bytes,
   contractOver,
@@ -65,7 +65,7 @@ test("a user key names its node and the lease's fence", async () => {
   const raw = await rawCluster();
   try {
     const u = uniq("fenced");
-    assert.equal(await p.reserve(u, new RecordingInbox()), "ok");
+    assert.equal(await p.login(u, new RecordingInbox()), "ok");
     const fence = await raw.hget(keys.lease(p.nodeId), "fence");
     assert.ok(fence, "the lease has a fence");
     assert.equal(await raw.get(keys.user(u)), `${p.nodeId}|${fence}`);
@@ -80,7 +80,7 @@ test("deno task presence reads a Redis Cluster (every primary)", async () => {
   const p = await node(await target(), { clientAddress: "127.0.0.1:4343" });
   try {
     const names = [uniq("opsa"), uniq("opsb"), uniq("opsc"), uniq("opsd")];
-    for (const u of names) await p.reserve(u, new RecordingInbox());
+    for (const u of names) await p.login(u, new RecordingInbox());
     const out = await new Deno.Command(Deno.execPath(), {
       args: [
         ...["run", "--allow-net", "--allow-env", "src/ops/presence.ts"],
@@ -123,15 +123,15 @@ test("a dead holder's pseudo is taken over exactly once by racing nodes", async 
   const raw = await rawCluster();
   try {
     const alice = uniq("alice");
-    await p.reserve(alice, new RecordingInbox());
+    await p.login(alice, new RecordingInbox());
     p.crash();
     await until("the dead node's lease to lapse", 5000, async () => {
       return (await raw.exists(keys.lease(p.nodeId))) === 0;
     });
     // Both read the dead holder's value and both try to replace it: one compare-and-set wins.
     const results = await Promise.all([
-      q.reserve(alice, new RecordingInbox()),
-      r.reserve(alice, new RecordingInbox()),
+      q.login(alice, new RecordingInbox()),
+      r.login(alice, new RecordingInbox()),
     ]);
     assert.deepEqual(results.toSorted(), ["ok", "taken"]);
   } finally {
@@ -161,7 +161,7 @@ test("a node whose publish socket to one primary is closed is not ready until it
   try {
     const bob = uniq("bob");
     const ib = new RecordingInbox();
-    assert.equal(await q.reserve(bob, ib), "ok");
+    assert.equal(await q.login(bob, ib), "ok");
     assert.ok(p.ready);
     p.dropPrimarySocket();
     // ioredis still calls the cluster client ready, but what goes to that primary would fail.
@@ -196,7 +196,7 @@ async function nodesAround(
   set: RedisClusterSet,
   primary: RedisMember,
   extra: Partial<RedisPresenceSettings> = {},
-): Promise<BreakableRedisPresence[]> {
+): Promise<BreakableRedisNode[]> {
   const t = await target();
   const there = async (key: string) => (await set.primaryFor(key)) === primary;
   const ids = [
@@ -212,7 +212,7 @@ async function nodesAround(
 }
 
 /** Each node learns of a failover from the cluster's epoch, at its next heartbeat. */
-function noticedFailover(nodes: readonly BreakableRedisPresence[]): boolean {
+function noticedFailover(nodes: readonly BreakableRedisNode[]): boolean {
   return nodes.every((n) =>
     logLines.some((l) => l.includes("failed over") && l.includes(`"${n.nodeId}"`))
   );
@@ -227,8 +227,8 @@ test("after a failover (the epoch grows) nodes write their reservations again an
   const raw = await rawCluster();
   try {
     const ia = new RecordingInbox(), ib = new RecordingInbox();
-    assert.equal(await p.reserve(alice, ia), "ok");
-    assert.equal(await q.reserve(bob, ib), "ok");
+    assert.equal(await p.login(alice, ia), "ok");
+    assert.equal(await q.login(bob, ib), "ok");
     // As if the promoted replica had missed this write.
     await raw.del(keys.user(alice));
     // The old primary stays up, a replica now: no socket closes to tell the nodes. (It pauses
@@ -260,12 +260,12 @@ test("kill -9 of a primary: fail fast, a replica takes over, pseudos held once, 
   const [p, q, r] = nodes;
   try {
     const ia = new RecordingInbox(), ib = new RecordingInbox();
-    assert.equal(await p.reserve(alice, ia), "ok");
-    assert.equal(await q.reserve(bob, ib), "ok");
+    assert.equal(await p.login(alice, ia), "ok");
+    assert.equal(await q.login(bob, ib), "ok");
     const t0 = Date.now();
     await victim.kill();
     await rejectsUnavailable(
-      r.reserve(alice, new RecordingInbox()),
+      r.login(alice, new RecordingInbox()),
       5000,
       "reserve on a dead slot",
     );

@@ -1,8 +1,9 @@
 import { MemoryPresence } from "../src/presence/memory.ts";
-import { presenceContract } from "./presence_contract.ts";
+import { presenceContract } from "./contract/mod.ts";
+import { TestNode } from "./helpers/presence_node.ts";
 
 presenceContract({
   name: "memory",
   maxNodes: 1,
-  makeCluster: () => Promise.resolve([new MemoryPresence()]),
+  nodes: () => Promise.resolve([new TestNode(() => new MemoryPresence())]),
 });

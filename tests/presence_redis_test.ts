@@ -10,13 +10,13 @@ import { PresenceUnavailable } from "../src/presence/presence.ts";
 import { keys } from "../src/presence/redis/schema.ts";
 import { leaseCases } from "./helpers/lease_cases.ts";
 import { encodeBatch, encodeEntry } from "../src/presence/redis/envelope.ts";
-import { presenceContract, RecordingInbox } from "./presence_contract.ts";
-import type { BreakableRedisPresence } from "./helpers/redis_presence_probe.ts";
+import { presenceContract } from "./contract/mod.ts";
+import { RecordingInbox } from "./helpers/presence_node.ts";
+import type { BreakableRedisNode } from "./helpers/redis_presence_probe.ts";
 import { freePort, startRedis, type TestRedis } from "./helpers/redis_server.ts";
 import {
   bytes,
   logLines,
-  lostSignal,
   namedTests,
   node,
   rejectsUnavailable,
@@ -32,7 +32,7 @@ async function sharedRedis(): Promise<TestRedis> {
 presenceContract({
   name: "redis",
   maxNodes: 3,
-  async makeCluster(n) {
+  async nodes(n) {
     const r = await sharedRedis();
     return await Promise.all(Array.from({ length: n }, () => node(r.url)));
   },
@@ -52,7 +52,7 @@ test("the schema is what docs/REDIS.md says", async () => {
     await raw.connect();
     const alice = uniq("alicé:");
     assert.equal(
-      await p.reserve(alice, new RecordingInbox(), {
+      await p.login(alice, new RecordingInbox(), {
         keys: ["k1:" + alice, "k2"],
         client: "::/64",
       }),
@@ -78,12 +78,12 @@ test("the schema is what docs/REDIS.md says", async () => {
 
     const k = { a: "ab", b: "c", password: -3 };
     assert.equal(keys.handshake(k), keys.handshakePrefix(k.a, k.b) + k.password);
-    await p.openHandshake(k, 5000);
+    await p.handshakes.open(k, 5000);
     const hs = await raw.hgetall(keys.handshake(k));
     assert.equal(hs.state, "asked");
     assert.equal(hs.password, "-3");
     assert.ok((await raw.pttl(keys.handshake(k))) > 0);
-    assert.ok(await p.cancelHandshake(k));
+    assert.ok(await p.handshakes.cancel(k));
 
     await p.close();
     assert.equal(await raw.get(`chatos:user:${alice}`), null);
@@ -111,7 +111,7 @@ test("a frame that overtakes the reserve's reply is not lost", async () => {
       const payload = encodeBatch([encodeEntry(u, bytes(2, i))]);
       // Redis may run this publish before or after the reserve: before, the frame reaches a
       // pseudo that is only pending on p; either way it must not be lost.
-      const reserved = p.reserve(u, inbox);
+      const reserved = p.login(u, inbox);
       await raw.publish(`chatos:to:{${p.nodeId}}`, payload);
       assert.equal(await reserved, "ok");
       await inbox.waitFor(1);
@@ -129,8 +129,8 @@ test("a crashed node's users are free once its lease lapses", async () => {
   const q = await node(r.url);
   try {
     const alice = uniq("alice"), bob = uniq("bob");
-    await p.reserve(alice, new RecordingInbox());
-    await p.reserve(bob, new RecordingInbox());
+    await p.login(alice, new RecordingInbox());
+    await p.login(bob, new RecordingInbox());
     assert.equal(await q.send(bob, bytes(2)), true);
     const t0 = Date.now();
     p.crash();
@@ -140,9 +140,9 @@ test("a crashed node's users are free once its lease lapses", async () => {
       1000,
       async () => !(await q.send(bob, bytes(2))),
     );
-    assert.equal(await q.reserve(alice, new RecordingInbox()), "taken", "lease still running");
+    assert.equal(await q.login(alice, new RecordingInbox()), "taken", "lease still running");
     await until("the pseudo to be free", 5000, async () => {
-      return (await q.reserve(alice, new RecordingInbox())) === "ok";
+      return (await q.login(alice, new RecordingInbox())) === "ok";
     });
     const took = Date.now() - t0;
     assert.ok(took < 5000, `took ${took} ms`);
@@ -159,11 +159,11 @@ test("a node restarted under a crashed node's id waits for the old lease, then s
   const p = await node(r.url, { nodeId: id, leaseMs: 1500, heartbeatMs: 300 });
   const q = await node(r.url);
   const raw = new Redis(r.url, { lazyConnect: true });
-  let p2: BreakableRedisPresence | null = null;
+  let p2: BreakableRedisNode | null = null;
   try {
     await raw.connect();
     const alice = uniq("alice");
-    await p.reserve(alice, new RecordingInbox());
+    await p.login(alice, new RecordingInbox());
     p.crash();
     const t0 = Date.now();
     const left = await raw.pttl(keys.lease(id));
@@ -175,7 +175,7 @@ test("a node restarted under a crashed node's id waits for the old lease, then s
     assert.ok(took < left + 2000, `started after ${took} ms, the old lease had ${left} ms left`);
     assert.ok(p2.ready);
     // The new process does not serve alice: what its predecessor left was dropped.
-    assert.equal(await q.reserve(alice, new RecordingInbox()), "ok");
+    assert.equal(await q.login(alice, new RecordingInbox()), "ok");
   } finally {
     raw.disconnect();
     await p.close();
@@ -204,7 +204,7 @@ test("a dead node's sets are pruned by a live node, sparing keys another node ho
   try {
     await raw.connect();
     const names = [uniq("dead"), uniq("dead"), uniq("dead")];
-    for (const u of names) assert.equal(await p.reserve(u, new RecordingInbox()), "ok");
+    for (const u of names) assert.equal(await p.login(u, new RecordingInbox()), "ok");
     assert.equal(await raw.scard(keys.nodeUsers(p.nodeId)), 3);
     // The state after q took names[0] over: p's set still lists it, its key names q.
     const [taken, ...gone] = names;
@@ -229,21 +229,22 @@ test("a dead node's sets are pruned by a live node, sparing keys another node ho
 
 test("after a Redis restart a node does not take back a pseudo a live node now holds", async () => {
   const r = await startRedis();
-  const signal = lostSignal();
-  const p = await node(r.url, { onLost: signal.onLost });
+  const p = await node(r.url);
   const q = await node(r.url);
   const raw = new Redis(r.url, { lazyConnect: true, retryStrategy: () => 50 });
   raw.on("error", () => {}); // it reconnects across the restart
   try {
     const alice = uniq("alice"), carol = uniq("carol");
-    await p.reserve(alice, new RecordingInbox());
-    await p.reserve(carol, new RecordingInbox());
+    const ia = new RecordingInbox(), ic = new RecordingInbox();
+    await p.login(alice, ia);
+    await p.login(carol, ic);
     p.stallHeartbeats(); // p re-asserts only when told to, after q took alice
     await r.restart();
     await until("q ready again", 5000, () => q.ready);
-    assert.equal(await q.reserve(alice, new RecordingInbox()), "ok", "Redis came back empty");
+    assert.equal(await q.login(alice, new RecordingInbox()), "ok", "Redis came back empty");
     p.resumeHeartbeats();
-    assert.equal(await signal.lost(), alice);
+    await ia.evicted();
+    assert.deepEqual(ic.evictions, [], "only the pseudo q took is evicted");
     await until("p ready again", 5000, () => p.ready);
     await raw.connect();
     assert.equal(await raw.get(keys.user(alice)), q.nodeId, "held once, by q");
@@ -263,8 +264,8 @@ test("a Redis restart: nodes recover, reservations are re-asserted, sends work",
   try {
     const alice = uniq("alice"), bob = uniq("bob"), aliceKey = uniq("k-alice");
     const ia = new RecordingInbox(), ib = new RecordingInbox();
-    assert.equal(await p.reserve(alice, ia, { keys: [aliceKey], client: "10.0.0.1" }), "ok");
-    assert.equal(await q.reserve(bob, ib), "ok");
+    assert.equal(await p.login(alice, ia, { keys: [aliceKey], client: "10.0.0.1" }), "ok");
+    assert.equal(await q.login(bob, ib), "ok");
     assert.ok(p.ready && q.ready);
     const before = p.stats.reconnects;
     const t0 = Date.now();
@@ -274,11 +275,11 @@ test("a Redis restart: nodes recover, reservations are re-asserted, sends work",
     assert.ok(took < 5000, `recovered in ${took} ms`);
     assert.ok(p.stats.reconnects > before);
     // Redis came back empty; the nodes wrote their reservations again.
-    assert.equal(await q.reserve(alice, new RecordingInbox()), "taken");
-    assert.equal(await p.reserve(bob, new RecordingInbox()), "taken");
+    assert.equal(await q.login(alice, new RecordingInbox()), "taken");
+    assert.equal(await p.login(bob, new RecordingInbox()), "taken");
     // ...with their name keys and client keys: a lookalike is still refused.
     const lookalike = { keys: [aliceKey], client: "10.0.0.9" };
-    assert.equal(await q.reserve(uniq("Alice"), new RecordingInbox(), lookalike), "taken");
+    assert.equal(await q.login(uniq("Alice"), new RecordingInbox(), lookalike), "taken");
     assert.equal(await q.clientOf(alice), "10.0.0.1");
     assert.equal(await q.send(alice, bytes(2, 1)), true);
     assert.equal(await p.send(bob, bytes(2, 2)), true);
@@ -300,18 +301,18 @@ test("Redis down: calls reject with PresenceUnavailable quickly, and recover", a
   try {
     const local = uniq("local"), remote = uniq("remote");
     const il = new RecordingInbox();
-    await p.reserve(local, il);
-    await q.reserve(remote, new RecordingInbox());
+    await p.login(local, il);
+    await q.login(remote, new RecordingInbox());
     await r.stop();
     await until("not ready", 2000, () => !p.ready);
-    await rejectsUnavailable(p.reserve(uniq("x"), new RecordingInbox()), 2000, "reserve");
+    await rejectsUnavailable(p.login(uniq("x"), new RecordingInbox()), 2000, "reserve");
     await rejectsUnavailable(Promise.resolve(p.send(remote, bytes(2))), 2000, "send");
     await rejectsUnavailable(
-      p.openHandshake({ a: local, b: remote, password: 1 }, 1000),
+      p.handshakes.open({ a: local, b: remote, password: 1 }, 1000),
       2000,
       "hs",
     );
-    await rejectsUnavailable(p.strikePair(local, remote, 3), 2000, "strikePair");
+    await rejectsUnavailable(p.handshakes.strikePair(local, remote, 3), 2000, "strikePair");
     await rejectsUnavailable(p.clientOf(remote), 2000, "clientOf");
     await rejectsUnavailable(p.broadcast(bytes(3), remote), 2000, "broadcast");
     assert.equal(il.frames.length, 1, "the local part of a broadcast still happened");
@@ -323,14 +324,14 @@ test("Redis down: calls reject with PresenceUnavailable quickly, and recover", a
     const stalled = uniq("stalled");
     r.pause();
     try {
-      await rejectsUnavailable(p.reserve(stalled, new RecordingInbox()), 2000, "reserve (stalled)");
+      await rejectsUnavailable(p.login(stalled, new RecordingInbox()), 2000, "reserve (stalled)");
       await rejectsUnavailable(Promise.resolve(p.send(remote, bytes(2))), 2000, "send (stalled)");
     } finally {
       r.resume();
     }
     // The timed-out reserve ran once Redis woke up; it was undone right behind it.
     await until("the stalled reserve to be undone", 3000, async () => {
-      return (await q.reserve(stalled, new RecordingInbox())) === "ok";
+      return (await q.login(stalled, new RecordingInbox())) === "ok";
     });
     await until("ready again", 5000, () => p.ready && q.ready);
     assert.equal(await p.send(remote, bytes(2)), true);
@@ -348,7 +349,7 @@ test("the liveness probe revives a silently dead subscription", async () => {
   try {
     const bob = uniq("bob");
     const ib = new RecordingInbox();
-    await q.reserve(bob, ib);
+    await q.login(bob, ib);
     await q.dropSubscriptions();
     assert.equal(await p.send(bob, bytes(2)), false, "nobody listens on q's channel");
     await until("q to notice", 3000, () => !q.ready);
@@ -389,8 +390,8 @@ test("ops tool lists nodes, users and handshakes", async () => {
   const p = await node(r.url, { clientAddress: "127.0.0.1:4242" });
   try {
     const alice = uniq("opsalice");
-    await p.reserve(alice, new RecordingInbox());
-    await p.openHandshake({ a: alice, b: "opsbob", password: 77 }, 10_000);
+    await p.login(alice, new RecordingInbox());
+    await p.handshakes.open({ a: alice, b: "opsbob", password: 77 }, 10_000);
     const out = await new Deno.Command(Deno.execPath(), {
       args: ["run", "--allow-net", "--allow-env", "src/ops/presence.ts", "--redis-url", r.url],
       stdout: "piped",

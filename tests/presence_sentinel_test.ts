@@ -5,7 +5,7 @@
  */
 import assert from "node:assert/strict";
 import { parseHostPorts, type RedisTarget } from "../src/presence/redis.ts";
-import { RecordingInbox } from "./presence_contract.ts";
+import { RecordingInbox } from "./helpers/presence_node.ts";
 import { assertServesAfterFailover } from "./helpers/failover_checks.ts";
 import { type SentinelSet, startSentinelSet } from "./helpers/redis_server.ts";
 import {
@@ -37,7 +37,7 @@ test("deno task presence finds the primary through the sentinels", async () => {
   const p = await node(await target(), { clientAddress: "127.0.0.1:4344" });
   try {
     const u = uniq("opss");
-    await p.reserve(u, new RecordingInbox());
+    await p.login(u, new RecordingInbox());
     const out = await new Deno.Command(Deno.execPath(), {
       args: [
         ...["run", "--allow-net", "--allow-env", "src/ops/presence.ts"],
@@ -66,14 +66,14 @@ test("kill -9 of the primary: calls fail fast, then a replica takes over, pseudo
   try {
     const alice = uniq("alice"), bob = uniq("bob");
     const ia = new RecordingInbox(), ib = new RecordingInbox();
-    assert.equal(await p.reserve(alice, ia), "ok");
-    assert.equal(await q.reserve(bob, ib), "ok");
+    assert.equal(await p.login(alice, ia), "ok");
+    assert.equal(await q.login(bob, ib), "ok");
     const oldPrimary = await set.primaryPort();
     const victim = set.servers.find((s) => s.port === oldPrimary)!;
     const t0 = Date.now();
     await victim.kill();
     // While no primary answers: an answer within the command timeout, never a hang.
-    await rejectsUnavailable(r.reserve(uniq("during"), new RecordingInbox()), 2500, "reserve");
+    await rejectsUnavailable(r.login(uniq("during"), new RecordingInbox()), 2500, "reserve");
     await until("a new primary", FAILOVER_BOUND_MS, async () => {
       return (await set.primaryPort()) !== oldPrimary;
     });

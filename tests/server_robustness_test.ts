@@ -134,7 +134,7 @@ t("hundreds of connections opened and closed quickly", () =>
       await Promise.all(Array.from({ length: 100 }, (_, i) => batch(round * 100 + i)));
     }
     await eventually(() => h.server.connections === 0, 5000, "all connections closed");
-    assert.equal(h.server.context.sessions.size, 0);
+    assert.equal(h.server.context.users.size, 0);
     await stillServes(h);
   }));
 

@@ -1,56 +1,31 @@
+/**
+ * Presence for one process, the embedded default: the directory and the handshake registry are
+ * maps, and there is no other node to relay to.
+ */
 import type { HandshakeKey } from "../protocol/frames.ts";
-import { LocalUsers } from "./local_users.ts";
+import { ClaimTable } from "./claims.ts";
 import { StrikeLedger } from "./strike_ledger.ts";
 import {
-  bareClaim,
   type Claim,
+  type Directory,
   handshakeId,
-  type Inbox,
+  type HandshakeRegistry,
   type LinkEndpoint,
   type Presence,
+  type Relay,
   type ReserveResult,
 } from "./presence.ts";
 
-interface Pending {
-  key: HandshakeKey;
-  expiresAt: number;
-  endpoint: LinkEndpoint | null;
-}
+/** Who holds which pseudonym, when this process is the only node. */
+export class MemoryDirectory implements Directory {
+  readonly #claims = new ClaimTable();
 
-/** Presence for one process: everything lives in maps. The embedded default. */
-export class MemoryPresence implements Presence {
-  readonly nodeId: string;
-  readonly users = new LocalUsers();
-  #handshakes = new Map<string, Pending>();
-  /** Strikes of each pending handshake, by handshake id. */
-  #strikes = new StrikeLedger<string>();
-  /** Name key → the pseudo holding it. */
-  #names = new Map<string, string>();
-  /** Pseudo → what it holds. */
-  #claims = new Map<string, Claim>();
-  #now: () => number;
-
-  constructor(opts: { nodeId?: string; now?: () => number } = {}) {
-    this.nodeId = opts.nodeId ?? "local";
-    this.#now = opts.now ?? Date.now;
+  reserve(pseudo: string, claim: Claim): Promise<ReserveResult> {
+    return Promise.resolve(this.#claims.hold(pseudo, claim) ? "ok" : "taken");
   }
 
-  reserve(pseudo: string, inbox: Inbox, claim: Claim = bareClaim(pseudo)): Promise<ReserveResult> {
-    if (claim.keys.some((k) => this.#names.has(k)) || !this.users.add(pseudo, inbox)) {
-      return Promise.resolve("taken");
-    }
-    for (const k of claim.keys) this.#names.set(k, pseudo);
-    this.#claims.set(pseudo, claim);
-    return Promise.resolve("ok");
-  }
-
-  release(pseudo: string, inbox: Inbox): Promise<void> {
-    if (this.users.remove(pseudo, inbox)) {
-      for (const k of this.#claims.get(pseudo)?.keys ?? []) {
-        if (this.#names.get(k) === pseudo) this.#names.delete(k);
-      }
-      this.#claims.delete(pseudo);
-    }
+  release(pseudo: string): Promise<void> {
+    this.#claims.drop(pseudo);
     return Promise.resolve();
   }
 
@@ -58,18 +33,26 @@ export class MemoryPresence implements Presence {
     return Promise.resolve(this.#claims.get(pseudo)?.client || null);
   }
 
-  userCount(): number {
-    return this.users.size;
+  clear(): void {
+    this.#claims.clear();
   }
+}
 
-  send(to: string, frame: Uint8Array): boolean {
-    const inbox = this.users.get(to);
-    inbox?.deliver(frame);
-    return inbox !== undefined;
-  }
+interface Pending {
+  key: HandshakeKey;
+  expiresAt: number;
+  endpoint: LinkEndpoint | null;
+}
 
-  broadcast(frame: Uint8Array, except: string): void {
-    this.users.fanOut(frame, except);
+/** The pending handshakes of this process, with their strikes. */
+export class MemoryHandshakeRegistry implements HandshakeRegistry {
+  #handshakes = new Map<string, Pending>();
+  /** Strikes of each pending handshake, by handshake id. */
+  #strikes = new StrikeLedger<string>();
+  #now: () => number;
+
+  constructor(now: () => number = Date.now) {
+    this.#now = now;
   }
 
   #live(key: HandshakeKey): Pending | undefined {
@@ -82,7 +65,7 @@ export class MemoryPresence implements Presence {
     return p;
   }
 
-  openHandshake(key: HandshakeKey, ttlMs: number): Promise<boolean> {
+  open(key: HandshakeKey, ttlMs: number): Promise<boolean> {
     if (this.#live(key)) return Promise.resolve(false);
     this.#handshakes.set(handshakeId(key), {
       key: { ...key },
@@ -93,20 +76,20 @@ export class MemoryPresence implements Presence {
     return Promise.resolve(true);
   }
 
-  cancelHandshake(key: HandshakeKey): Promise<boolean> {
+  cancel(key: HandshakeKey): Promise<boolean> {
     const p = this.#live(key);
     if (p) this.#drop(handshakeId(key));
     return Promise.resolve(p !== undefined);
   }
 
-  acceptHandshake(key: HandshakeKey, endpoint: LinkEndpoint): Promise<boolean> {
+  accept(key: HandshakeKey, endpoint: LinkEndpoint): Promise<boolean> {
     const p = this.#live(key);
     if (!p || p.endpoint) return Promise.resolve(false);
     p.endpoint = endpoint;
     return Promise.resolve(true);
   }
 
-  claimHandshake(key: HandshakeKey): Promise<LinkEndpoint | null> {
+  claim(key: HandshakeKey): Promise<LinkEndpoint | null> {
     const p = this.#live(key);
     if (!p || !p.endpoint) return Promise.resolve(null);
     this.#drop(handshakeId(key));
@@ -142,12 +125,34 @@ export class MemoryPresence implements Presence {
     this.#strikes.close(id);
   }
 
-  close(): Promise<void> {
-    this.users.clear();
-    this.#names.clear();
-    this.#claims.clear();
+  clear(): void {
     this.#handshakes.clear();
     this.#strikes.clear();
+  }
+}
+
+/** One node: nobody else to send to, and nobody else a broadcast reaches. */
+const NO_OTHER_NODES: Relay = {
+  send: () => false,
+  broadcast: () => {},
+  remoteUsers: 0,
+};
+
+/** Presence for one process. */
+export class MemoryPresence implements Presence {
+  readonly nodeId: string;
+  readonly directory = new MemoryDirectory();
+  readonly handshakes: MemoryHandshakeRegistry;
+  readonly relay = NO_OTHER_NODES;
+
+  constructor(opts: { nodeId?: string; now?: () => number } = {}) {
+    this.nodeId = opts.nodeId ?? "local";
+    this.handshakes = new MemoryHandshakeRegistry(opts.now);
+  }
+
+  close(): Promise<void> {
+    this.directory.clear();
+    this.handshakes.clear();
     return Promise.resolve();
   }
 }

@@ -1,35 +1,23 @@
 /**
- * Presence: who holds which pseudonym, how to reach them, and the registry of
- * pending private-link handshakes. The session code talks only to this
- * interface; `MemoryPresence` (one process) and `RedisPresence` (a cluster)
- * implement it and pass the same contract suite (tests/presence_contract.ts).
+ * Presence: what the nodes of a cluster share. A node delivers to its own users itself
+ * (src/server/local_users.ts); a store is only
+ * - the directory: who holds which pseudonym, with its name keys and client key, on every node;
+ * - the handshake registry: pending private-link handshakes and their strikes;
+ * - the relay: frames for users on other nodes, and broadcasts to them.
+ * `MemoryPresence` (one process) and `RedisPresence` (a cluster) implement each part, and each
+ * part has one contract suite that every store and topology passes (tests/contract/).
  *
- * Every method is async so a networked store fits. A store that cannot answer
- * (its backend is down) rejects with `PresenceUnavailable`; it never hangs
- * longer than its own timeout.
+ * A store that cannot answer (its backend is down) rejects with `PresenceUnavailable`; it never
+ * hangs longer than its own timeout.
  */
 
 import type { HandshakeKey } from "../protocol/frames.ts";
 
-/**
- * The local sink of one logged-in user: the store pushes frames addressed to
- * that user here (SPM, SMA, TCPAsk, TCPAccept, TCPAbort). `deliver` must not
- * block, and must not keep or mutate `frame` beyond queueing it: the same
- * bytes may be handed to many inboxes.
- */
-export interface Inbox {
-  deliver(frame: Uint8Array): void;
-}
+/** A result that may be available at once. Await it, or test `instanceof Promise` on a hot path. */
+export type MaybePromise<T> = T | Promise<T>;
 
-/**
- * Where the parked end of a private link waits: a node, a token naming the
- * end on that node, and the node's bridge address ("host:port") that other
- * nodes dial to join it ("" when the store is single-node).
- */
-export interface LinkEndpoint {
-  node: string;
-  token: string;
-  bridge: string;
+export class PresenceUnavailable extends Error {
+  override name = "PresenceUnavailable";
 }
 
 export type ReserveResult = "ok" | "taken";
@@ -51,11 +39,73 @@ export function bareClaim(pseudo: string): Claim {
   return { keys: [pseudo], client: "" };
 }
 
-/** A result that may be available at once. Await it, or test `instanceof Promise` on a hot path. */
-export type MaybePromise<T> = T | Promise<T>;
+/** Who holds which pseudonym, across every node. */
+export interface Directory {
+  /**
+   * Binds `pseudo` and every key of `claim` to this node, atomically; "taken" if another node,
+   * or another pseudo, holds the pseudo or any of the keys. The node checks its own users first
+   * (LocalUsers): a directory is asked only for a pseudo this node does not hold.
+   */
+  reserve(pseudo: string, claim: Claim): Promise<ReserveResult>;
+  /** Releases `pseudo` and its keys, if this node holds it. */
+  release(pseudo: string): Promise<void>;
+  /** The client key `pseudo` logged in with, on any node; null if nobody holds it. */
+  clientOf(pseudo: string): Promise<string | null>;
+}
 
-export class PresenceUnavailable extends Error {
-  override name = "PresenceUnavailable";
+/**
+ * Where the parked end of a private link waits: a node, a token naming the
+ * end on that node, and the node's bridge address ("host:port") that other
+ * nodes dial to join it ("" when the store is single-node).
+ */
+export interface LinkEndpoint {
+  node: string;
+  token: string;
+  bridge: string;
+}
+
+/** The pending private-link handshakes of every node, keyed by (A, B, password). */
+export interface HandshakeRegistry {
+  /** Registers a pending handshake; false if that (A, B, password) is already pending. */
+  open(key: HandshakeKey, ttlMs: number): Promise<boolean>;
+  /** Drops a pending handshake (asked or accepted); false if none was pending. */
+  cancel(key: HandshakeKey): Promise<boolean>;
+  /** Records B's parked private end; false unless the handshake is pending and not yet accepted. */
+  accept(key: HandshakeKey, endpoint: LinkEndpoint): Promise<boolean>;
+  /** Consumes an accepted handshake and returns B's endpoint; null if none is waiting. */
+  claim(key: HandshakeKey): Promise<LinkEndpoint | null>;
+  /** Drops every pending handshake between A and B, returning their keys. */
+  cancelPair(a: string, b: string): Promise<HandshakeKey[]>;
+  /**
+   * One failed attempt to join a link between A and B (a wrong password, or
+   * a step out of order, from A's or B's own address): one strike against
+   * each handshake of (A, B) pending now. Those whose strikes reach `budget`
+   * are dropped, atomically, and returned (the caller tells A and B). Strikes
+   * live in the handshake: a new one starts clean.
+   */
+  strikePair(a: string, b: string, budget: number): Promise<HandshakeKey[]>;
+}
+
+/**
+ * Frames for the users of other nodes. The caller delivers to this node's users itself, and asks
+ * the relay only for the rest; frames from other nodes reach this node's users through
+ * `NodeUsers`.
+ */
+export interface Relay {
+  /**
+   * Delivers `frame` to `to` on whichever other node holds the user. False: no other node
+   * received it. Synchronous where the answer is known at once (one node: always false).
+   */
+  send(to: string, frame: Uint8Array): MaybePromise<boolean>;
+  /** Delivers `frame` once to every user of every other node except `except`. */
+  broadcast(frame: Uint8Array, except: string): MaybePromise<void>;
+  /**
+   * The users of the other nodes: what a broadcast reaches beyond this node (flood control
+   * charges an SMA for each, so it is asked on every SMA and must be a field, never a round
+   * trip). A networked store counts them as of its last heartbeat, at most one lease period old
+   * (a node whose count it lacks counts 0).
+   */
+  readonly remoteUsers: number;
 }
 
 /** Counters of a store that relays between nodes. */
@@ -77,61 +127,41 @@ export interface StoreHealth {
   readonly stats: Readonly<RelayStats>;
 }
 
+/** A presence store: its three parts, and its lifecycle. */
 export interface Presence {
   /** This node's id; a LinkEndpoint whose `node` equals it is local. */
   readonly nodeId: string;
+  readonly directory: Directory;
+  readonly handshakes: HandshakeRegistry;
+  readonly relay: Relay;
   /** Readiness and relay counters, for stores that have them. */
   readonly health?: StoreHealth;
-
-  /**
-   * Binds `pseudo` to `inbox` everywhere, with every key of `claim`,
-   * atomically; "taken" if anyone holds the pseudo or any of the keys.
-   * Without a claim the pseudo is its only key (bareClaim).
-   */
-  reserve(pseudo: string, inbox: Inbox, claim?: Claim): Promise<ReserveResult>;
-  /** Releases `pseudo` and its keys if it is still bound to `inbox`. */
-  release(pseudo: string, inbox: Inbox): Promise<void>;
-  /** The client key `pseudo` logged in with, wherever connected; null if nobody holds it. */
-  clientOf(pseudo: string): Promise<string | null>;
-
-  /**
-   * Delivers `frame` to the user, wherever connected. False: nobody received
-   * it. Answers synchronously when it can (the user is on this node): the
-   * hot path of a one-node chat then costs no promise per message. A
-   * synchronous false also means nothing kept `frame` (the caller may reuse it).
-   */
-  send(to: string, frame: Uint8Array): MaybePromise<boolean>;
-  /** Delivers `frame` once to every connected user except `except`; synchronous when all are local. */
-  broadcast(frame: Uint8Array, except: string): MaybePromise<void>;
-  /**
-   * How many users are logged in on every node together: what a broadcast reaches (flood control
-   * charges an SMA for each). Synchronous and cheap, for it is asked on every SMA: this node's
-   * users are counted as they are now; a networked store adds the other nodes' counts as of its
-   * last heartbeat, at most one lease period old (a node whose count it lacks counts 0).
-   */
-  userCount(): number;
-
-  /** Registers a pending handshake; false if that (A, B, password) is already pending. */
-  openHandshake(key: HandshakeKey, ttlMs: number): Promise<boolean>;
-  /** Drops a pending handshake (asked or accepted); false if none was pending. */
-  cancelHandshake(key: HandshakeKey): Promise<boolean>;
-  /** Records B's parked private end; false unless the handshake is pending and not yet accepted. */
-  acceptHandshake(key: HandshakeKey, endpoint: LinkEndpoint): Promise<boolean>;
-  /** Consumes an accepted handshake and returns B's endpoint; null if none is waiting. */
-  claimHandshake(key: HandshakeKey): Promise<LinkEndpoint | null>;
-  /** Drops every pending handshake between A and B, returning their keys. */
-  cancelPair(a: string, b: string): Promise<HandshakeKey[]>;
-  /**
-   * One failed attempt to join a link between A and B (a wrong password, or
-   * a step out of order, from A's or B's own address): one strike against
-   * each handshake of (A, B) pending now. Those whose strikes reach `budget`
-   * are dropped, atomically, and returned (the caller tells A and B). Strikes
-   * live in the handshake: a new one starts clean.
-   */
-  strikePair(a: string, b: string, budget: number): Promise<HandshakeKey[]>;
-
   /** Releases everything this node holds and stops. */
   close(): Promise<void>;
+}
+
+/**
+ * This node's users as a networked store sees them. The node owns them (src/server/local_users.ts)
+ * and gives this view to the store it starts.
+ */
+export interface NodeUsers {
+  /** Users logged in on this node. */
+  readonly size: number;
+  /** Logged in here. */
+  has(pseudo: string): boolean;
+  /** Logged in here, or logging in: the directory may bind it to this node already. */
+  holds(pseudo: string): boolean;
+  /** Every logged-in user and its claim, for writing them again after Redis lost them. */
+  loggedIn(): Iterable<[string, Claim]>;
+  /**
+   * A frame from another node for a user of this one; false if nobody here takes it. A login
+   * still in flight here takes it too (Redis binds the pseudo here before the reply arrives).
+   */
+  receive(pseudo: string, frame: Uint8Array): boolean;
+  /** A broadcast from another node: to every user here but `except`. */
+  fanOut(frame: Uint8Array, except: string): void;
+  /** Another node holds `pseudo` now (found after a Redis outage): the session here must end. */
+  evict(pseudo: string): void;
 }
 
 /** A stable map key for a handshake; length prefixes keep ("ab","c") apart from ("a","bc"). */

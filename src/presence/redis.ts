@@ -1,49 +1,41 @@
 /**
- * RedisPresence: the Presence store for a cluster of ChatOS nodes sharing one
- * Redis. Schema and operations: docs/REDIS.md. This file composes the parts
- * under ./redis/:
+ * RedisPresence: the presence store for a cluster of ChatOS nodes sharing one Redis (standalone,
+ * Sentinel or Redis Cluster). Schema and operations: docs/REDIS.md. `assembleRedisPresence`
+ * builds its parts under ./redis/, each with what it uses:
  * - connections.ts: the three connections (cmd, pub, sub) and their events;
  * - single_topology.ts, cluster_topology.ts: the Redis side of each operation, per topology
  *   (one Redis or Sentinel: any-key scripts; Redis Cluster: one slot per step);
- * - lease.ts: the lease, heartbeat, resync after reconnects, pruning;
- * - census.ts: the other nodes' user counts, read on the heartbeat (userCount);
- * - reservations.ts: reserve, release, and writing them again;
+ * - nodes.ts: the list of nodes; lease.ts: this node's lease and its fence;
+ * - heartbeat.ts: renews the lease, writes reservations again after trouble, prunes dead nodes;
+ * - census.ts: the other nodes' user counts, read on the heartbeat;
+ * - directory.ts: reserve, release, and the client key of any user;
  * - probe.ts: the liveness ping through pub/sub;
  * - relay.ts: remote sends, broadcasts, and receiving (envelope.ts: the bytes);
- * - handshakes.ts: handshake scripts, strikes included (scripts.ts, lua/: the scripts).
+ * - handshake_registry.ts: handshake scripts, strikes included (scripts.ts, lua/: the scripts).
  *
  * Failure model: no command waits in an offline queue or longer than
  * `commandTimeoutMs`; every failure rejects with PresenceUnavailable. After a
  * reconnect the lease and every local reservation are written again, since
  * Redis may have come back empty.
  */
-import type { HandshakeKey } from "../protocol/frames.ts";
 import type { LogFn } from "../lib/log.ts";
-import { LocalUsers } from "./local_users.ts";
-import {
-  bareClaim,
-  type Claim,
-  type Inbox,
-  type LinkEndpoint,
-  type Presence,
-  PresenceUnavailable,
-  type RelayStats,
-  type ReserveResult,
-  type StoreHealth,
-} from "./presence.ts";
-import { Connections, type Kind, unavailable } from "./redis/connections.ts";
+import type { NodeUsers, Presence, RelayStats, StoreHealth } from "./presence.ts";
+import { Connections, unavailable } from "./redis/connections.ts";
 import type { RedisTarget } from "./redis/target.ts";
 import { RedisHandshakeRegistry } from "./redis/handshake_registry.ts";
 import { Census } from "./redis/census.ts";
+import { Heartbeat } from "./redis/heartbeat.ts";
 import { Lease } from "./redis/lease.ts";
+import { NodeList } from "./redis/nodes.ts";
 import { Probe } from "./redis/probe.ts";
-import { Relay } from "./redis/relay.ts";
-import { Reservations } from "./redis/reservations.ts";
+import { RedisRelay } from "./redis/relay.ts";
+import { RedisDirectory } from "./redis/directory.ts";
 import { ClusterTopology } from "./redis/cluster_topology.ts";
 import { SingleTopology } from "./redis/single_topology.ts";
 import type { RedisTopology } from "./redis/topology.ts";
-import { channels, keys, NODE_ID_PATTERN } from "./redis/schema.ts";
-import type { ScriptName } from "./redis/scripts.ts";
+import { channels, NODE_ID_PATTERN } from "./redis/schema.ts";
+
+export { parseHostPorts, type RedisTarget, redisTarget } from "./redis/target.ts";
 
 /** Where Redis is: `url` (redis://[user:password@]host:port[/db]) or a `target`. */
 export type RedisLocation = { url: string; target?: never } | { target: RedisTarget; url?: never };
@@ -74,12 +66,6 @@ export interface RedisPresenceSettings {
   /** A subscriber that received no ping for this long is reconnected. Default 3000. */
   probeTimeoutMs?: number;
   log?: LogFn;
-  /**
-   * Called when, after Redis trouble, a pseudo this node still serves turned
-   * out to be held by another live node. The local binding is left in place;
-   * the server should end that user's session.
-   */
-  onLost?: (pseudo: string) => void;
 }
 
 const defaultLog: LogFn = (level, msg, fields) => {
@@ -88,110 +74,130 @@ const defaultLog: LogFn = (level, msg, fields) => {
   }
 };
 
-/** Starts a RedisPresence: connects, takes the lease, subscribes. Rejects with PresenceUnavailable. */
-export { parseHostPorts, type RedisTarget, redisTarget } from "./redis/target.ts";
+/** The parts of a Redis store, built by `assembleRedisPresence`. */
+export interface RedisParts {
+  readonly nodeId: string;
+  readonly bridge: string;
+  readonly log: LogFn;
+  readonly connectTimeoutMs: number;
+  readonly stats: RelayStats;
+  readonly conns: Connections;
+  readonly lease: Lease;
+  readonly heartbeat: Heartbeat;
+  readonly probe: Probe;
+  readonly topology: RedisTopology;
+  readonly directory: RedisDirectory;
+  readonly handshakes: RedisHandshakeRegistry;
+  readonly relay: RedisRelay;
+}
 
-export async function createRedisPresence(opts: RedisPresenceOptions): Promise<RedisPresence> {
-  const p = new RedisPresence(opts);
+/** Builds every part of a Redis store for this node's `users`, connecting nothing yet. */
+export function assembleRedisPresence(opts: RedisPresenceOptions, users: NodeUsers): RedisParts {
+  if (!NODE_ID_PATTERN.test(opts.nodeId)) {
+    throw new TypeError(
+      `invalid node id ${JSON.stringify(opts.nodeId)}: use 1-64 of [A-Za-z0-9_.-]`,
+    );
+  }
+  const { nodeId, bridge } = opts;
+  const log = opts.log ?? defaultLog;
+  const stats: RelayStats = { publishes: 0, receives: 0, reconnects: 0, lastRttMs: 0 };
+  const conns = new Connections({
+    target: opts.target ?? { mode: "single", url: opts.url! },
+    nodeId,
+    commandTimeoutMs: opts.commandTimeoutMs ?? 1000,
+    log,
+  });
+  // A unique id of this process: the lease's owner, and part of every fence and strike id.
+  const instance = crypto.randomUUID();
+  const nodes = new NodeList(conns.cmd, nodeId);
+  const lease = new Lease(
+    {
+      nodeId,
+      bridge,
+      clientAddress: opts.clientAddress ?? "",
+      leaseMs: opts.leaseMs ?? 3000,
+      instance,
+    },
+    conns,
+    nodes,
+  );
+  const topology: RedisTopology = conns.cluster
+    ? new ClusterTopology(conns, nodeId, instance, lease, nodes)
+    : new SingleTopology(conns, nodeId, instance);
+  const directory = new RedisDirectory({ nodeId, topology, cmd: conns.cmd, lease, users, log });
+  const census = new Census(conns.cmd, nodes, log);
+  const probe = new Probe(
+    {
+      nodeId,
+      channel: channels.to(nodeId),
+      intervalMs: opts.probeIntervalMs ?? 1000,
+      timeoutMs: opts.probeTimeoutMs ?? 3000,
+    },
+    conns,
+    stats,
+    log,
+  );
+  const heartbeat = new Heartbeat({
+    nodeId,
+    heartbeatMs: opts.heartbeatMs ?? 1000,
+    conns,
+    lease,
+    directory,
+    census,
+    nodes,
+    topology,
+    probe,
+    users,
+    log,
+  });
+  const relay = new RedisRelay({ nodeId, conns, topology, users, census, probe, stats, log });
+  return {
+    nodeId,
+    bridge,
+    log,
+    connectTimeoutMs: opts.connectTimeoutMs ?? 5000,
+    stats,
+    conns,
+    lease,
+    heartbeat,
+    probe,
+    topology,
+    directory,
+    handshakes: new RedisHandshakeRegistry(conns, nodeId),
+    relay,
+  };
+}
+
+/** Starts a RedisPresence for this node's `users`: connects, takes the lease, subscribes. */
+export async function createRedisPresence(
+  opts: RedisPresenceOptions,
+  users: NodeUsers,
+): Promise<RedisPresence> {
+  const p = new RedisPresence(assembleRedisPresence(opts, users));
   await p.start();
   return p;
 }
 
 export class RedisPresence implements Presence, StoreHealth {
   readonly nodeId: string;
-  readonly bridge: string;
-  readonly clientAddress: string;
-  readonly users = new LocalUsers();
-  readonly stats: RelayStats = { publishes: 0, receives: 0, reconnects: 0, lastRttMs: 0 };
-
-  protected readonly conns: Connections;
-  protected readonly lease: Lease;
-  protected readonly probe: Probe;
-  readonly #reservations: Reservations;
-  readonly #census: Census;
-  readonly #relay: Relay;
-  readonly #handshakes: RedisHandshakeRegistry;
-  readonly #log: LogFn;
-  readonly #connectTimeoutMs: number;
+  readonly directory: RedisDirectory;
+  readonly handshakes: RedisHandshakeRegistry;
+  readonly relay: RedisRelay;
+  readonly #p: RedisParts;
   #running = false;
-  #closed = false;
   #closing: Promise<void> | null = null;
 
-  /** Use createRedisPresence(); a bare instance is not connected until start(). */
-  constructor(opts: RedisPresenceOptions) {
-    if (!NODE_ID_PATTERN.test(opts.nodeId)) {
-      throw new TypeError(
-        `invalid node id ${JSON.stringify(opts.nodeId)}: use 1-64 of [A-Za-z0-9_.-]`,
-      );
-    }
-    const nodeId = this.nodeId = opts.nodeId;
-    this.bridge = opts.bridge;
-    this.clientAddress = opts.clientAddress ?? "";
-    const log = this.#log = opts.log ?? defaultLog;
-    this.#connectTimeoutMs = opts.connectTimeoutMs ?? 5000;
-    const conns = this.conns = new Connections({
-      target: opts.target ?? { mode: "single", url: opts.url! },
-      nodeId,
-      commandTimeoutMs: opts.commandTimeoutMs ?? 1000,
-      log,
-    });
-    const users = this.users;
-    // A unique id of this process: the lease's owner, and part of every fence and strike id.
-    const instance = crypto.randomUUID();
-    // The cluster store reads the lease's fence when it runs, after construction.
-    const store: RedisTopology = conns.cluster
-      ? new ClusterTopology(conns, nodeId, instance, () => this.lease.fence)
-      : new SingleTopology(conns, nodeId, instance);
-    const reservations = this.#reservations = new Reservations({
-      nodeId,
-      store,
-      users,
-      log,
-      onNoLease: () => this.lease.lapsed(),
-      onLost: opts.onLost,
-    });
-    const census = this.#census = new Census(conns.cmd, nodeId, log);
-    this.lease = new Lease({
-      nodeId,
-      bridge: this.bridge,
-      clientAddress: this.clientAddress,
-      leaseMs: opts.leaseMs ?? 3000,
-      heartbeatMs: opts.heartbeatMs ?? 1000,
-      instance,
-    }, {
-      conns,
-      store,
-      users,
-      reservations,
-      census,
-      log,
-      onFailover: () => this.probe.subscriberReady(),
-    });
-    this.probe = new Probe(
-      {
-        nodeId,
-        channel: channels.to(nodeId),
-        intervalMs: opts.probeIntervalMs ?? 1000,
-        timeoutMs: opts.probeTimeoutMs ?? 3000,
-      },
-      conns,
-      this.stats,
-      log,
-    );
-    this.#relay = new Relay({
-      nodeId,
-      conns,
-      store,
-      users,
-      reservations,
-      probe: this.probe,
-      stats: this.stats,
-      log,
-    });
-    this.#handshakes = new RedisHandshakeRegistry(
-      (name, ...args) => this.#call(name, ...args),
-      nodeId,
-    );
+  /** A store of `parts` (assembleRedisPresence); not connected until start(). */
+  constructor(parts: RedisParts) {
+    this.#p = parts;
+    this.nodeId = parts.nodeId;
+    this.directory = parts.directory;
+    this.handshakes = parts.handshakes;
+    this.relay = parts.relay;
+  }
+
+  get stats(): Readonly<RelayStats> {
+    return this.#p.stats;
   }
 
   /**
@@ -203,34 +209,50 @@ export class RedisPresence implements Presence, StoreHealth {
   }
 
   get ready(): boolean {
-    return this.#running && this.lease.held && this.conns.allReady && this.probe.fresh;
+    const { heartbeat, conns, probe } = this.#p;
+    return this.#running && heartbeat.synced && conns.allReady && probe.fresh;
   }
 
   // ---------------------------------------------------------------- lifecycle
 
   /** Connects, takes the lease, subscribes, proves pub/sub with one ping. */
   async start(): Promise<void> {
-    const deadline = Date.now() + this.#connectTimeoutMs;
+    const { conns, lease, heartbeat, directory, relay, probe, log } = this.#p;
+    const deadline = Date.now() + this.#p.connectTimeoutMs;
     const left = () => Math.max(1, deadline - Date.now());
     try {
       // ioredis keeps retrying a refused connection; wait for all three up to the deadline.
-      await this.conns.connect(left());
-      await this.lease.acquire(deadline);
-      await this.#relay.subscribe();
-      await this.probe.first(left());
+      await conns.connect(left());
+      await lease.acquire(deadline, 0);
+      await heartbeat.begin();
+      await directory.reconcile(); // forget what a previous process with this id left
+      await relay.subscribe();
+      await probe.first(left());
     } catch (e) {
-      this.#closed = true;
-      this.conns.disconnect();
+      this.#closeParts();
+      conns.disconnect();
       throw unavailable(e);
     }
     this.#running = true;
-    this.conns.run({
-      lost: (k) => this.#connectionLost(k),
-      ready: (k) => this.#connectionReady(k),
+    conns.run({
+      lost: (kind) => {
+        if (kind === "cmd") heartbeat.connectionLost();
+      },
+      ready: (kind) => {
+        this.#p.stats.reconnects++;
+        if (kind === "cmd") heartbeat.connectionReady();
+        else if (kind === "sub") {
+          probe.subscriberReady();
+          // autoResubscribe restores what ioredis knew; this also covers a lost subscription.
+          relay.subscribe().catch((e: unknown) =>
+            log("warn", "resubscribe failed", { error: unavailable(e).message })
+          );
+        }
+      },
     });
-    this.lease.start();
-    this.probe.start();
-    this.#log("info", "presence ready", { node: this.nodeId, bridge: this.bridge });
+    heartbeat.start();
+    probe.start();
+    log("info", "presence ready", { node: this.nodeId, bridge: this.#p.bridge });
   }
 
   /** Releases this node's users and lease at once, then closes the connections. Idempotent. */
@@ -239,113 +261,28 @@ export class RedisPresence implements Presence, StoreHealth {
   }
 
   async #close(): Promise<void> {
+    const { heartbeat, probe, topology, lease, conns, log } = this.#p;
     const wasRunning = this.#running;
-    this.probe.stop();
-    this.lease.stop();
-    this.#closed = true;
     this.#running = false;
-    this.#reservations.close();
+    probe.stop();
+    heartbeat.stop();
+    this.#closeParts();
     if (wasRunning) {
       try {
-        await this.lease.release();
+        await topology.close();
+        lease.lost();
       } catch (e) {
-        this.#log("warn", "close: could not release reservations; they lapse with the lease", {
+        log("warn", "close: could not release reservations; they lapse with the lease", {
           error: unavailable(e).message,
         });
       }
     }
-    await this.conns.quit();
+    await conns.quit();
   }
 
-  #connectionLost(kind: Kind): void {
-    if (kind === "cmd") this.lease.connectionLost();
-  }
-
-  #connectionReady(kind: Kind): void {
-    this.stats.reconnects++;
-    if (kind === "cmd") this.lease.connectionReady();
-    else if (kind === "sub") {
-      this.probe.subscriberReady();
-      // autoResubscribe restores what ioredis knew; this also covers a lost subscription.
-      this.#relay.subscribe().catch((e: unknown) =>
-        this.#log("warn", "resubscribe failed", { error: unavailable(e).message })
-      );
-    }
-  }
-
-  // ---------------------------------------------------------------- Presence
-
-  reserve(pseudo: string, inbox: Inbox, claim: Claim = bareClaim(pseudo)): Promise<ReserveResult> {
-    if (this.#closed) return Promise.reject(new PresenceUnavailable("presence closed"));
-    return this.#reservations.reserve(pseudo, inbox, claim);
-  }
-
-  async clientOf(pseudo: string): Promise<string | null> {
-    const local = this.#reservations.localClient(pseudo);
-    if (local !== undefined) return local || null;
-    if (this.#closed) throw new PresenceUnavailable("presence closed");
-    try {
-      return (await this.conns.cmd.hget(keys.profile(pseudo), "client")) || null;
-    } catch (e) {
-      throw unavailable(e);
-    }
-  }
-
-  release(pseudo: string, inbox: Inbox): Promise<void> {
-    return this.#reservations.release(pseudo, inbox);
-  }
-
-  /** This node's users now, plus the other nodes' as of the last heartbeat (census.ts). */
-  userCount(): number {
-    return this.users.size + this.#census.others;
-  }
-
-  send(to: string, frame: Uint8Array): boolean | Promise<boolean> {
-    const local = this.users.get(to);
-    if (local) {
-      local.deliver(frame);
-      return true;
-    }
-    if (this.#closed) return Promise.reject(new PresenceUnavailable("presence closed"));
-    return this.#relay.send(to, frame);
-  }
-
-  broadcast(frame: Uint8Array, except: string): Promise<void> {
-    this.users.fanOut(frame, except);
-    if (this.#closed) return Promise.reject(new PresenceUnavailable("presence closed"));
-    return this.#relay.broadcast(frame, except);
-  }
-
-  openHandshake(key: HandshakeKey, ttlMs: number): Promise<boolean> {
-    return this.#handshakes.open(key, ttlMs);
-  }
-
-  cancelHandshake(key: HandshakeKey): Promise<boolean> {
-    return this.#handshakes.cancel(key);
-  }
-
-  acceptHandshake(key: HandshakeKey, endpoint: LinkEndpoint): Promise<boolean> {
-    return this.#handshakes.accept(key, endpoint);
-  }
-
-  claimHandshake(key: HandshakeKey): Promise<LinkEndpoint | null> {
-    return this.#handshakes.claim(key);
-  }
-
-  cancelPair(a: string, b: string): Promise<HandshakeKey[]> {
-    return this.#handshakes.cancelPair(a, b);
-  }
-
-  strikePair(a: string, b: string, budget: number): Promise<HandshakeKey[]> {
-    return this.#handshakes.strikePair(a, b, budget);
-  }
-
-  async #call(name: ScriptName, ...args: (string | number)[]): Promise<unknown> {
-    if (this.#closed) throw new PresenceUnavailable("presence closed");
-    try {
-      return await this.conns.script(name, ...args);
-    } catch (e) {
-      throw unavailable(e);
-    }
+  #closeParts(): void {
+    this.directory.close();
+    this.handshakes.close();
+    this.relay.close();
   }
 }

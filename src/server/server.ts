@@ -5,7 +5,8 @@
  * what that part uses, and nothing else.
  */
 import { MemoryPresence } from "../presence/memory.ts";
-import type { Presence } from "../presence/presence.ts";
+import type { NodeUsers, Presence } from "../presence/presence.ts";
+import { LocalUsers } from "./local_users.ts";
 import { Logger, silentLogger } from "../lib/log.ts";
 import { withDeadline } from "../lib/async.ts";
 import { closeQuietly, errorMessage } from "../lib/errors.ts";
@@ -29,8 +30,8 @@ import { LinkBroker } from "./links/broker.ts";
 /** What may be inspected of a running node (tests, embedding). */
 export interface NodeView {
   readonly metrics: Metrics;
-  /** Sessions logged in on this node, by pseudo. */
-  readonly sessions: ReadonlyMap<string, ChatSession>;
+  /** The users logged in on this node. */
+  readonly users: LocalUsers<ChatSession>;
   /** Every chat connection's outbound queue. */
   readonly outbound: ReadonlySet<OutboundQueue>;
 }
@@ -50,8 +51,8 @@ export interface RunningServer {
 }
 
 export interface ServerDeps {
-  /** A store to use instead of the one the config names (tests). */
-  presence?: Presence;
+  /** A store to use instead of the one the config names (tests), made for the node's users. */
+  presence?: (users: NodeUsers) => Presence | Promise<Presence>;
   logger?: Logger;
 }
 
@@ -59,7 +60,7 @@ async function makePresence(
   config: ServerConfig,
   log: Logger,
   bridge: string,
-  onLost: (pseudo: string) => void,
+  users: NodeUsers,
 ): Promise<Presence> {
   if (config.presence === "memory") return new MemoryPresence({ nodeId: config.nodeId || "local" });
   // Loaded only in cluster mode, so a single node never needs the Redis client.
@@ -72,8 +73,7 @@ async function makePresence(
     bridge,
     clientAddress: `${config.advertiseHost || Deno.hostname()}:${config.port}`,
     log: (level, msg, fields) => log.log(level, msg, fields),
-    onLost,
-  });
+  }, users);
 }
 
 export async function startServer(
@@ -85,7 +85,7 @@ export async function startServer(
   const log = deps.logger ??
     (partial.logLevel ? new Logger(config.logLevel, { node: config.nodeId }) : silentLogger);
   const metrics = new Metrics();
-  const sessions = new Map<string, ChatSession>();
+  const users = new LocalUsers<ChatSession>(log);
   const outbound = new Set<OutboundQueue>();
   const queueBudget = new QueueBudget(config.maxQueuedBytesTotal);
   const fdLimit = config.maxFds ? null : processFdLimit();
@@ -125,20 +125,21 @@ export async function startServer(
 
   let presence: Presence;
   try {
-    presence = deps.presence ?? await makePresence(config, log, bridgeAddress, (pseudo) => {
-      // After a Redis outage another node holds this pseudo: ours must go.
-      sessions.get(pseudo)?.evict("pseudo taken by another node during a Redis outage");
-    });
+    presence = await (deps.presence?.(users) ?? makePresence(config, log, bridgeAddress, users));
   } catch (e) {
     listener.close();
     bridgeListener?.close();
     throw e;
   }
 
-  const aborts = new HandshakeAborts(presence, log);
-  const guard = new LinkGuard(presence, aborts, config, log, warn, metrics);
+  const { directory, handshakes, relay } = presence;
+  const aborts = new HandshakeAborts(handshakes, users, relay, log);
+  const guard = new LinkGuard({ users, directory, handshakes }, aborts, config, log, warn, metrics);
   const links = new LinkBroker({
-    presence,
+    nodeId: presence.nodeId,
+    handshakes,
+    users,
+    relay,
     aborts,
     guard,
     log,
@@ -149,9 +150,11 @@ export async function startServer(
     bridge: { address: bridgeAddress, secret: config.clusterSecret },
   });
   const sessionDeps = {
-    presence,
+    users,
+    directory,
+    handshakes,
+    relay,
     aborts,
-    sessions,
     log,
     metrics,
     limits: config,
@@ -167,7 +170,7 @@ export async function startServer(
     outbound,
     queueBudget,
     // Every node's users, not only this node's: an SMA reaches them all (docs/PROTOCOL.md).
-    fanOut: () => Math.max(1, presence.userCount() - 1),
+    fanOut: () => Math.max(1, users.size + relay.remoteUsers - 1),
     newSession: (
       out: OutboundQueue,
       address: string,
@@ -179,7 +182,7 @@ export async function startServer(
   metrics.gauges.fd_budget_used = () => budget.used;
   metrics.gauges.fd_budget_max = () => budget.max;
   metrics.gauges.outbound_charged_bytes = () => queueBudget.used;
-  metrics.gauges.sessions = () => sessions.size;
+  metrics.gauges.sessions = () => users.size;
   metrics.gauges.links_pending = () => links.parkedCount;
   metrics.gauges.link_ends_active = () => links.activeEnds;
 
@@ -265,7 +268,7 @@ export async function startServer(
             metrics,
             draining: isDraining,
             health: () => presence.health,
-            mailboxDepths: () => [...sessions.values()].map((s) => s.mailbox.depth),
+            mailboxDepths: () => [...users.values()].map((s) => s.mailbox.depth),
             queuedBytes: () => queuedBytes(outbound),
           }, { ...acceptDeps, budget }),
       );
@@ -293,7 +296,7 @@ export async function startServer(
     port: addr.port,
     bridgePort: bridgeListener ? bridgeListener.addr.port : -1,
     adminPort: admin ? admin.port : -1,
-    context: { metrics, sessions, outbound },
+    context: { metrics, users, outbound },
     get connections() {
       return admission.open;
     },

@@ -1,11 +1,11 @@
 /** What the Redis presence test files share: unique names, a kept log, polling, nodes. */
 import assert from "node:assert/strict";
-import { sleep, withDeadline } from "../../src/lib/async.ts";
+import { eventually } from "./harness.ts";
 import type { LogFn } from "../../src/lib/log.ts";
 import { PresenceUnavailable } from "../../src/presence/presence.ts";
 import type { RedisPresenceSettings, RedisTarget } from "../../src/presence/redis.ts";
-import { BreakableRedisPresence } from "./redis_presence_probe.ts";
-import { presenceContract } from "../presence_contract.ts";
+import { BreakableRedisNode } from "./redis_presence_probe.ts";
+import { presenceContract } from "../contract/mod.ts";
 
 export const bytes = (...xs: number[]) => Uint8Array.from(xs);
 let seq = 0;
@@ -35,7 +35,7 @@ export function contractOver(name: string, target: () => Promise<RedisTarget>): 
   presenceContract({
     name,
     maxNodes: 3,
-    async makeCluster(n) {
+    async nodes(n) {
       const t = await target();
       return await Promise.all(Array.from({ length: n }, () => node(t)));
     },
@@ -46,7 +46,7 @@ export function contractOver(name: string, target: () => Promise<RedisTarget>): 
 export function node(
   where: string | RedisTarget,
   extra: Partial<RedisPresenceSettings> = {},
-): Promise<BreakableRedisPresence> {
+): Promise<BreakableRedisNode> {
   const settings = {
     nodeId: uniq("n"),
     bridge: `127.0.0.1:${7000 + (seq % 1000)}`,
@@ -54,31 +54,19 @@ export function node(
     log,
     ...extra,
   };
-  return BreakableRedisPresence.start(
+  return BreakableRedisNode.start(
     typeof where === "string" ? { url: where, ...settings } : { target: where, ...settings },
   );
 }
 
-/** Polls `fn` until true; an error thrown by `fn` fails the test (it is not "not yet"). */
-export async function until(what: string, ms: number, fn: () => boolean | Promise<boolean>) {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    if (await fn()) return;
-    if (Date.now() > deadline) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
-    await sleep(50);
-  }
+/** Polls `fn` until true (harness.ts's `eventually`, what first); an error thrown by `fn` fails. */
+export function until(what: string, ms: number, fn: () => boolean | Promise<boolean>) {
+  return eventually(fn, ms, what);
 }
 
-export async function rejectsUnavailable(p: Promise<unknown>, withinMs: number, what: string) {
+export async function rejectsUnavailable(p: unknown, withinMs: number, what: string) {
   const t0 = Date.now();
-  await assert.rejects(p, PresenceUnavailable, what);
+  await assert.rejects(Promise.resolve(p), PresenceUnavailable, what);
   const took = Date.now() - t0;
   assert.ok(took <= withinMs, `${what}: rejected after ${took} ms, expected <= ${withinMs}`);
-}
-
-/** The first pseudo passed to onLost (within 5 s), and the callback to pass. */
-export function lostSignal(): { onLost: (pseudo: string) => void; lost: () => Promise<string> } {
-  const { promise, resolve } = Promise.withResolvers<string>();
-  const lost = () => withDeadline(promise, 5000, () => new Error("onLost was not called"));
-  return { onLost: resolve, lost };
 }

@@ -95,7 +95,7 @@ export const MUTATIONS: Mutation[] = [
   {
     name: "cluster-mode-reserve-without-own-lease",
     why: "in Redis Cluster mode a reservation no longer requires the node's own lease",
-    find: 'if ((await this.#conns.cmd.hget(this.#lease, "fence")) !== fence) {',
+    find: 'if ((await this.#conns.cmd.hget(this.#leaseKey, "fence")) !== fence) {',
     replace: "if (false) {",
     tests: ["tests/presence_cluster_test.ts"],
   },
@@ -112,21 +112,21 @@ export const MUTATIONS: Mutation[] = [
     why: "a leaving user's handshakes are aborted after its pseudo is released, so the " +
       "TCPAborts meant for it reach the pseudo's next holder",
     find: "for (const k of this.#hsMade?.takeAll() ?? []) {\n" +
-      "      await handshakes.abort(k, `${pseudo} left`, { except: pseudo });\n" +
+      "      await aborts.abort(k, `${pseudo} left`, { except: pseudo });\n" +
       "    }\n" +
       "    try {\n" +
-      "      // While draining, presence was closed and released everyone already.\n" +
-      "      if (!this.#d.draining()) await presence.release(pseudo, this);\n" +
+      "      // While draining, the store was closed and released everyone already: this is local only.\n" +
+      "      await users.logout(pseudo, this, directory);\n" +
       "    } catch (e) {\n" +
       '      log.warn("could not release pseudo", { pseudo, error: errorMessage(e) });\n' +
       "    }",
     replace: "try {\n" +
-      "      if (!this.#d.draining()) await presence.release(pseudo, this);\n" +
+      "      await users.logout(pseudo, this, directory);\n" +
       "    } catch (e) {\n" +
       '      log.warn("could not release pseudo", { pseudo, error: errorMessage(e) });\n' +
       "    }\n" +
       "    for (const k of this.#hsMade?.takeAll() ?? []) {\n" +
-      "      await handshakes.abort(k, `${pseudo} left`);\n" +
+      "      await aborts.abort(k, `${pseudo} left`);\n" +
       "    }",
     tests: ["tests/handshake_release_test.ts"],
   },
@@ -148,9 +148,9 @@ export const MUTATIONS: Mutation[] = [
   {
     name: "spm-body-logged",
     why: "message bodies reach the logs",
-    find: "sent = this.#d.presence.send(to, bytes);",
+    find: "if (this.#d.users.send(to, bytes)) return this.#ok();",
     replace:
-      'this.#d.log.debug("spm", { to, frame: new TextDecoder().decode(bytes) });\n      sent = this.#d.presence.send(to, bytes);',
+      'this.#d.log.debug("spm", { to, frame: new TextDecoder().decode(bytes) });\n    if (this.#d.users.send(to, bytes)) return this.#ok();',
     tests: ["tests/ops_test.ts"],
   },
   {
@@ -184,14 +184,15 @@ export const MUTATIONS: Mutation[] = [
   {
     name: "local-delivery-needs-redis",
     why: "two users on one node cannot chat while Redis is down",
-    find: "const local = this.users.get(to);\n    if (local) {",
-    replace: "const local = this.users.get(to);\n    if (local && this.ready) {",
+    find: "if (this.#d.users.send(to, bytes)) return this.#ok();",
+    // Every SPM through the relay, as when the store delivered locally only while it was ready.
+    replace: "if (false) return this.#ok();",
     tests: ["tests/cluster_test.ts"],
   },
   {
     name: "lost-pseudo-not-evicted",
     why: "a local session whose pseudo another live node took during an outage stays connected",
-    find: 'sessions.get(pseudo)?.evict("pseudo taken by another node during a Redis outage");',
+    find: 'this.#users.get(pseudo)?.evict("pseudo taken by another node during a Redis outage");',
     replace: "void pseudo;",
     tests: ["tests/cluster_test.ts"],
   },
@@ -316,8 +317,8 @@ export const MUTATIONS: Mutation[] = [
   {
     name: "fanout-counts-local-only",
     why: "an SMA costs its sender only the users of its own node, not the cluster's",
-    find: "fanOut: () => Math.max(1, presence.userCount() - 1),",
-    replace: "fanOut: () => Math.max(1, sessions.size - 1),",
+    find: "fanOut: () => Math.max(1, users.size + relay.remoteUsers - 1),",
+    replace: "fanOut: () => Math.max(1, users.size - 1),",
     tests: ["tests/flood_fanout_test.ts"],
   },
   {
@@ -365,9 +366,9 @@ export const MUTATIONS: Mutation[] = [
   },
   {
     name: "census-ignores-other-nodes",
-    why: "the Redis store's user count leaves out the users of the other nodes",
-    find: "return this.users.size + this.#census.others;",
-    replace: "return this.users.size;",
+    why: "the Redis relay's count of the other nodes' users stays 0",
+    find: "return this.#d.census.others;",
+    replace: "return 0;",
     tests: ["tests/flood_fanout_test.ts", "tests/presence_redis_test.ts"],
   },
 ];

@@ -15,17 +15,18 @@
 import { errorMessage } from "../../lib/errors.ts";
 import type { LogFn } from "../../lib/log.ts";
 import type { Client } from "./connections.ts";
+import type { NodeList } from "./nodes.ts";
 import { keys } from "./schema.ts";
 
 export class Census {
   readonly #cmd: Client;
-  readonly #nodeId: string;
+  readonly #nodes: NodeList;
   readonly #log: LogFn;
   #others = 0;
 
-  constructor(cmd: Client, nodeId: string, log: LogFn) {
+  constructor(cmd: Client, nodes: NodeList, log: LogFn) {
     this.#cmd = cmd;
-    this.#nodeId = nodeId;
+    this.#nodes = nodes;
     this.#log = log;
   }
 
@@ -37,7 +38,7 @@ export class Census {
   /** Reads the other nodes' counts; on failure keeps the last figure (never rejects). */
   async refresh(): Promise<void> {
     try {
-      const ids = (await this.#cmd.smembers(keys.nodes)).filter((id) => id !== this.#nodeId);
+      const ids = await this.#nodes.others();
       const counts = await Promise.all(ids.map((id) => this.#cmd.hget(keys.lease(id), "users")));
       let sum = 0;
       for (const c of counts) {

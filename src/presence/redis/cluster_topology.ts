@@ -22,6 +22,8 @@
 import type { Buffer } from "node:buffer";
 import type { Claim } from "../presence.ts";
 import type { Connections } from "./connections.ts";
+import type { Fence } from "./lease.ts";
+import type { NodeList } from "./nodes.ts";
 import { channels, holderNode, holderValue, keys, parseHolder } from "./schema.ts";
 import {
   chunks,
@@ -42,24 +44,32 @@ export class ClusterTopology implements RedisTopology {
   readonly #conns: Connections;
   readonly #nodeId: string;
   readonly #instance: string;
-  readonly #fence: () => string | null;
-  readonly #lease: string;
+  readonly #lease: Fence;
+  readonly #nodes: NodeList;
+  readonly #leaseKey: string;
   readonly #ownUsers: string;
   /** Resolves once the previous publish batch was issued: batches leave in order. */
   #issued: Promise<void> = Promise.resolve();
 
-  /** `fence`: this node's current lease fence (null while the lease is not held). */
-  constructor(conns: Connections, nodeId: string, instance: string, fence: () => string | null) {
+  /** `lease`: this node's lease, whose fence every reservation is written under. */
+  constructor(
+    conns: Connections,
+    nodeId: string,
+    instance: string,
+    lease: Fence,
+    nodes: NodeList,
+  ) {
     this.#conns = conns;
     this.#nodeId = nodeId;
     this.#instance = instance;
-    this.#fence = fence;
-    this.#lease = keys.lease(nodeId);
+    this.#lease = lease;
+    this.#nodes = nodes;
+    this.#leaseKey = keys.lease(nodeId);
     this.#ownUsers = keys.nodeUsers(nodeId);
   }
 
   async reserve(pseudo: string, claim: Claim): Promise<boolean> {
-    const fence = this.#fence();
+    const fence = this.#lease.fence;
     if (fence === null) throw new Error(NO_LEASE);
     const value = holderValue(this.#nodeId, fence);
     const [, won] = await Promise.all([
@@ -74,7 +84,7 @@ export class ClusterTopology implements RedisTopology {
     }
     await this.#writeProfile(pseudo, claim);
     // The lease must still carry the fence written: then it was alive throughout.
-    if ((await this.#conns.cmd.hget(this.#lease, "fence")) !== fence) {
+    if ((await this.#conns.cmd.hget(this.#leaseKey, "fence")) !== fence) {
       await this.release([pseudo]);
       throw new Error(NO_LEASE);
     }
@@ -100,7 +110,7 @@ export class ClusterTopology implements RedisTopology {
     pseudos: readonly string[],
     claimOf: (pseudo: string) => Claim,
   ): Promise<string[]> {
-    const fence = this.#fence();
+    const fence = this.#lease.fence;
     if (fence === null) throw new Error(NO_LEASE);
     const value = holderValue(this.#nodeId, fence);
     const lost: string[] = [];
@@ -128,8 +138,8 @@ export class ClusterTopology implements RedisTopology {
 
   async close(): Promise<void> {
     await this.release(await this.members());
-    await this.#conns.script("leaseClose", this.#lease, this.#ownUsers, this.#instance);
-    await this.#conns.cmd.srem(keys.nodes, this.#nodeId);
+    await this.#conns.script("leaseClose", this.#leaseKey, this.#ownUsers, this.#instance);
+    await this.#nodes.leave();
   }
 
   async prune(id: string): Promise<boolean> {
@@ -143,7 +153,7 @@ export class ClusterTopology implements RedisTopology {
       ) as string[] | null;
       if (popped === null) return false; // alive
       if (popped.length === 0) {
-        await cmd.srem(keys.nodes, id);
+        await this.#nodes.remove(id);
         return true;
       }
       await Promise.all(popped.map(async (p) => {
@@ -163,14 +173,14 @@ export class ClusterTopology implements RedisTopology {
   /**
    * Per destination node, one script per batch with the turn's frames in order; sends and
    * broadcasts share the node's channel, so a later broadcast never overtakes an earlier send.
-   * A broadcast goes to every node listed in the nodes set (each checks its lease in the script).
+   * A broadcast goes to every other node on the list (each checks its lease in the script).
    */
   publish(items: readonly Outgoing[]): void {
-    const { pub, cmd } = this.#conns;
+    const { pub } = this.#conns;
     const sends = items.filter((x): x is Send => x.kind === "send");
     const lookups = Promise.all(sends.map((s) => pub.get(keys.user(s.to))));
     const nodes = items.some((x) => x.kind === "broadcast")
-      ? cmd.smembers(keys.nodes)
+      ? this.#nodes.others()
       : Promise.resolve([]);
     const prev = this.#issued;
     this.#issued = Promise.all([lookups, nodes, prev]).then(

@@ -3,22 +3,36 @@
  * one atomic script per transition (docs/REDIS.md, "Operations").
  */
 import type { HandshakeKey } from "../../protocol/frames.ts";
-import type { LinkEndpoint } from "../presence.ts";
+import { type HandshakeRegistry, type LinkEndpoint, PresenceUnavailable } from "../presence.ts";
+import { type Connections, unavailable } from "./connections.ts";
 import type { ScriptName } from "./scripts.ts";
 import { keys } from "./schema.ts";
 
-/** Runs a script, rejecting with PresenceUnavailable; RedisPresence supplies it. */
-export type ScriptCall = (name: ScriptName, ...args: (string | number)[]) => Promise<unknown>;
-
 const ms = (n: number) => String(Math.max(1, Math.ceil(n)));
 
-export class RedisHandshakeRegistry {
-  readonly #call: ScriptCall;
+export class RedisHandshakeRegistry implements HandshakeRegistry {
+  readonly #conns: Connections;
   readonly #nodeId: string;
+  #closed = false;
 
-  constructor(call: ScriptCall, nodeId: string) {
-    this.#call = call;
+  constructor(conns: Connections, nodeId: string) {
+    this.#conns = conns;
     this.#nodeId = nodeId;
+  }
+
+  /** Later calls are refused. */
+  close(): void {
+    this.#closed = true;
+  }
+
+  /** Runs a script; rejects with PresenceUnavailable. */
+  async #call(name: ScriptName, ...args: string[]): Promise<unknown> {
+    if (this.#closed) throw new PresenceUnavailable("presence closed");
+    try {
+      return await this.#conns.script(name, ...args);
+    } catch (e) {
+      throw unavailable(e);
+    }
   }
 
   async open(key: HandshakeKey, ttlMs: number): Promise<boolean> {

@@ -1,14 +1,14 @@
 /**
- * Frames between nodes: remote sends (batched per turn of the event loop),
- * broadcasts, and what arrives on the subscriber. Local delivery happens in
- * RedisPresence before anything reaches here.
+ * The relay through Redis pub/sub: frames for users on other nodes (batched per turn of the
+ * event loop), broadcasts to the other nodes, and what arrives on the subscriber, handed to this
+ * node's users. The node delivers to its own users itself before it asks the relay.
  */
 import { Buffer } from "node:buffer";
 import { setImmediate } from "node:timers";
 import type { LogFn } from "../../lib/log.ts";
 import { errorMessage } from "../../lib/errors.ts";
-import type { LocalUsers } from "../local_users.ts";
-import type { RelayStats } from "../presence.ts";
+import { type NodeUsers, PresenceUnavailable, type Relay, type RelayStats } from "../presence.ts";
+import type { Census } from "./census.ts";
 import { type Connections, unavailable } from "./connections.ts";
 import {
   type Broadcast,
@@ -18,7 +18,6 @@ import {
   encodeEntry,
 } from "./envelope.ts";
 import type { Probe } from "./probe.ts";
-import type { Reservations } from "./reservations.ts";
 import { channels } from "./schema.ts";
 import type { Outgoing, RedisTopology } from "./topology.ts";
 
@@ -28,19 +27,22 @@ const SEND_BATCH_MAX = 512;
 export interface RelayDeps {
   nodeId: string;
   conns: Connections;
-  store: RedisTopology;
-  users: LocalUsers;
-  reservations: Reservations;
+  topology: RedisTopology;
+  /** Where frames from other nodes go. */
+  users: NodeUsers;
+  /** The other nodes' user counts: what a broadcast reaches. */
+  census: Census;
   probe: Probe;
   stats: RelayStats;
   log: LogFn;
 }
 
-export class Relay {
+export class RedisRelay implements Relay {
   readonly #d: RelayDeps;
   readonly #allChannel = Buffer.from(channels.all);
   readonly #nodeIdBytes: Uint8Array;
   #queue: Outgoing[] = [];
+  #closed = false;
 
   constructor(deps: RelayDeps) {
     this.#d = deps;
@@ -56,9 +58,18 @@ export class Relay {
     deps.conns.sub.on("smessageBuffer", onMessage); // sharded channels (Redis Cluster)
   }
 
+  get remoteUsers(): number {
+    return this.#d.census.others;
+  }
+
   /** Subscribes to this node's channel and where broadcasts arrive (again, after a reconnect). */
   subscribe(): Promise<unknown> {
-    return this.#d.store.subscribe();
+    return this.#d.topology.subscribe();
+  }
+
+  /** Later sends and broadcasts are refused (the node is draining). */
+  close(): void {
+    this.#closed = true;
   }
 
   /**
@@ -69,6 +80,7 @@ export class Relay {
    * message, the ceiling of cross-node SPM.
    */
   send(to: string, frame: Uint8Array): Promise<boolean> {
+    if (this.#closed) return Promise.reject(new PresenceUnavailable("presence closed"));
     const { promise, resolve, reject } = Promise.withResolvers<boolean>();
     const settle = {
       resolve: (ok: boolean) => {
@@ -89,6 +101,7 @@ export class Relay {
 
   /** Publishes to the other nodes (the caller fanned out locally already), after queued sends. */
   broadcast(frame: Uint8Array, except: string): Promise<void> {
+    if (this.#closed) return Promise.reject(new PresenceUnavailable("presence closed"));
     let payload: Buffer;
     try {
       payload = encodeBroadcast(this.#nodeIdBytes, except, frame);
@@ -105,7 +118,7 @@ export class Relay {
     };
     // Queued private messages go first: one sender's frames keep their order.
     this.#enqueue({ kind: "broadcast", payload, settle });
-    if (!this.#d.store.batchesBroadcasts) this.#flush();
+    if (!this.#d.topology.batchesBroadcasts) this.#flush();
     return promise;
   }
 
@@ -114,7 +127,7 @@ export class Relay {
     if (this.#queue.length === 0) return;
     const items = this.#queue;
     this.#queue = [];
-    this.#d.store.publish(items);
+    this.#d.topology.publish(items);
   };
 
   #onMessage(channel: Buffer, msg: Buffer): void {
@@ -143,9 +156,7 @@ export class Relay {
 
   #deliver(pseudo: string, frame: Uint8Array): void {
     this.#d.stats.receives++;
-    const inbox = this.#d.users.get(pseudo);
-    if (inbox) inbox.deliver(frame);
-    else if (!this.#d.reservations.holdEarly(pseudo, frame)) {
+    if (!this.#d.users.receive(pseudo, frame)) {
       this.#d.log("debug", "frame for a user no longer here", { pseudo });
     }
   }

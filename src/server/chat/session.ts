@@ -1,7 +1,12 @@
 /**
  * A chat session: the actor that owns one user's state. Frames from the
- * user's socket and frames addressed to the user (from presence) are both
- * messages in its mailbox, handled one at a time and in order.
+ * user's socket and frames addressed to the user (from this node's other
+ * sessions, or from other nodes through the relay) are both messages in its
+ * mailbox, handled one at a time and in order.
+ *
+ * Where a frame goes is decided here: to a user of this node at once (the
+ * node's registry, LocalUsers), else to the relay, which knows the other
+ * nodes' users. A one-node chat never touches a presence store to deliver.
  */
 import {
   type AnyTcpFrame,
@@ -14,7 +19,12 @@ import {
   Op,
   readHandshakeKey,
 } from "../../protocol/mod.ts";
-import { type Inbox, type Presence, PresenceUnavailable } from "../../presence/presence.ts";
+import {
+  type Directory,
+  type HandshakeRegistry,
+  PresenceUnavailable,
+  type Relay,
+} from "../../presence/presence.ts";
 import type { Logger } from "../../lib/log.ts";
 import { errorMessage } from "../../lib/errors.ts";
 import type { Metrics } from "../metrics.ts";
@@ -27,6 +37,7 @@ import { type AskLimits, HandshakeBook } from "./handshake_book.ts";
 import { checkPseudo, REFUSAL_TEXT } from "./pseudonym.ts";
 import { clientKey } from "../links/guard_policy.ts";
 import type { LoginTicket } from "../limits/admission.ts";
+import type { LocalUser, LocalUsers } from "../local_users.ts";
 
 export type SessionMessage =
   /** A frame from this user's socket; `raw` is valid only while it is handled. */
@@ -43,10 +54,14 @@ export type SessionMessage =
 
 /** What a session uses of its node. */
 export interface SessionDeps {
-  presence: Presence;
+  /** This node's users: a session logs itself in and out here. */
+  users: LocalUsers<ChatSession>;
+  /** Who holds which pseudo on every node. */
+  directory: Directory;
+  handshakes: HandshakeRegistry;
+  /** Frames for the users of other nodes. */
+  relay: Relay;
   aborts: HandshakeAborts;
-  /** Sessions logged in on this node, by pseudo: a session adds and removes itself. */
-  sessions: Map<string, ChatSession>;
   log: Logger;
   metrics: Metrics;
   limits: AskLimits;
@@ -60,7 +75,7 @@ const STORE_TTL_GRACE_MS = 5000;
 /** Requests of one session waiting on the network before it stops reading its socket. */
 const MAX_REPLIES_IN_FLIGHT = 256;
 
-export class ChatSession implements Inbox {
+export class ChatSession implements LocalUser {
   #d: SessionDeps;
   #out: OutboundQueue;
   #mailbox: Mailbox<SessionMessage>;
@@ -112,7 +127,7 @@ export class ChatSession implements Inbox {
     return this.#mailbox;
   }
 
-  /** Inbox: presence hands frames for this user here. */
+  /** A frame for this user, from this node's sessions or from another node. */
   deliver(bytes: Uint8Array): void {
     // Handled at once when the mailbox is idle; when it is busy (a request
     // waits on the network) the frame waits, and counts against the same
@@ -223,13 +238,11 @@ export class ChatSession implements Inbox {
     }
     // Others see the name as typed (NFC); uniqueness is on its keys.
     const pseudo = name.display;
-    const presence = this.#d.presence;
+    const { users, directory } = this.#d;
+    const claim = { keys: name.keys, client: clientKey(this.address) };
     let result;
     try {
-      result = await presence.reserve(pseudo, this, {
-        keys: name.keys,
-        client: clientKey(this.address),
-      });
+      result = await users.login(pseudo, claim, this, directory);
     } catch (e) {
       this.#ticket.dropSession();
       return this.#unavailable("CR", e);
@@ -240,13 +253,12 @@ export class ChatSession implements Inbox {
     }
     if (this.#closed) {
       // The socket went away while we waited: give the pseudo straight back.
-      await presence.release(pseudo, this).catch((e) =>
+      await users.logout(pseudo, this, directory).catch((e) =>
         this.#d.log.warn("could not release pseudo", { pseudo, error: errorMessage(e) })
       );
       return;
     }
     this.#pseudo = pseudo;
-    this.#d.sessions.set(pseudo, this);
     this.#d.log.info("login", { pseudo, address: this.address });
     this.#ok();
   }
@@ -266,13 +278,15 @@ export class ChatSession implements Inbox {
   }
 
   #onSPM(to: string, bytes: Uint8Array): void | Promise<void> {
+    // A user of this node: delivered at once, no promise, no extra turn, per message.
+    if (this.#d.users.send(to, bytes)) return this.#ok();
+    // Anyone else is another node's user, or nobody: the relay tells which.
     let sent;
     try {
-      sent = this.#d.presence.send(to, bytes);
+      sent = this.#d.relay.send(to, bytes);
     } catch (e) {
       return this.#unavailable("SPM", e);
     }
-    // A local recipient answers at once: no promise, no extra turn, per message.
     if (!(sent instanceof Promise)) {
       if (sent) return this.#ok();
       // Nobody took the copy: a client flooding a user who left (a slow reader
@@ -287,9 +301,11 @@ export class ChatSession implements Inbox {
   }
 
   #onSMA(me: string, bytes: Uint8Array): void | Promise<void> {
+    // This node's users at once; the relay takes it to the other nodes'.
+    this.#d.users.fanOut(bytes, me);
     let done;
     try {
-      done = this.#d.presence.broadcast(bytes, me);
+      done = this.#d.relay.broadcast(bytes, me);
     } catch (e) {
       return this.#unavailable("SMA", e);
     }
@@ -305,17 +321,17 @@ export class ChatSession implements Inbox {
     const key = handshakeKeyOf(frame);
     if (key.a !== this.#pseudo) return refuse(ErrorCode.InvalidPseudonym);
     if (!this.#hs.mayAsk(key)) return refuse(ErrorCode.TcpInProtocol);
-    const presence = this.#d.presence;
+    const { handshakes, users, relay } = this.#d;
     try {
       // The store's expiry is only a backstop (e.g. for a node that died):
       // this actor's timer is what aborts a handshake on time and tells both.
       const backstopMs = this.#d.limits.handshakeTtlMs + STORE_TTL_GRACE_MS;
-      if (!await presence.openHandshake(key, backstopMs)) {
+      if (!await handshakes.open(key, backstopMs)) {
         return refuse(ErrorCode.TcpInProtocol);
       }
       // Registered before B hears of it, so B's answer always finds it.
-      if (!await presence.send(key.b, bytes)) {
-        await presence.cancelHandshake(key);
+      if (!users.send(key.b, bytes) && !await relay.send(key.b, bytes)) {
+        await handshakes.cancel(key);
         return refuse(ErrorCode.UnreachableUser);
       }
     } catch (e) {
@@ -341,8 +357,7 @@ export class ChatSession implements Inbox {
     this.#closed = true;
     const pseudo = this.#pseudo;
     if (pseudo === null) return;
-    const { sessions, aborts, presence, log } = this.#d;
-    if (sessions.get(pseudo) === this) sessions.delete(pseudo);
+    const { users, directory, aborts, log } = this.#d;
     // Abort this user's handshakes while the pseudo is still ours, and tell
     // only the other side: once it is released, a TCPAbort addressed to it
     // would reach its next holder.
@@ -350,8 +365,8 @@ export class ChatSession implements Inbox {
       await aborts.abort(k, `${pseudo} left`, { except: pseudo });
     }
     try {
-      // While draining, presence was closed and released everyone already.
-      if (!this.#d.draining()) await presence.release(pseudo, this);
+      // While draining, the store was closed and released everyone already: this is local only.
+      await users.logout(pseudo, this, directory);
     } catch (e) {
       log.warn("could not release pseudo", { pseudo, error: errorMessage(e) });
     }

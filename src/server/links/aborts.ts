@@ -1,12 +1,14 @@
 /**
- * Aborting a private-connection handshake: drop it from presence, tell both
- * users with a TCPAbort, and tell this node's listeners (the link broker,
- * which closes a parked end of it) through an event.
+ * Aborting a private-connection handshake: drop it from the registry, tell both
+ * users with a TCPAbort (on this node, or through the relay), and tell this
+ * node's listeners (the link broker, which closes a parked end of it) through
+ * an event.
  */
 import { encode, type HandshakeKey, Op } from "../../protocol/mod.ts";
-import type { Presence } from "../../presence/presence.ts";
+import type { HandshakeRegistry, Relay } from "../../presence/presence.ts";
 import type { Logger } from "../../lib/log.ts";
 import { errorMessage } from "../../lib/errors.ts";
+import type { LocalUsers } from "../local_users.ts";
 
 export function abortFrame(k: HandshakeKey): Uint8Array {
   return encode({ op: Op.TCPAbort, sender: k.a, recipient: k.b, password: k.password });
@@ -19,12 +21,16 @@ export interface TellOptions {
 }
 
 export class HandshakeAborts {
-  #presence: Presence;
+  #registry: HandshakeRegistry;
+  #users: LocalUsers;
+  #relay: Relay;
   #log: Logger;
   #listeners: Array<(k: HandshakeKey) => void> = [];
 
-  constructor(presence: Presence, log: Logger) {
-    this.#presence = presence;
+  constructor(registry: HandshakeRegistry, users: LocalUsers, relay: Relay, log: Logger) {
+    this.#registry = registry;
+    this.#users = users;
+    this.#relay = relay;
     this.#log = log;
   }
 
@@ -46,7 +52,7 @@ export class HandshakeAborts {
     this.ended(k);
     let was = false;
     try {
-      was = await this.#presence.cancelHandshake(k);
+      was = await this.#registry.cancel(k);
       if (was) await this.tellAborted([k], tell);
     } catch (e) {
       this.#log.warn("could not abort handshake", { reason, error: errorMessage(e) });
@@ -61,11 +67,16 @@ export class HandshakeAborts {
     try {
       for (const k of keys) {
         const frame = abortFrame(k);
-        if (k.a !== tell.except) await this.#presence.send(k.a, frame);
-        if (k.b !== k.a && k.b !== tell.except) await this.#presence.send(k.b, frame);
+        if (k.a !== tell.except) await this.#tell(k.a, frame);
+        if (k.b !== k.a && k.b !== tell.except) await this.#tell(k.b, frame);
       }
     } catch (e) {
       this.#log.warn("could not tell users of an aborted handshake", { error: errorMessage(e) });
     }
+  }
+
+  /** To the user on this node, else through the relay (a user who left hears nothing). */
+  async #tell(pseudo: string, frame: Uint8Array): Promise<void> {
+    if (!this.#users.send(pseudo, frame)) await this.#relay.send(pseudo, frame);
   }
 }

@@ -1,6 +1,6 @@
 /**
  * The private-link broker of one node. B's TCPAccept parks B's new socket
- * here under a random token and records {node, token, bridge} in presence;
+ * here under a random token and records {node, token, bridge} in the handshake registry;
  * A's TCPConnect claims that record and joins A's socket to B's, directly
  * when both landed on this node, or through a node-to-node bridge otherwise
  * (this node dials the other's bridge port, or answers a dial on its own).
@@ -15,10 +15,12 @@ import {
 } from "../../protocol/mod.ts";
 import {
   handshakeId,
+  type HandshakeRegistry,
   type LinkEndpoint,
-  type Presence,
   PresenceUnavailable,
+  type Relay,
 } from "../../presence/presence.ts";
+import type { LocalUsers } from "../local_users.ts";
 import type { Logger } from "../../lib/log.ts";
 import { writeAll } from "../../lib/async.ts";
 import { closeQuietly, errorMessage } from "../../lib/errors.ts";
@@ -43,7 +45,12 @@ export interface LinkLimits {
 }
 
 export interface BrokerDeps {
-  presence: Presence;
+  /** This node's id: an endpoint on it is joined here, without a bridge. */
+  nodeId: string;
+  handshakes: HandshakeRegistry;
+  /** Where B's TCPAccept is relayed to A: on this node, else through the relay. */
+  users: LocalUsers;
+  relay: Relay;
   aborts: HandshakeAborts;
   guard: LinkGuard;
   log: Logger;
@@ -180,9 +187,9 @@ export class LinkBroker {
     address: string,
     slot: Slot,
   ): Promise<void> {
-    const { presence, aborts, guard, log } = this.#d;
+    const { nodeId, handshakes, users, relay, aborts, guard, log } = this.#d;
     const key = handshakeKeyOf(frame);
-    const relay = raw.slice();
+    const accept = raw.slice();
     const end = this.#newEnd(conn, rest, true, slot);
     // A stranger's frame is answered like a miss, but never reaches the handshake, nor B's cap.
     try {
@@ -199,10 +206,10 @@ export class LinkBroker {
       return;
     }
     const token = crypto.randomUUID();
-    const endpoint: LinkEndpoint = { node: presence.nodeId, token, bridge: this.#d.bridge.address };
+    const endpoint: LinkEndpoint = { node: nodeId, token, bridge: this.#d.bridge.address };
     let accepted: boolean;
     try {
-      accepted = await presence.acceptHandshake(key, endpoint);
+      accepted = await handshakes.accept(key, endpoint);
     } catch (e) {
       return this.#unavailable(end, e);
     }
@@ -225,7 +232,7 @@ export class LinkBroker {
     end.start(() => giveUp("accepting end closed"));
     let told: boolean;
     try {
-      told = await presence.send(key.a, relay);
+      told = users.send(key.a, accept) || await relay.send(key.a, accept);
     } catch (e) {
       log.debug("could not relay TCPAccept", { error: errorMessage(e) });
       told = false;
@@ -244,7 +251,7 @@ export class LinkBroker {
     address: string,
     slot: Slot,
   ): Promise<void> {
-    const { presence, aborts, guard, log } = this.#d;
+    const { nodeId, handshakes, aborts, guard, log } = this.#d;
     const key = handshakeKeyOf(frame);
     const end = this.#newEnd(conn, rest, true, slot);
     const refusal = [encodeError(ErrorCode.TcpNotInProtocol), abortFrame(key)];
@@ -260,7 +267,7 @@ export class LinkBroker {
     }
     let endpoint: LinkEndpoint | null;
     try {
-      endpoint = await presence.claimHandshake(key);
+      endpoint = await handshakes.claim(key);
     } catch (e) {
       return this.#unavailable(end, e, [abortFrame(key)]);
     }
@@ -269,9 +276,7 @@ export class LinkBroker {
       return end.refuse(refusal);
     }
     end.start();
-    const peer = endpoint.node === presence.nodeId
-      ? this.#take(endpoint.token)
-      : await this.#dial(endpoint);
+    const peer = endpoint.node === nodeId ? this.#take(endpoint.token) : await this.#dial(endpoint);
     if (!peer || peer.isClosed) {
       log.info("private link failed: accepting end is gone", { a: key.a, b: key.b });
       await end.refuse(refusal);
@@ -284,7 +289,7 @@ export class LinkBroker {
     log.info("private link opened", {
       a: key.a,
       b: key.b,
-      remote: endpoint.node !== presence.nodeId,
+      remote: endpoint.node !== nodeId,
     });
   }
 

@@ -8,7 +8,8 @@
  * count together); one that reaches the budget is aborted.
  */
 import type { HandshakeKey } from "../../protocol/mod.ts";
-import type { Presence } from "../../presence/presence.ts";
+import type { Directory, HandshakeRegistry } from "../../presence/presence.ts";
+import type { LocalUsers } from "../local_users.ts";
 import type { Logger } from "../../lib/log.ts";
 import { errorMessage } from "../../lib/errors.ts";
 import type { WarnThrottle } from "../../lib/rate.ts";
@@ -29,8 +30,15 @@ const MAX_KEYS = 10_000;
 /** Why a private-end frame may not touch a handshake. */
 export type Refusal = "blocked" | "foreign";
 
+/** Where the guard looks up users and their handshakes. */
+export interface GuardSources {
+  users: LocalUsers;
+  directory: Directory;
+  handshakes: HandshakeRegistry;
+}
+
 export class LinkGuard {
-  #presence: Presence;
+  #sources: GuardSources;
   #aborts: HandshakeAborts;
   #limits: GuardLimits;
   #log: Logger;
@@ -40,7 +48,7 @@ export class LinkGuard {
   #warn: WarnThrottle;
 
   constructor(
-    presence: Presence,
+    sources: GuardSources,
     aborts: HandshakeAborts,
     limits: GuardLimits,
     log: Logger,
@@ -48,7 +56,7 @@ export class LinkGuard {
     metrics: Metrics,
   ) {
     this.#warn = warn;
-    this.#presence = presence;
+    this.#sources = sources;
     this.#aborts = aborts;
     this.#limits = limits;
     this.#log = log;
@@ -71,7 +79,7 @@ export class LinkGuard {
       this.#note("link attempt refused: too many failures from address", { address });
       return "blocked";
     }
-    const owner = await this.#presence.clientOf(role === "accept" ? k.b : k.a);
+    const owner = await this.#clientOf(role === "accept" ? k.b : k.a);
     if (judgeAttempt({ role, from: address, owner }) === "owner") return null;
     this.#metrics.foreignLinkFrames++;
     this.#limiter.record(from, Date.now());
@@ -93,7 +101,11 @@ export class LinkGuard {
     this.#metrics.hijackStrikes++;
     this.#limiter.record(clientKey(address), Date.now());
     try {
-      const dropped = await this.#presence.strikePair(k.a, k.b, this.#limits.guessLimitPair);
+      const dropped = await this.#sources.handshakes.strikePair(
+        k.a,
+        k.b,
+        this.#limits.guessLimitPair,
+      );
       this.#note("failed private link attempt", { a: k.a, b: k.b, address });
       for (const d of dropped) this.#aborts.ended(d);
       if (dropped.length > 0) {
@@ -107,6 +119,12 @@ export class LinkGuard {
     } catch (e) {
       this.#log.warn("could not record failed link attempt", { error: errorMessage(e) });
     }
+  }
+
+  /** The client key `pseudo` logged in with: this node's users first, else the directory's. */
+  #clientOf(pseudo: string): Promise<string | null> | string | null {
+    const local = this.#sources.users.clientOf(pseudo);
+    return local !== undefined ? local || null : this.#sources.directory.clientOf(pseudo);
   }
 
   #note(msg: string, fields: Record<string, unknown>): void {
