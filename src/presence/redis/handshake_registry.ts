@@ -5,7 +5,7 @@
 import type { HandshakeKey } from "../../protocol/frames.ts";
 import type { LinkEndpoint } from "../presence.ts";
 import type { ScriptName } from "./scripts.ts";
-import { keys } from "./schema.ts";
+import { keys, pairTag } from "./schema.ts";
 
 /** Runs a script, rejecting with PresenceUnavailable; RedisPresence supplies it. */
 export type ScriptCall = (name: ScriptName, ...args: (string | number)[]) => Promise<unknown>;
@@ -71,7 +71,7 @@ export class RedisHandshakeRegistry {
     const r = await this.#call(
       "hsCancelPair",
       keys.pairIndex(a, b),
-      keys.handshakePrefix(a, b),
+      pairTag(a, b),
     ) as string[];
     return r.map((pw) => ({ a, b, password: Number(pw) }));
   }
@@ -80,7 +80,7 @@ export class RedisHandshakeRegistry {
     const r = await this.#call(
       "hsStrike",
       keys.pairIndex(a, b),
-      keys.handshakePrefix(a, b),
+      pairTag(a, b),
       String(budget),
     ) as string[];
     return r.map((pw) => ({ a, b, password: Number(pw) }));
