@@ -138,8 +138,3 @@ export interface Presence {
 export function handshakeId(k: HandshakeKey): string {
   return `${k.a.length}:${k.a}${k.b.length}:${k.b}${k.password}`;
 }
-
-/** A stable map key for the ordered pair (A, B). */
-export function pairId(a: string, b: string): string {
-  return `${a.length}:${a}${b}`;
-}
