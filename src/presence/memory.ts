@@ -1,10 +1,9 @@
-import type { HandshakeKey } from "../protocol/frames.ts";
+import { handshakeId, type HandshakeKey } from "../protocol/frames.ts";
 import { LocalUsers } from "./local_users.ts";
 import { StrikeLedger } from "./strike_ledger.ts";
 import {
   bareClaim,
   type Claim,
-  handshakeId,
   type Inbox,
   type LinkEndpoint,
   type Presence,

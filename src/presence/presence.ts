@@ -133,8 +133,3 @@ export interface Presence {
   /** Releases everything this node holds and stops. */
   close(): Promise<void>;
 }
-
-/** A stable map key for a handshake; length prefixes keep ("ab","c") apart from ("a","bc"). */
-export function handshakeId(k: HandshakeKey): string {
-  return `${k.a.length}:${k.a}${k.b.length}:${k.b}${k.password}`;
-}

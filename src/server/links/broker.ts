@@ -8,17 +8,13 @@
 import {
   encodeError,
   ErrorCode,
+  handshakeId,
   type HandshakeKey,
   handshakeKeyOf,
   type TCPAccept,
   type TCPConnect,
 } from "../../protocol/mod.ts";
-import {
-  handshakeId,
-  type LinkEndpoint,
-  type Presence,
-  PresenceUnavailable,
-} from "../../presence/presence.ts";
+import { type LinkEndpoint, type Presence, PresenceUnavailable } from "../../presence/presence.ts";
 import type { Logger } from "../../lib/log.ts";
 import { writeAll } from "../../lib/async.ts";
 import { closeQuietly, errorMessage } from "../../lib/errors.ts";
