@@ -66,7 +66,7 @@ export const luaKeyBuilders: Readonly<Record<string, (...values: string[]) => st
 };
 
 /** A Lua string literal of `text`'s UTF-8 bytes: printable ASCII as is, the rest as \ddd. */
-export function luaString(text: string): string {
+function luaString(text: string): string {
   let out = "";
   for (const b of new TextEncoder().encode(text)) {
     const plain = b >= 0x20 && b < 0x7f && b !== 0x27 && b !== 0x5c;
