@@ -9,7 +9,7 @@ import { freePort, type RedisProcess, startRedis } from "../src/ops/processes.ts
 import type { GenConfig } from "./gen/config.ts";
 import type { Profile } from "./profiles.ts";
 import { Child, Children, ROOT } from "./procs.ts";
-import type { Console } from "./report.ts";
+import type { Console } from "./console.ts";
 
 export interface HarnessOptions {
   /** Runs <serverRoot>src/server/main.ts (a patched copy for A/B runs); the repository by default. */

@@ -1,7 +1,7 @@
 /**
  * What a run reports: one JSON line per result on stdout (and in the results
- * file), progress and a table on stderr. Targets are data (a text and
- * bounds); `pass` is computed here from the line, never by a scenario.
+ * file), a table on stderr (progress: console.ts). Targets are data (a text
+ * and bounds); `pass` is computed here from the line, never by a scenario.
  */
 import type { Hist } from "./hist.ts";
 import type { Compared, LoadResult } from "./measure.ts";
@@ -85,28 +85,6 @@ export function comparedRates(r: Compared) {
     rounds: r.oAll.map((x) => round(x, 0)),
     ceiling_rounds: r.cAll.map((x) => round(x, 0)),
   };
-}
-
-/** Progress (one rewritten line on a terminal) and notes, on stderr. */
-export class Console {
-  readonly #t0 = performance.now();
-  readonly #tty = Deno.stderr.isTerminal();
-  readonly #te = new TextEncoder();
-
-  get seconds(): number {
-    return Math.round((performance.now() - this.#t0) / 1000);
-  }
-
-  progress(msg: string): void {
-    const s = this.seconds;
-    const mm = String(Math.floor(s / 60)).padStart(2, "0");
-    const line = `[${mm}:${String(s % 60).padStart(2, "0")}] ${msg}`;
-    Deno.stderr.writeSync(this.#te.encode(this.#tty ? `\r\x1b[K${line}` : `${line}\n`));
-  }
-
-  note(msg: string): void {
-    Deno.stderr.writeSync(this.#te.encode(`${this.#tty ? "\r\x1b[K" : ""}${msg}\n`));
-  }
 }
 
 /** The lines of one run: printed, kept for the table, appended to the results file (if any). */

@@ -31,7 +31,8 @@ import { Harness } from "./harness.ts";
 import { machineInfo, serverVersion } from "./machine.ts";
 import { PROFILES, withOverrides } from "./profiles.ts";
 import { ROOT } from "./procs.ts";
-import { Console, Reporter, type Result, table } from "./report.ts";
+import { Console } from "./console.ts";
+import { Reporter, type Result, table } from "./report.ts";
 import type { RunContext, Scenario } from "./scenario.ts";
 import { SCENARIOS } from "./scenarios/mod.ts";
 

@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import { ChatClient, PrivateEnd } from "../src/client/client.ts";
 import { encode, Op } from "../src/protocol/mod.ts";
 import { withWorld } from "./helpers/client_fixtures.ts";
+import { handshake } from "./helpers/link.ts";
 
 const enc = new TextEncoder();
 const dec = new TextDecoder();
@@ -82,11 +83,7 @@ Deno.test("client: bytes that arrive with the linking ERROR 1 are kept for read(
     const alice = await w.login("alice");
     const bob = await w.login("bob");
     const key = { sender: "alice", recipient: "bob", password: -7 };
-    alice.send({ op: Op.TCPAsk, ...key });
-    assert.equal(await alice.nextError(), 1);
-    await bob.next();
-    const b = await PrivateEnd.open({ port: w.port }, { op: Op.TCPAccept, ...key });
-    await alice.next();
+    const b = await handshake(w, alice, bob, key.password);
     const a = await PrivateEnd.open({ port: w.port }, { op: Op.TCPConnect, ...key });
     try {
       // B writes at once; A reads its answer only afterwards, so ERROR 1 and

@@ -9,7 +9,7 @@ import { withDeadline } from "../src/lib/async.ts";
 import { type Cluster, startCluster } from "../src/ops/cluster.ts";
 import { encode, ErrorCode, type Frame, Op } from "../src/protocol/mod.ts";
 import { eventually } from "./helpers/harness.ts";
-import { openLink } from "./helpers/link.ts";
+import { openLink, pendingAsk } from "./helpers/link.ts";
 
 const t = (name: string, fn: () => Promise<void>) =>
   Deno.test({ name: `cluster: ${name}`, fn, sanitizeOps: false, sanitizeResources: false });
@@ -98,9 +98,7 @@ t(
       const a = await loginOn(connect, 0, "alice");
       const c = await loginOn(connect, 0, "carol"); // on alice's node
       const b = await loginOn(connect, 1, "bob");
-      a.send(ask("alice", "bob", 1));
-      assert.equal(await a.nextError(), ErrorCode.OK);
-      assert.deepEqual(await b.next(), ask("alice", "bob", 1));
+      await pendingAsk(a, b, 1);
       await cluster.redis!.kill();
       const unavailable = ErrorCode.ServiceUnavailable;
       // CR

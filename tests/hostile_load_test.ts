@@ -8,6 +8,7 @@ import { ErrorCode, Op } from "../src/protocol/mod.ts";
 import { PrivateEnd } from "../src/client/client.ts";
 import { eventually, withServer } from "./helpers/harness.ts";
 import { RawConn } from "./helpers/from_address.ts";
+import { pendingAsk } from "./helpers/link.ts";
 import { MemoryPresence } from "../src/presence/memory.ts";
 import { startServer } from "../src/server/server.ts";
 
@@ -79,9 +80,7 @@ Deno.test("a parked-end flood stays under the per-user cap", async () => {
     const ends: PrivateEnd[] = [];
     for (let p = 1; p <= 20; p++) {
       const key = { sender: "alice", recipient: "bob", password: p };
-      alice.send({ op: Op.TCPAsk, ...key });
-      assert.equal(await alice.nextError(), ErrorCode.OK);
-      assert.equal((await bob.next()).op, Op.TCPAsk);
+      await pendingAsk(alice, bob, p);
       ends.push(await PrivateEnd.open({ port: h.port }, { op: Op.TCPAccept, ...key }));
       // Alice hears of each: TCPAccept while under the cap, TCPAbort past it.
       const told = await alice.next();

@@ -10,7 +10,7 @@ import {
   type RedisPresenceSettings,
   type RedisTarget,
 } from "../src/presence/redis.ts";
-import { holderNode, holderValue, keys } from "../src/presence/redis/schema.ts";
+import { holderNode, holderValue, keys, pairTag } from "../src/presence/redis/schema.ts";
 import { leaseCases } from "./helpers/lease_cases.ts";
 import { RecordingInbox } from "./helpers/presence_node.ts";
 import { assertServesAfterFailover } from "./helpers/failover_checks.ts";
@@ -55,7 +55,7 @@ test("the keys of each atomic step share a slot", async () => {
     const k = { a, b, password: 7 };
     const s = await slot(keys.pairIndex(a, b));
     assert.equal(await slot(keys.handshake(k)), s, `${a}/${b}`);
-    assert.equal(await slot(keys.handshakePrefix(a, b) + "123"), s);
+    assert.equal(await slot(keys.pairHandshake(pairTag(a, b), "123")), s, "as a script names it");
   }
 });
 

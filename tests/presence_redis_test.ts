@@ -7,7 +7,7 @@
 import assert from "node:assert/strict";
 import { Redis } from "ioredis";
 import { PresenceUnavailable } from "../src/presence/presence.ts";
-import { keys } from "../src/presence/redis/schema.ts";
+import { keys, pairTag } from "../src/presence/redis/schema.ts";
 import { leaseCases } from "./helpers/lease_cases.ts";
 import { encodeBatch, encodeEntry } from "../src/presence/redis/envelope.ts";
 import { presenceContract } from "./contract/mod.ts";
@@ -77,7 +77,8 @@ test("the schema is what docs/REDIS.md says", async () => {
     assert.ok(ttl > 0 && ttl <= 3000, `lease PTTL ${ttl}`);
 
     const k = { a: "ab", b: "c", password: -3 };
-    assert.equal(keys.handshake(k), keys.handshakePrefix(k.a, k.b) + k.password);
+    assert.equal(keys.handshake(k), "chatos:hs:{2:ab1:c}-3");
+    assert.equal(keys.pairHandshake(pairTag(k.a, k.b), String(k.password)), keys.handshake(k));
     await p.handshakes.open(k, 5000);
     const hs = await raw.hgetall(keys.handshake(k));
     assert.equal(hs.state, "asked");

@@ -16,6 +16,7 @@ import {
   encodeError,
   type Frame,
   FrameDecoder,
+  handshakeId,
   type Malformed,
   MAX_WIRE_STRING,
   OK_FRAME,
@@ -969,4 +970,21 @@ Deno.test("readHandshakeKey: other frames and truncated bytes give null", () => 
   for (let n = 0; n < full.length; n++) {
     assert.equal(readHandshakeKey(full.subarray(0, n)), null, `first ${n} bytes`);
   }
+});
+
+Deno.test("handshakeId: one id per (a, b, password), however the strings split", () => {
+  const keys = [
+    { a: "ab", b: "c", password: 1 },
+    { a: "a", b: "bc", password: 1 },
+    { a: "a", b: "b1", password: 2 },
+    { a: "a", b: "b", password: 12 },
+    { a: "1:a", b: "", password: 1 },
+    { a: "", b: "1:a", password: 1 },
+    { a: "a", b: "b", password: -1 },
+    { a: "a:b", b: "c", password: 1 },
+    { a: "a", b: "b:c", password: 1 },
+  ];
+  const ids = keys.map(handshakeId);
+  assert.equal(new Set(ids).size, keys.length, ids.join(" "));
+  assert.equal(handshakeId({ a: "ab", b: "c", password: 1 }), ids[0], "the same key, the same id");
 });

@@ -7,11 +7,11 @@
  * the CLI's view does.
  */
 
-import { handshakeId } from "../presence/presence.ts";
 import {
   type AnyTcpFrame,
   EncodeError,
   type Frame,
+  handshakeId,
   handshakeKeyOf,
   Op,
   type TCPAsk,

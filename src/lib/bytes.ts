@@ -14,10 +14,3 @@ export function concatBytes(
   for (let i = start, off = 0; i < end; off += chunks[i].length, i++) out.set(chunks[i], off);
   return out;
 }
-
-/** True when `b` holds `x` at offset `at`. */
-export function bytesEqualAt(b: Uint8Array, at: number, x: Uint8Array): boolean {
-  if (at + x.length > b.length) return false;
-  for (let i = 0; i < x.length; i++) if (b[at + i] !== x[i]) return false;
-  return true;
-}

@@ -7,7 +7,13 @@ import { parseArgs } from "node:util";
 import { Cluster, Redis, type RedisOptions } from "ioredis";
 import { errorMessage } from "../lib/errors.ts";
 import { visible as show } from "../lib/visible.ts";
-import { holderNode, keys, leaseKeyNodeId, patterns, PREFIX } from "../presence/redis/schema.ts";
+import {
+  holderNode,
+  keys,
+  leaseKeyNodeId,
+  patterns,
+  userKeyPseudo,
+} from "../presence/redis/schema.ts";
 import { type RedisTarget, redisTarget } from "../presence/redis/target.ts";
 
 const HELP = `Usage: deno task presence [options]
@@ -218,12 +224,13 @@ export async function main(argv: string[]): Promise<number> {
       const vals = await Promise.all(ks.map((k) => r.get(k)));
       ks.forEach((k, i) => {
         const value = vals[i];
-        if (value === null) return;
+        const pseudo = userKeyPseudo(k);
+        if (value === null || pseudo === null) return;
         const node = holderNode(value);
         userCount++;
         if (users.length < limit) {
           users.push({
-            pseudo: k.slice(`${PREFIX}user:`.length),
+            pseudo,
             node,
             nodeAlive: aliveIds.has(node),
           });

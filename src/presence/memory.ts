@@ -2,13 +2,12 @@
  * Presence for one process, the embedded default: the directory and the handshake registry are
  * maps, and there is no other node to relay to.
  */
-import type { HandshakeKey } from "../protocol/frames.ts";
+import { handshakeId, type HandshakeKey } from "../protocol/frames.ts";
 import { ClaimTable } from "./claims.ts";
 import { StrikeLedger } from "./strike_ledger.ts";
 import {
   type Claim,
   type Directory,
-  handshakeId,
   type HandshakeRegistry,
   type LinkEndpoint,
   type Presence,

@@ -164,12 +164,3 @@ export interface NodeUsers {
   evict(pseudo: string): void;
 }
 
-/** A stable map key for a handshake; length prefixes keep ("ab","c") apart from ("a","bc"). */
-export function handshakeId(k: HandshakeKey): string {
-  return `${k.a.length}:${k.a}${k.b.length}:${k.b}${k.password}`;
-}
-
-/** A stable map key for the ordered pair (A, B). */
-export function pairId(a: string, b: string): string {
-  return `${a.length}:${a}${b}`;
-}

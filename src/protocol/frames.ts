@@ -104,6 +104,14 @@ export function handshakeKeyOf(f: AnyTcpFrame): HandshakeKey {
   return { a: f.sender, b: f.recipient, password: f.password };
 }
 
+/**
+ * A handshake's identity as one string, a map key for client and server alike; length prefixes
+ * keep ("ab","c") apart from ("a","bc").
+ */
+export function handshakeId(k: HandshakeKey): string {
+  return `${k.a.length}:${k.a}${k.b.length}:${k.b}${k.password}`;
+}
+
 export const opName: Record<number, string> = {
   1: "CR",
   2: "SPM",

@@ -9,7 +9,7 @@ import assert from "node:assert/strict";
 import { PrivateEnd } from "../../src/client/client.ts";
 import { ErrorCode, type Frame, Op } from "../../src/protocol/mod.ts";
 import { eventually, type RunCase } from "../helpers/harness.ts";
-import { openLink } from "../helpers/link.ts";
+import { handshake, openLink, pendingAsk } from "../helpers/link.ts";
 import { SourcedClient } from "../helpers/sourced_client.ts";
 
 const pair = { sender: "alice", recipient: "bob" } as const;
@@ -60,11 +60,7 @@ export function guessCases(t: RunCase["t"], withServer: RunCase["withServer"]): 
         try {
           for (let n = 0; n < 10; n++) {
             current = 1000 + n;
-            alice.send({ op: Op.TCPAsk, ...pair, password: current });
-            assert.equal(await alice.nextError(), ErrorCode.OK);
-            assert.deepEqual(await bob.next(), { op: Op.TCPAsk, ...pair, password: current });
-            const endB = await PrivateEnd.open({ port: h.port }, accept(current));
-            assert.deepEqual(await alice.next(), accept(current));
+            const endB = await handshake(h, alice, bob, current);
             // While B's end waits for A, the stranger makes at least one whole try.
             const seen = answers.length;
             await eventually(() => answers.length >= seen + 2, 5000, "the stranger's next try");
@@ -98,9 +94,7 @@ export function guessCases(t: RunCase["t"], withServer: RunCase["withServer"]): 
         const alice = await h.login("alice");
         const bob = await h.login("bob");
         const password = 4711;
-        alice.send({ op: Op.TCPAsk, sender: "alice", recipient: "bob", password });
-        assert.equal(await alice.nextError(), ErrorCode.OK);
-        await bob.next();
+        await pendingAsk(alice, bob, password);
         // Before B accepts, strangers try to take B's place; after, A's. Right password included.
         for (let i = 1; i <= 25; i++) {
           const got = await strangerTry(
@@ -140,9 +134,7 @@ export function guessCases(t: RunCase["t"], withServer: RunCase["withServer"]): 
         endA.close();
         endB.close();
         // A miss from the owners' own address is a strike; the third aborts the handshake.
-        alice.send({ op: Op.TCPAsk, sender: "alice", recipient: "bob", password: 78 });
-        assert.equal(await alice.nextError(), ErrorCode.OK);
-        await bob.next();
+        await pendingAsk(alice, bob, 78);
         for (const guess of [1, 2, 3]) {
           const m = await PrivateEnd.open({ port: h.port }, connect(guess));
           await m.answer();

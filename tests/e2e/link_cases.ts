@@ -9,7 +9,7 @@ import { PrivateEnd } from "../../src/client/client.ts";
 import { withDeadline } from "../../src/lib/async.ts";
 import { encode, ErrorCode, type Frame, Op } from "../../src/protocol/mod.ts";
 import { eventually, type RunCase, sleep } from "../helpers/harness.ts";
-import { openLink, randomBytes } from "../helpers/link.ts";
+import { handshake, openLink, pendingAsk, randomBytes } from "../helpers/link.ts";
 
 const text = new TextEncoder();
 const utf8 = new TextDecoder();
@@ -84,9 +84,7 @@ export function linkCases(t: RunCase["t"], withServer: RunCase["withServer"]): v
       withServer({}, async (h) => {
         const alice = await h.login("alice");
         const bob = await h.login("bob");
-        alice.send(ask("alice", "bob", 7));
-        assert.equal(await alice.nextError(), ErrorCode.OK);
-        await bob.next();
+        await pendingAsk(alice, bob, 7);
         const endB = await PrivateEnd.open({ port: h.port }, accept("alice", "bob", 7));
         await endB.write(new TextEncoder().encode("early bytes"));
         await alice.next();
@@ -106,11 +104,7 @@ export function linkCases(t: RunCase["t"], withServer: RunCase["withServer"]): v
       withServer({ linkBufferBytes: 64 * 1024 }, async (h) => {
         const alice = await h.login("alice");
         const bob = await h.login("bob");
-        alice.send(ask("alice", "bob", 8));
-        await alice.nextError();
-        await bob.next();
-        const endB = await PrivateEnd.open({ port: h.port }, accept("alice", "bob", 8));
-        await alice.next();
+        const endB = await handshake(h, alice, bob, 8);
         const big = randomBytes(16 << 20);
         let written = false;
         const writing = endB.write(big).then(() => (written = true));
@@ -154,9 +148,7 @@ export function linkCases(t: RunCase["t"], withServer: RunCase["withServer"]): v
         alice.send(ask("alice", "nobody", 1));
         assert.equal(await alice.nextError(), ErrorCode.UnreachableUser);
         assert.deepEqual(await alice.next(), abort("alice", "nobody", 1));
-        alice.send(ask("alice", "bob", 1));
-        assert.equal(await alice.nextError(), ErrorCode.OK);
-        assert.deepEqual(await bob.next(), ask("alice", "bob", 1));
+        await pendingAsk(alice, bob, 1);
         alice.send(ask("alice", "bob", 1));
         assert.equal(await alice.nextError(), ErrorCode.TcpInProtocol);
         assert.deepEqual(await alice.next(), abort("alice", "bob", 1));
@@ -174,9 +166,7 @@ export function linkCases(t: RunCase["t"], withServer: RunCase["withServer"]): v
         const alice = await h.login("alice");
         const bob = await h.login("bob");
         const carol = await h.login("carol");
-        alice.send(ask("alice", "bob", 5));
-        await alice.nextError();
-        await bob.next();
+        await pendingAsk(alice, bob, 5);
         carol.send(abort("alice", "bob", 5));
         assert.equal(await carol.nextError(), ErrorCode.InvalidPseudonym);
         bob.send(abort("alice", "bob", 5));
@@ -195,9 +185,7 @@ export function linkCases(t: RunCase["t"], withServer: RunCase["withServer"]): v
     withServer({}, async (h) => {
       const alice = await h.login("alice");
       const bob = await h.login("bob");
-      alice.send(ask("alice", "bob", 6));
-      await alice.nextError();
-      await bob.next();
+      await pendingAsk(alice, bob, 6);
       alice.send(abort("alice", "bob", 6));
       assert.deepEqual(await alice.next(), abort("alice", "bob", 6));
       assert.deepEqual(await bob.next(), abort("alice", "bob", 6));
@@ -233,9 +221,7 @@ export function linkCases(t: RunCase["t"], withServer: RunCase["withServer"]): v
       withServer({}, async (h) => {
         const alice = await h.login("alice");
         const bob = await h.login("bob");
-        alice.send(ask("alice", "bob", 10));
-        await alice.nextError();
-        await bob.next();
+        await pendingAsk(alice, bob, 10);
         const early = await PrivateEnd.open({ port: h.port }, connect("alice", "bob", 10));
         assert.deepEqual(await early.answer(), [{
           op: Op.ERROR,
@@ -255,16 +241,12 @@ export function linkCases(t: RunCase["t"], withServer: RunCase["withServer"]): v
       withServer({}, async (h) => {
         const alice = await h.login("alice");
         const bob = await h.login("bob");
-        alice.send(ask("alice", "bob", 11));
-        await alice.nextError();
-        await bob.next();
+        await pendingAsk(alice, bob, 11);
         alice.close();
         assert.deepEqual(await bob.next(), abort("alice", "bob", 11));
         const alice2 = await h.connect();
         await eventually(async () => (await alice2.login("alice")) === 1);
-        alice2.send(ask("alice", "bob", 12));
-        await alice2.nextError();
-        await bob.next();
+        await pendingAsk(alice2, bob, 12);
         bob.close();
         assert.deepEqual(await alice2.next(), abort("alice", "bob", 12));
       }),
@@ -279,11 +261,7 @@ export function linkCases(t: RunCase["t"], withServer: RunCase["withServer"]): v
         // On a cluster the next connection goes to the third node, so B's end lands on A's node,
         // whose expiry timer aborts the handshake.
         await h.connect();
-        alice.send(ask("alice", "bob", 13));
-        await alice.nextError();
-        await bob.next();
-        const endB = await PrivateEnd.open({ port: h.port }, accept("alice", "bob", 13));
-        assert.deepEqual(await alice.next(), accept("alice", "bob", 13));
+        const endB = await handshake(h, alice, bob, 13);
         assert.deepEqual(await alice.next(3000), abort("alice", "bob", 13));
         assert.deepEqual(await bob.next(3000), abort("alice", "bob", 13));
         assert.deepEqual(
@@ -302,11 +280,7 @@ export function linkCases(t: RunCase["t"], withServer: RunCase["withServer"]): v
       withServer({}, async (h) => {
         const alice = await h.login("alice");
         const bob = await h.login("bob");
-        alice.send(ask("alice", "bob", 14));
-        await alice.nextError();
-        await bob.next();
-        const endB = await PrivateEnd.open({ port: h.port }, accept("alice", "bob", 14));
-        await alice.next();
+        const endB = await handshake(h, alice, bob, 14);
         endB.close();
         assert.deepEqual(await alice.next(), abort("alice", "bob", 14));
         assert.deepEqual(await bob.next(), abort("alice", "bob", 14));
@@ -319,9 +293,7 @@ export function linkCases(t: RunCase["t"], withServer: RunCase["withServer"]): v
       withServer({ guessLimitPair: 3 }, async (h) => {
         const alice = await h.login("alice");
         const bob = await h.login("bob");
-        alice.send(ask("alice", "bob", 31337));
-        await alice.nextError();
-        await bob.next();
+        await pendingAsk(alice, bob, 31337);
         for (const guess of [1, 2]) {
           const m = await PrivateEnd.open({ port: h.port }, accept("alice", "bob", guess));
           assert.deepEqual(await m.answer(), [{ op: Op.ERROR, code: ErrorCode.TcpNotInProtocol }]);
@@ -352,11 +324,7 @@ export function linkCases(t: RunCase["t"], withServer: RunCase["withServer"]): v
       withServer({}, async (h) => {
         const alice = await h.login("alice");
         const bob = await h.login("bob");
-        alice.send(ask("alice", "bob", 15));
-        await alice.nextError();
-        await bob.next();
-        const endB = await PrivateEnd.open({ port: h.port }, accept("alice", "bob", 15));
-        await alice.next();
+        const endB = await handshake(h, alice, bob, 15);
         const thief = await PrivateEnd.open({ port: h.port }, accept("alice", "bob", 15));
         assert.deepEqual(await thief.answer(), [{
           op: Op.ERROR,
@@ -381,9 +349,7 @@ export function linkCases(t: RunCase["t"], withServer: RunCase["withServer"]): v
         }
         const alice = await h.login("alice");
         const bob = await h.login("bob");
-        alice.send(ask("alice", "bob", 16));
-        await alice.nextError();
-        await bob.next();
+        await pendingAsk(alice, bob, 16);
         const endB = await PrivateEnd.open({ port: h.port }, accept("alice", "bob", 16));
         assert.deepEqual(await endB.answer(), [{ op: Op.ERROR, code: ErrorCode.TcpNotInProtocol }]);
       }),
@@ -499,11 +465,7 @@ export function linkCases(t: RunCase["t"], withServer: RunCase["withServer"]): v
         // lands on B's node, which hears the TCPAbort.
         await h.connect();
         await h.connect();
-        alice.send(ask("alice", "bob", 21));
-        assert.equal(await alice.nextError(), ErrorCode.OK);
-        await bob.next();
-        const endB = await PrivateEnd.open({ port: h.port }, accept("alice", "bob", 21));
-        assert.deepEqual(await alice.next(), accept("alice", "bob", 21));
+        const endB = await handshake(h, alice, bob, 21);
         alice.close();
         assert.deepEqual(await bob.next(), abort("alice", "bob", 21));
         assert.deepEqual(

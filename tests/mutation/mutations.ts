@@ -86,8 +86,7 @@ export const MUTATIONS: Mutation[] = [
   {
     name: "restart-takes-back-live-pseudos",
     why: "after a Redis restart a node takes back pseudos that a live node now holds",
-    find:
-      "local held = cur and cur ~= ARGV[1] and redis.call('EXISTS', ARGV[2] .. 'node:{' .. cur .. '}') == 1",
+    find: "local held = cur and cur ~= ARGV[1] and redis.call('EXISTS', lease_key(cur)) == 1",
     replace: "local held = false",
     tests: ["tests/presence_redis_test.ts", "tests/cluster_test.ts"],
   },
@@ -228,9 +227,9 @@ export const MUTATIONS: Mutation[] = [
   {
     name: "prune-deletes-keys-others-hold",
     why: "pruning a dead node deletes user keys another node has taken over since",
-    find: "for _, p in ipairs(ps) do\n  local uk = ARGV[2] .. 'user:' .. p\n" +
+    find: "for _, p in ipairs(ps) do\n  local uk = user_key(p)\n" +
       "  if redis.call('GET', uk) == ARGV[1] then",
-    replace: "for _, p in ipairs(ps) do\n  local uk = ARGV[2] .. 'user:' .. p\n  do",
+    replace: "for _, p in ipairs(ps) do\n  local uk = user_key(p)\n  do",
     tests: ["tests/presence_redis_test.ts"],
   },
   {

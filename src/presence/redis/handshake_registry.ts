@@ -6,7 +6,7 @@ import type { HandshakeKey } from "../../protocol/frames.ts";
 import { type HandshakeRegistry, type LinkEndpoint, PresenceUnavailable } from "../presence.ts";
 import { type Connections, unavailable } from "./connections.ts";
 import type { ScriptName } from "./scripts.ts";
-import { keys } from "./schema.ts";
+import { keys, pairTag } from "./schema.ts";
 
 const ms = (n: number) => String(Math.max(1, Math.ceil(n)));
 
@@ -85,7 +85,7 @@ export class RedisHandshakeRegistry implements HandshakeRegistry {
     const r = await this.#call(
       "hsCancelPair",
       keys.pairIndex(a, b),
-      keys.handshakePrefix(a, b),
+      pairTag(a, b),
     ) as string[];
     return r.map((pw) => ({ a, b, password: Number(pw) }));
   }
@@ -94,7 +94,7 @@ export class RedisHandshakeRegistry implements HandshakeRegistry {
     const r = await this.#call(
       "hsStrike",
       keys.pairIndex(a, b),
-      keys.handshakePrefix(a, b),
+      pairTag(a, b),
       String(budget),
     ) as string[];
     return r.map((pw) => ({ a, b, password: Number(pw) }));

@@ -4,18 +4,24 @@
  */
 import type { HandshakeKey } from "../../protocol/frames.ts";
 
-export const PREFIX = "chatos:";
+const PREFIX = "chatos:";
 
 /** A node id is used inside key names, so it may not contain ':' (or anything exotic). */
 export const NODE_ID_PATTERN = /^[A-Za-z0-9_.\-]{1,64}$/;
+
+/**
+ * The ordered pair (a, b) as its keys' hash tag holds it; length prefixes keep ("ab","c") apart
+ * from ("a","bc"). A script that reads a pair's index gets this as an argument.
+ */
+export const pairTag = (a: string, b: string) => `${a.length}:${a}${b.length}:${b}`;
+
+const pairHandshake = (tag: string, password: string) => `${PREFIX}hs:{${tag}}${password}`;
 
 /**
  * Keys in braces share a hash tag, so on Redis Cluster they live in one slot: a node's lease, its
  * users set and its channel ({<node id>}); a pair's handshakes and their index ({<pair>}). The
  * tags are harmless on a single Redis, so every mode uses the same names.
  */
-const pair = (a: string, b: string) => `${a.length}:${a}${b.length}:${b}`;
-
 export const keys = {
   /** SET of the ids of nodes that have (or had) a lease; pruned lazily. */
   nodes: `${PREFIX}nodes`,
@@ -30,11 +36,11 @@ export const keys = {
   /** STRING: who holds this name key (a canonical form), as a user key's value; free once gone. */
   name: (key: string) => `${PREFIX}name:${key}`,
   /** HASH {a, b, password, state, asker, node, token, bridge, strikes} with PEXPIRE = handshake ttl. */
-  handshake: (k: HandshakeKey) => `${PREFIX}hs:{${pair(k.a, k.b)}}${k.password}`,
-  /** Every handshake key of the pair (a, b) is this prefix followed by the password. */
-  handshakePrefix: (a: string, b: string) => `${PREFIX}hs:{${pair(a, b)}}`,
+  handshake: (k: HandshakeKey) => pairHandshake(pairTag(k.a, k.b), String(k.password)),
+  /** The same key from the pair's tag and a password read from its index. */
+  pairHandshake,
   /** SET of the passwords with a pending handshake for (a, b). */
-  pairIndex: (a: string, b: string) => `${PREFIX}hsp:{${pair(a, b)}}`,
+  pairIndex: (a: string, b: string) => `${PREFIX}hsp:{${pairTag(a, b)}}`,
 } as const;
 
 /** A user key's value read: its node, and the lease fence it was written under (Cluster form only). */
@@ -70,18 +76,28 @@ export const channels = {
   all: `${PREFIX}all`,
 } as const;
 
-// Match patterns used with SCAN by the ops tool.
+// Match patterns used with SCAN by the ops tool: the builders with a wildcard for each value.
 export const patterns = {
-  leases: `${PREFIX}node:*`,
-  users: `${PREFIX}user:*`,
-  names: `${PREFIX}name:*`,
-  handshakes: `${PREFIX}hs:*`,
+  leases: keys.lease("*"),
+  users: keys.user("*"),
+  handshakes: keys.pairHandshake("*", "*"),
 } as const;
 
-/** The node id of a key matched by `patterns.leases` if it is a lease (and not a `:users` set). */
+/** What `build` put into `key`, or null if `build` cannot have made `key`. */
+function valueIn(build: (value: string) => string, key: string): string | null {
+  const [open, close] = build("\u0000").split("\u0000");
+  const fits = key.length >= open.length + close.length && key.startsWith(open) &&
+    key.endsWith(close);
+  return fits ? key.slice(open.length, key.length - close.length) : null;
+}
+
+/** The node id of a lease key (null for any other key). */
 export function leaseKeyNodeId(key: string): string | null {
-  const open = `${PREFIX}node:{`;
-  if (!key.startsWith(open) || !key.endsWith("}")) return null;
-  const id = key.slice(open.length, -1);
-  return NODE_ID_PATTERN.test(id) ? id : null;
+  const id = valueIn(keys.lease, key);
+  return id !== null && NODE_ID_PATTERN.test(id) ? id : null;
+}
+
+/** The pseudo of a user key (null for any other key). */
+export function userKeyPseudo(key: string): string | null {
+  return valueIn(keys.user, key);
 }

@@ -6,7 +6,7 @@
 import type { Buffer } from "node:buffer";
 import type { Claim } from "../presence.ts";
 import type { Connections } from "./connections.ts";
-import { channels, keys, PREFIX } from "./schema.ts";
+import { channels, keys } from "./schema.ts";
 import {
   chunks,
   type Outgoing,
@@ -39,7 +39,6 @@ export class SingleTopology implements RedisTopology {
       this.#lease,
       this.#nodeId,
       pseudo,
-      PREFIX,
       claim.client,
       ...claim.keys,
     );
@@ -49,7 +48,7 @@ export class SingleTopology implements RedisTopology {
   release(pseudos: readonly string[]): Promise<unknown> {
     return Promise.all(
       chunks(pseudos).map((chunk) =>
-        this.#conns.script("release", this.#ownUsers, this.#nodeId, PREFIX, ...chunk)
+        this.#conns.script("release", this.#ownUsers, this.#nodeId, ...chunk)
       ),
     );
   }
@@ -70,7 +69,6 @@ export class SingleTopology implements RedisTopology {
         this.#ownUsers,
         this.#lease,
         this.#nodeId,
-        PREFIX,
         ...groups,
       ) as string[];
       lost.push(...r);
@@ -90,7 +88,6 @@ export class SingleTopology implements RedisTopology {
       keys.nodes,
       this.#instance,
       this.#nodeId,
-      PREFIX,
     );
   }
 
@@ -102,7 +99,6 @@ export class SingleTopology implements RedisTopology {
         keys.nodeUsers(id),
         keys.nodes,
         id,
-        PREFIX,
         PRUNE_BATCH,
       );
       if (r !== 1) return r === 0;
@@ -137,7 +133,7 @@ export class SingleTopology implements RedisTopology {
 
   #sendBatch(batch: Extract<Outgoing, { kind: "send" }>[]): void {
     if (batch.length === 0) return;
-    const args: Array<string | Buffer> = [PREFIX, this.#nodeId];
+    const args: Array<string | Buffer> = [this.#nodeId];
     for (const m of batch) args.push(m.to, m.entry);
     this.#conns.script("sendBatch", ...args).then(
       (r) => {

@@ -5,8 +5,7 @@
  * are the handshakes to abort.
  */
 import type { HandshakeKey } from "../../protocol/mod.ts";
-import { Op } from "../../protocol/mod.ts";
-import { handshakeId } from "../../presence/presence.ts";
+import { handshakeId, Op } from "../../protocol/mod.ts";
 import { clearTimer, type TimerId, unrefTimeout } from "../../lib/timers.ts";
 
 interface Asked {

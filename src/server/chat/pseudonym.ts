@@ -121,11 +121,6 @@ export function pseudoKeys(display: string): string[] {
   return foldFirst === skeletonFirst ? [foldFirst] : [foldFirst, skeletonFirst];
 }
 
-/** The first key: case-folded, then the skeleton, repeated until it settles. */
-export function canonicalPseudo(display: string): string {
-  return settle(display.normalize("NFKC"));
-}
-
 /**
  * fold → skeleton until nothing changes: a prototype may be a capital ("0" →
  * "O") that folding then lowers. Two rounds settle every name tried; four is

@@ -8,13 +8,13 @@
 import {
   encodeError,
   ErrorCode,
+  handshakeId,
   type HandshakeKey,
   handshakeKeyOf,
   type TCPAccept,
   type TCPConnect,
 } from "../../protocol/mod.ts";
 import {
-  handshakeId,
   type HandshakeRegistry,
   type LinkEndpoint,
   PresenceUnavailable,

@@ -25,7 +25,7 @@ export interface ProxyPolicy {
 const NOTHING = new Uint8Array(0);
 
 /** The socket's peer address in the one spelling used for keys and logs. */
-export function peerAddress(conn: Deno.Conn): string {
+function peerAddress(conn: Deno.Conn): string {
   const a = conn.remoteAddr as Deno.NetAddr;
   return a.hostname ? canonicalAddress(a.hostname) : "unknown";
 }

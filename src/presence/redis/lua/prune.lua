@@ -3,17 +3,16 @@
 -- KEYS[2]: its users set
 -- KEYS[3]: nodes set
 -- ARGV[1]: its node id
--- ARGV[2]: key prefix
--- ARGV[3]: batch size
+-- ARGV[2]: batch size
 -- Returns: -1 alive; 1 more to do; 0 done.
 --#include drop_profile
 if redis.call('EXISTS', KEYS[1]) == 1 then return -1 end
-local ps = redis.call('SPOP', KEYS[2], tonumber(ARGV[3]))
+local ps = redis.call('SPOP', KEYS[2], tonumber(ARGV[2]))
 for _, p in ipairs(ps) do
-  local uk = ARGV[2] .. 'user:' .. p
+  local uk = user_key(p)
   if redis.call('GET', uk) == ARGV[1] then
     redis.call('DEL', uk)
-    drop_profile(ARGV[2], p)
+    drop_profile(p)
   end
 end
 if redis.call('EXISTS', KEYS[2]) == 1 then return 1 end

@@ -2,31 +2,30 @@
 -- KEYS[1]: this node's users set
 -- KEYS[2]: this node's lease
 -- ARGV[1]: node id
--- ARGV[2]: key prefix
--- ARGV[3..]: groups of four: pseudo, client key, name key 1, name key 2 ("" if none)
+-- ARGV[2..]: groups of four: pseudo, client key, name key 1, name key 2 ("" if none)
 -- Returns: the pseudos now held by another live node, or whose name another holds (left to it).
 --#include claim
 if redis.call('EXISTS', KEYS[2]) == 0 then return redis.error_reply('NOLEASE node lease missing') end
 local lost = {}
-for i = 3, #ARGV, 4 do
+for i = 2, #ARGV, 4 do
   local p = ARGV[i]
-  local uk = ARGV[2] .. 'user:' .. p
+  local uk = user_key(p)
   local cur = redis.call('GET', uk)
   local names = {}
   for j = i + 2, i + 3 do
     if ARGV[j] ~= '' then names[#names + 1] = ARGV[j] end
   end
-  local held = cur and cur ~= ARGV[1] and redis.call('EXISTS', ARGV[2] .. 'node:{' .. cur .. '}') == 1
+  local held = cur and cur ~= ARGV[1] and redis.call('EXISTS', lease_key(cur)) == 1
   for _, k in ipairs(names) do
-    if not held and name_held(ARGV[2], k, p) then held = true end
+    if not held and name_held(k, p) then held = true end
   end
   if held then
     lost[#lost + 1] = p
   else
-    if cur and cur ~= ARGV[1] then redis.call('SREM', ARGV[2] .. 'node:{' .. cur .. '}:users', p) end
+    if cur and cur ~= ARGV[1] then redis.call('SREM', users_key(cur), p) end
     redis.call('SET', uk, ARGV[1])
     redis.call('SADD', KEYS[1], p)
-    take_names(ARGV[2], p, ARGV[i + 1], names)
+    take_names(p, ARGV[i + 1], names)
   end
 end
 return lost

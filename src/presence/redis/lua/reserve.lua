@@ -5,22 +5,21 @@
 -- KEYS[3]: this node's lease
 -- ARGV[1]: node id
 -- ARGV[2]: pseudo
--- ARGV[3]: key prefix ("chatos:")
--- ARGV[4]: client key of the user's chat connection
--- ARGV[5..]: the name keys (one or two)
+-- ARGV[3]: client key of the user's chat connection
+-- ARGV[4..]: the name keys (one or two)
 -- Returns: 1 reserved (or already ours); 0 a live node holds the pseudo or a key;
 --          error NOLEASE when this node's own lease is gone.
 --#include claim
 if redis.call('EXISTS', KEYS[3]) == 0 then return redis.error_reply('NOLEASE node lease missing') end
 local cur = redis.call('GET', KEYS[1])
-if cur and cur ~= ARGV[1] and redis.call('EXISTS', ARGV[3] .. 'node:{' .. cur .. '}') == 1 then return 0 end
+if cur and cur ~= ARGV[1] and redis.call('EXISTS', lease_key(cur)) == 1 then return 0 end
 local names = {}
-for i = 5, #ARGV do
-  if name_held(ARGV[3], ARGV[i], ARGV[2]) then return 0 end
+for i = 4, #ARGV do
+  if name_held(ARGV[i], ARGV[2]) then return 0 end
   names[#names + 1] = ARGV[i]
 end
-if cur and cur ~= ARGV[1] then redis.call('SREM', ARGV[3] .. 'node:{' .. cur .. '}:users', ARGV[2]) end
+if cur and cur ~= ARGV[1] then redis.call('SREM', users_key(cur), ARGV[2]) end
 redis.call('SET', KEYS[1], ARGV[1])
 redis.call('SADD', KEYS[2], ARGV[2])
-take_names(ARGV[3], ARGV[2], ARGV[4], names)
+take_names(ARGV[2], ARGV[3], names)
 return 1
