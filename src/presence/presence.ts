@@ -163,4 +163,3 @@ export interface NodeUsers {
   /** Another node holds `pseudo` now (found after a Redis outage): the session here must end. */
   evict(pseudo: string): void;
 }
-
