@@ -14,21 +14,14 @@ import {
 import type { Logger } from "../../lib/log.ts";
 import { closeQuietly, errorMessage } from "../../lib/errors.ts";
 import { clearTimer, type TimerId, unrefTimeout } from "../../lib/timers.ts";
-import { TokenBucket, type WarnThrottle } from "../../lib/rate.ts";
+import type { WarnThrottle } from "../../lib/rate.ts";
 import type { Metrics } from "../metrics.ts";
 import type { Ticket } from "../limits/admission.ts";
 import type { Slot } from "../limits/fd_budget.ts";
 import { OutboundQueue, type QueueBudget } from "./outbound.ts";
 import type { ChatSession } from "./session.ts";
 import type { LoginTicket } from "../limits/admission.ts";
-
-/** A session's sending budget (IRC's fakelag): frames, and bytes it causes to be sent. */
-export interface FloodLimits {
-  rateFrames: number;
-  rateFramesBurst: number;
-  rateBytes: number;
-  rateBytesBurst: number;
-}
+import { FloodControl, type FloodLimits } from "./flood_control.ts";
 
 /** Where a connection whose first frame opens a private end goes (the link broker). */
 export interface LinkOpener {
@@ -116,8 +109,7 @@ export async function serveConnection(
     deps.queueBudget,
   );
   deps.outbound.add(out);
-  let frames: TokenBucket | null = null;
-  let bytes: TokenBucket | null = null;
+  let flood: FloodControl | null = null;
   let session: ChatSession | null = null;
   let handedOver = false;
 
@@ -151,8 +143,6 @@ export async function serveConnection(
         if (n === null) break;
         decoder.push(buf.subarray(0, n));
       }
-      // What this read costs its session's budget, charged once per read, not per frame.
-      let framesRead = 0, bytesCaused = 0;
       for (let step = decoder.next(); step !== null; step = decoder.next()) {
         if (!step.ok) {
           metrics.malformedFrames++;
@@ -177,25 +167,16 @@ export async function serveConnection(
             return; // the link broker owns the socket (and its ticket) now
           }
           session = deps.newSession(out, address, close, ticket);
-          // No bucket at all for a rate that is off (per-session memory).
-          if (limits.rateFrames > 0) {
-            frames = new TokenBucket(limits.rateFrames, limits.rateFramesBurst);
-          }
-          if (limits.rateBytes > 0) {
-            bytes = new TokenBucket(limits.rateBytes, limits.rateBytesBurst);
-          }
+          flood = new FloodControl(limits, deps.fanOut);
         }
-        framesRead++;
-        bytesCaused += frame.op === Op.SMA ? raw.length * deps.fanOut() : raw.length;
+        flood?.count(frame.op, raw.length);
         session.post({ kind: "frame", frame, raw });
       }
       // The frames just posted may still refer to `buf`: wait for the actor
       // before reading over it. This is also the session's backpressure.
       if (session?.mailbox.busy) await session.mailbox.idle();
       if (n === buf.length && buf.length < LARGE_READ) buf = new Uint8Array(LARGE_READ);
-      frames?.spend(framesRead);
-      bytes?.spend(bytesCaused);
-      const debt = Math.max(frames?.debtMs() ?? 0, bytes?.debtMs() ?? 0);
+      const debt = flood?.charge() ?? 0;
       if (debt > 0 && !closed) {
         metrics.throttled++;
         // Stop reading for the debt (or until closed): the flooder waits, nobody else does.
