@@ -257,8 +257,8 @@ export const MUTATIONS: Mutation[] = [
   {
     name: "login-timeout-hits-logged-in",
     why: "the login timeout also closes connections that did log in",
-    find: "if (session?.pseudo == null && !handedOver) {",
-    replace: "if (!handedOver) {",
+    find: "if (this.#session?.pseudo == null && !this.#handedOver) {",
+    replace: "if (!this.#handedOver) {",
     tests: ["tests/server_robustness_test.ts"],
   },
   {
