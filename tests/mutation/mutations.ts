@@ -344,9 +344,9 @@ export const MUTATIONS: Mutation[] = [
   {
     name: "proxy-pending-outside-budget",
     why: "a connection still sending its PROXY header holds no descriptor lease",
-    find: 'const waiting = budget.tryAcquire("chat");',
+    find: 'const waiting = this.#d.budget.tryAcquire("chat");',
     replace: "const waiting = { release() {} };",
-    tests: ["tests/proxy_budget_test.ts"],
+    tests: ["tests/proxy_budget_test.ts", "tests/accept_test.ts"],
   },
   {
     name: "cluster-ready-ignores-primaries",
