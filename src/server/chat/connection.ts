@@ -199,7 +199,11 @@ class ClientConnection {
   }
 
   /** The first frame opens a private end: the link broker takes the socket and its ticket. */
-  async #handOver(frame: TCPAccept | TCPConnect, raw: Uint8Array, rest: Uint8Array) {
+  async #handOver(
+    frame: TCPAccept | TCPConnect,
+    raw: Uint8Array,
+    rest: Uint8Array,
+  ): Promise<void> {
     const { metrics, links } = this.#d;
     const ticket = this.#ticket;
     metrics.framesIn[frame.op]++;
@@ -233,6 +237,7 @@ class ClientConnection {
     });
   }
 
+  /** The login timer: a connection still neither a session nor a link end is closed. */
   #loginTimeout(): void {
     if (this.#session?.pseudo == null && !this.#handedOver) {
       this.#d.metrics.loginTimeouts++;
@@ -242,6 +247,7 @@ class ClientConnection {
     }
   }
 
+  /** The outbound queue went over its bound: the client is not reading, it goes. */
   #slowReader(discarded: number): void {
     const { metrics, warn } = this.#d;
     metrics.slowConsumerDrops++;
@@ -254,6 +260,7 @@ class ClientConnection {
     this.#close("slow reader: outbound queue over limit");
   }
 
+  /** A bug, or the broker failing before it owned the socket. */
   #failed(e: unknown): void {
     this.#d.log.error("connection handler failed", {
       address: this.#ticket.address,
