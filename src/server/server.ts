@@ -15,8 +15,9 @@ import { defaultConfig, type ServerConfig } from "./config.ts";
 import { Metrics } from "./metrics.ts";
 import { type AdminServer, startAdmin } from "./admin.ts";
 import { acceptEach } from "./listen.ts";
+import { bridgeArrivals, ClientPipeline, tuneTcp } from "./accept.ts";
 import { serveConnection } from "./chat/connection.ts";
-import { type Identified, identifier } from "./net/client_address.ts";
+import { identifier } from "./net/client_address.ts";
 import { parseCidrList } from "./net/cidr.ts";
 import { ChatSession } from "./chat/session.ts";
 import type { LoginTicket } from "./limits/admission.ts";
@@ -186,75 +187,23 @@ export async function startServer(
   metrics.gauges.links_pending = () => links.parkedCount;
   metrics.gauges.link_ends_active = () => links.activeEnds;
 
-  const open = new Set<Deno.Conn>();
-  const handlers = new Set<Promise<void>>();
   const isDraining = () => draining;
   const acceptDeps = { draining: isDraining, warn, metrics };
-
-  const acceptLoop = acceptEach(listener, acceptDeps, (conn) => {
-    metrics.connectionsOpened++;
-    try {
-      conn.setNoDelay(true);
-      // An idle chat user's connection may cross NATs and balancers that drop silent flows.
-      conn.setKeepAlive(true);
-    } catch {
-      // reset before we got to it: the first read will say so
-    }
-    const who = identify(conn);
-    if (!(who instanceof Promise)) return serve(conn, who);
-    // A trusted balancer's connection: admitted under its client's address
-    // once the header is read. Its descriptor counts meanwhile.
-    const waiting = budget.tryAcquire("chat");
-    if (!waiting) return refuse(conn, "(PROXY header pending)", "fd_budget");
-    open.add(conn);
-    const h = who.then((w) => {
-      open.delete(conn);
-      waiting.release(); // admission takes the connection's own slot, in the same turn
-      serve(conn, w);
-    });
-    handlers.add(h);
-    void h.finally(() => handlers.delete(h));
+  const clients = new ClientPipeline({
+    admission,
+    budget,
+    metrics,
+    warn,
+    identify,
+    serve: (conn, ticket, initial, onClose) =>
+      serveConnection(conn, connectionDeps, ticket, initial, onClose),
   });
-
-  /** Closes a client connection the node will not serve, counted and logged (rate-limited). */
-  function refuse(conn: Deno.TcpConn, address: string, reason: string): void {
-    metrics.connectionsRejected++;
-    metrics.refuse(reason);
-    warn.warn("connection refused", { address, reason });
-    closeQuietly(conn);
-  }
-
-  /** Admits a connection under its real address and serves it, or refuses it. */
-  function serve(conn: Deno.TcpConn, who: Identified): void {
-    if (!who.ok) {
-      metrics.proxyHeaderRefused++;
-      metrics.refuse("proxy_header");
-      warn.warn("connection refused: PROXY header", { peer: who.address, reason: who.reason });
-      closeQuietly(conn);
-      return;
-    }
-    const address = who.address;
-    const ticket = admission.admit(address);
-    if (typeof ticket === "string") return refuse(conn, address, ticket);
-    open.add(conn);
-    const h = serveConnection(conn, connectionDeps, ticket, who.initial, () => open.delete(conn));
-    handlers.add(h);
-    void h.finally(() => handlers.delete(h));
-  }
-
+  const acceptLoop = acceptEach(listener, acceptDeps, (conn) => {
+    tuneTcp(conn);
+    clients.take(conn);
+  });
   const bridgeLoop = bridgeListener &&
-    acceptEach(bridgeListener, acceptDeps, (conn) => {
-      const slot = budget.tryAcquire("bridge");
-      if (!slot) {
-        metrics.refuse("fd_budget");
-        warn.warn("bridge connection refused: descriptor budget spent", {});
-        closeQuietly(conn);
-        return;
-      }
-      void links.acceptBridge(conn, slot).catch((e) =>
-        log.warn("bridge connection failed", { error: errorMessage(e) })
-      );
-    });
+    acceptEach(bridgeListener, acceptDeps, bridgeArrivals({ budget, metrics, warn, log, links }));
 
   let admin: AdminServer | null = null;
   if (config.adminPort >= 0) {
@@ -316,8 +265,7 @@ export async function startServer(
         // Then let what was already acknowledged reach its readers.
         if (drainMs > 0) await drainOutput(outbound, drainMs, log);
         links.closeAll();
-        for (const c of open) closeQuietly(c);
-        await Promise.allSettled([...handlers]);
+        await clients.closeAll();
         await admin?.shutdown();
         log.info("stopped");
       })();

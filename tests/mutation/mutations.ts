@@ -257,8 +257,8 @@ export const MUTATIONS: Mutation[] = [
   {
     name: "login-timeout-hits-logged-in",
     why: "the login timeout also closes connections that did log in",
-    find: "if (session?.pseudo == null && !handedOver) {",
-    replace: "if (!handedOver) {",
+    find: "if (this.#session?.pseudo == null && !this.#handedOver) {",
+    replace: "if (!this.#handedOver) {",
     tests: ["tests/server_robustness_test.ts"],
   },
   {
@@ -344,9 +344,9 @@ export const MUTATIONS: Mutation[] = [
   {
     name: "proxy-pending-outside-budget",
     why: "a connection still sending its PROXY header holds no descriptor lease",
-    find: 'const waiting = budget.tryAcquire("chat");',
+    find: 'const waiting = this.#d.budget.tryAcquire("chat");',
     replace: "const waiting = { release() {} };",
-    tests: ["tests/proxy_budget_test.ts"],
+    tests: ["tests/proxy_budget_test.ts", "tests/accept_test.ts"],
   },
   {
     name: "cluster-ready-ignores-primaries",

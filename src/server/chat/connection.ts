@@ -8,27 +8,21 @@ import {
   describeProtocolError,
   FrameDecoder,
   Op,
+  type ProtocolError,
   type TCPAccept,
   type TCPConnect,
 } from "../../protocol/mod.ts";
 import type { Logger } from "../../lib/log.ts";
 import { closeQuietly, errorMessage } from "../../lib/errors.ts";
 import { clearTimer, type TimerId, unrefTimeout } from "../../lib/timers.ts";
-import { TokenBucket, type WarnThrottle } from "../../lib/rate.ts";
+import type { WarnThrottle } from "../../lib/rate.ts";
 import type { Metrics } from "../metrics.ts";
 import type { Ticket } from "../limits/admission.ts";
 import type { Slot } from "../limits/fd_budget.ts";
 import { OutboundQueue, type QueueBudget } from "./outbound.ts";
 import type { ChatSession } from "./session.ts";
 import type { LoginTicket } from "../limits/admission.ts";
-
-/** A session's sending budget (IRC's fakelag): frames, and bytes it causes to be sent. */
-export interface FloodLimits {
-  rateFrames: number;
-  rateFramesBurst: number;
-  rateBytes: number;
-  rateBytesBurst: number;
-}
+import { FloodControl, type FloodLimits } from "./flood_control.ts";
 
 /** Where a connection whose first frame opens a private end goes (the link broker). */
 export interface LinkOpener {
@@ -69,7 +63,7 @@ export interface ConnectionDeps {
   /** The node-wide bound on queued output. */
   queueBudget: QueueBudget;
   /** How many users an SMA reaches (what it costs its sender). */
-  fanOut(): number;
+  fanOut: () => number;
 }
 
 /** Small while idle (RSS per idle session); grown once for a client that fills it. */
@@ -80,156 +74,229 @@ const LARGE_READ = 32 * 1024;
  * Serves one admitted connection. `initial`: bytes already read from it (what
  * followed a PROXY header), the client's first frames.
  */
-export async function serveConnection(
-  conn: Deno.TcpConn,
+export function serveConnection(
+  conn: Deno.Conn,
   deps: ConnectionDeps,
   ticket: Ticket,
   initial: Uint8Array,
   onClose: () => void,
 ): Promise<void> {
-  const address = ticket.address;
-  const { log, metrics, limits } = deps;
-  log.debug("connection opened", { address });
-  let closeReason = "client closed";
-  let closed = false;
-  let pauseTimer: TimerId | undefined;
-  let resumeReading: (() => void) | null = null;
-  const close = (reason: string) => {
-    if (closed) return;
-    closed = true;
-    closeReason = reason;
-    closeQuietly(conn);
-    clearTimer(pauseTimer);
-    resumeReading?.();
+  return new ClientConnection(conn, deps, ticket, onClose).serve(initial);
+}
+
+/** One connection's state; each of its jobs (reading, the login timer, teardown…) is one method. */
+class ClientConnection {
+  readonly #conn: Deno.Conn;
+  readonly #d: ConnectionDeps;
+  readonly #ticket: Ticket;
+  readonly #onClose: () => void;
+  readonly #out: OutboundQueue;
+  #session: ChatSession | null = null;
+  /** The first frame opened a private end: the link broker owns the socket and its ticket. */
+  #handedOver = false;
+  #closed = false;
+  #closeReason = "client closed";
+  #loginTimer: TimerId | undefined;
+  #pauseTimer: TimerId | undefined;
+  #resumeReading: (() => void) | null = null;
+
+  /** Closes the socket, once; a paused read loop wakes up and ends. */
+  readonly #close = (reason: string): void => {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#closeReason = reason;
+    closeQuietly(this.#conn);
+    clearTimer(this.#pauseTimer);
+    this.#resumeReading?.();
   };
-  ticket.onEvict(close); // its reason says so in the "connection closed" line
-  const out = new OutboundQueue(
-    conn,
-    limits.maxQueuedBytes,
-    (discarded) => {
-      metrics.slowConsumerDrops++;
-      metrics.slowReaderDiscardedBytes += discarded;
-      deps.warn.warn("slow reader dropped", { address, pseudo: session?.pseudo, discarded });
-      close("slow reader: outbound queue over limit");
-    },
-    (e) => close(`write failed: ${errorMessage(e)}`),
-    deps.queueBudget,
-  );
-  deps.outbound.add(out);
-  let frames: TokenBucket | null = null;
-  let bytes: TokenBucket | null = null;
-  let session: ChatSession | null = null;
-  let handedOver = false;
 
-  const loginTimer = unrefTimeout(() => {
-    if (session?.pseudo == null && !handedOver) {
-      metrics.loginTimeouts++;
-      // Any client can cause this at will: counted on /metrics, logged at debug only.
-      log.debug("login timeout", { address });
-      close("no login before the timeout");
+  constructor(conn: Deno.Conn, deps: ConnectionDeps, ticket: Ticket, onClose: () => void) {
+    this.#conn = conn;
+    this.#d = deps;
+    this.#ticket = ticket;
+    this.#onClose = onClose;
+    this.#out = new OutboundQueue(
+      conn,
+      deps.limits.maxQueuedBytes,
+      (discarded) => this.#slowReader(discarded),
+      (e) => this.#close(`write failed: ${errorMessage(e)}`),
+      deps.queueBudget,
+    );
+  }
+
+  /** Serves the connection until it closes or becomes a link end; `initial`: its first bytes. */
+  async serve(initial: Uint8Array): Promise<void> {
+    const { log, limits } = this.#d;
+    log.debug("connection opened", { address: this.#ticket.address });
+    this.#ticket.onEvict(this.#close); // its reason says so in the "connection closed" line
+    this.#d.outbound.add(this.#out);
+    this.#loginTimer = unrefTimeout(() => this.#loginTimeout(), limits.loginTimeoutMs);
+    try {
+      await this.#readLoop(initial);
+    } catch (e) {
+      this.#failed(e);
+    } finally {
+      await this.#teardown();
     }
-  }, limits.loginTimeoutMs);
+  }
 
-  // The server relays messages without reading them: skip building their strings.
-  const decoder = new FrameDecoder(limits.maxStringBytes, { lazyMessage: true });
-  let buf = new Uint8Array(SMALL_READ);
-  let pending: Uint8Array | null = initial.length > 0 ? initial : null;
-  try {
-    reading: while (true) {
-      let n: number | null;
+  /**
+   * Reads and decodes until the client closes, a frame is malformed, or the
+   * first frame hands the socket over to the link broker. Flood control is
+   * charged once per read; nothing here allocates or awaits per frame.
+   */
+  async #readLoop(initial: Uint8Array): Promise<void> {
+    // The server relays messages without reading them: skip building their strings.
+    const decoder = new FrameDecoder(this.#d.limits.maxStringBytes, { lazyMessage: true });
+    let buf = new Uint8Array(SMALL_READ);
+    let pending: Uint8Array | null = initial.length > 0 ? initial : null;
+    let session: ChatSession | null = null;
+    let flood: FloodControl | null = null;
+    while (true) {
+      let n = 0;
       if (pending) {
         decoder.push(pending);
         pending = null;
-        n = 0;
       } else {
+        let read: number | null;
         try {
-          n = await conn.read(buf);
+          read = await this.#conn.read(buf);
         } catch (e) {
-          if (!closed) closeReason = `read failed: ${(e as Error).name}`;
-          break;
+          if (!this.#closed) this.#closeReason = `read failed: ${(e as Error).name}`;
+          return;
         }
-        if (n === null) break;
+        if (read === null) return;
+        n = read;
         decoder.push(buf.subarray(0, n));
       }
-      // What this read costs its session's budget, charged once per read, not per frame.
-      let framesRead = 0, bytesCaused = 0;
       for (let step = decoder.next(); step !== null; step = decoder.next()) {
-        if (!step.ok) {
-          metrics.malformedFrames++;
-          const reason = describeProtocolError(step.error);
-          deps.warn.warn("malformed frame, closing", { address, pseudo: session?.pseudo, reason });
-          close(`malformed frame: ${reason}`);
-          break reading;
-        }
+        if (!step.ok) return this.#malformed(step.error);
         const { frame, raw } = step;
-        if (session === null) {
+        if (session === null || flood === null) {
+          // The first frame decides: a private-link end, or a chat session.
           if (frame.op === Op.TCPAccept || frame.op === Op.TCPConnect) {
-            metrics.framesIn[frame.op]++;
-            handedOver = true;
-            clearTimer(loginTimer);
-            ticket.handedOver();
-            const rest = decoder.takeRemainder();
-            if (frame.op === Op.TCPAccept) {
-              await deps.links.openAccept(conn, frame, raw, rest, address, ticket);
-            } else {
-              await deps.links.openConnect(conn, frame, rest, address, ticket);
-            }
-            return; // the link broker owns the socket (and its ticket) now
+            return await this.#handOver(frame, raw, decoder.takeRemainder());
           }
-          session = deps.newSession(out, address, close, ticket);
-          // No bucket at all for a rate that is off (per-session memory).
-          if (limits.rateFrames > 0) {
-            frames = new TokenBucket(limits.rateFrames, limits.rateFramesBurst);
-          }
-          if (limits.rateBytes > 0) {
-            bytes = new TokenBucket(limits.rateBytes, limits.rateBytesBurst);
-          }
+          session = this.#startChat();
+          flood = new FloodControl(this.#d.limits, this.#d.fanOut);
         }
-        framesRead++;
-        bytesCaused += frame.op === Op.SMA ? raw.length * deps.fanOut() : raw.length;
+        flood.count(frame.op, raw.length);
         session.post({ kind: "frame", frame, raw });
       }
       // The frames just posted may still refer to `buf`: wait for the actor
       // before reading over it. This is also the session's backpressure.
       if (session?.mailbox.busy) await session.mailbox.idle();
       if (n === buf.length && buf.length < LARGE_READ) buf = new Uint8Array(LARGE_READ);
-      frames?.spend(framesRead);
-      bytes?.spend(bytesCaused);
-      const debt = Math.max(frames?.debtMs() ?? 0, bytes?.debtMs() ?? 0);
-      if (debt > 0 && !closed) {
-        metrics.throttled++;
-        // Stop reading for the debt (or until closed): the flooder waits, nobody else does.
-        await new Promise<void>((resolve) => {
-          resumeReading = resolve;
-          pauseTimer = setTimeout(resolve, debt);
-        });
-      }
+      const debt = flood?.charge() ?? 0;
+      if (debt > 0 && !this.#closed) await this.#pause(debt);
     }
-  } catch (e) {
-    log.error("connection handler failed", { address, error: errorMessage(e) });
-    closeReason = "internal error";
-    if (handedOver) {
+  }
+
+  /** The first frame is a chat one: this connection is a session from now on. */
+  #startChat(): ChatSession {
+    this.#session = this.#d.newSession(this.#out, this.#ticket.address, this.#close, this.#ticket);
+    return this.#session;
+  }
+
+  /** The first frame opens a private end: the link broker takes the socket and its ticket. */
+  async #handOver(
+    frame: TCPAccept | TCPConnect,
+    raw: Uint8Array,
+    rest: Uint8Array,
+  ): Promise<void> {
+    const { metrics, links } = this.#d;
+    const ticket = this.#ticket;
+    metrics.framesIn[frame.op]++;
+    this.#handedOver = true;
+    clearTimer(this.#loginTimer);
+    ticket.handedOver();
+    if (frame.op === Op.TCPAccept) {
+      await links.openAccept(this.#conn, frame, raw, rest, ticket.address, ticket);
+    } else {
+      await links.openConnect(this.#conn, frame, rest, ticket.address, ticket);
+    }
+  }
+
+  #malformed(error: ProtocolError): void {
+    this.#d.metrics.malformedFrames++;
+    const reason = describeProtocolError(error);
+    this.#d.warn.warn("malformed frame, closing", {
+      address: this.#ticket.address,
+      pseudo: this.#session?.pseudo,
+      reason,
+    });
+    this.#close(`malformed frame: ${reason}`);
+  }
+
+  /** Flood control: stops reading for `ms` (or until closed); the flooder waits, nobody else does. */
+  #pause(ms: number): Promise<void> {
+    this.#d.metrics.throttled++;
+    return new Promise<void>((resolve) => {
+      this.#resumeReading = resolve;
+      this.#pauseTimer = setTimeout(resolve, ms);
+    });
+  }
+
+  /** The login timer: a connection still neither a session nor a link end is closed. */
+  #loginTimeout(): void {
+    if (this.#session?.pseudo == null && !this.#handedOver) {
+      this.#d.metrics.loginTimeouts++;
+      // Any client can cause this at will: counted on /metrics, logged at debug only.
+      this.#d.log.debug("login timeout", { address: this.#ticket.address });
+      this.#close("no login before the timeout");
+    }
+  }
+
+  /** The outbound queue went over its bound: the client is not reading, it goes. */
+  #slowReader(discarded: number): void {
+    const { metrics, warn } = this.#d;
+    metrics.slowConsumerDrops++;
+    metrics.slowReaderDiscardedBytes += discarded;
+    warn.warn("slow reader dropped", {
+      address: this.#ticket.address,
+      pseudo: this.#session?.pseudo,
+      discarded,
+    });
+    this.#close("slow reader: outbound queue over limit");
+  }
+
+  /** A bug, or the broker failing before it owned the socket. */
+  #failed(e: unknown): void {
+    this.#d.log.error("connection handler failed", {
+      address: this.#ticket.address,
+      error: errorMessage(e),
+    });
+    this.#closeReason = "internal error";
+    if (this.#handedOver) {
       // the broker failed before owning the socket: close it and give its place back
-      closeQuietly(conn);
-      ticket.release();
+      closeQuietly(this.#conn);
+      this.#ticket.release();
     }
-  } finally {
-    clearTimer(loginTimer);
-    clearTimer(pauseTimer);
-    deps.outbound.delete(out);
-    if (!handedOver) {
+  }
+
+  /** Ends the session (if any), lets its last output out, closes and gives the place back. */
+  async #teardown(): Promise<void> {
+    const session = this.#session;
+    clearTimer(this.#loginTimer);
+    clearTimer(this.#pauseTimer);
+    this.#d.outbound.delete(this.#out);
+    if (!this.#handedOver) {
       session?.post({ kind: "closed" });
       if (session) {
         await session.mailbox.idle();
         await session.settled();
       }
       // Let what was queued (e.g. the last ERROR) reach a client that closed only its sending side.
-      if (!closed) await out.drained();
-      out.close();
-      close(closeReason);
-      log.debug("connection closed", { address, pseudo: session?.pseudo, reason: closeReason });
-      ticket.release();
+      if (!this.#closed) await this.#out.drained();
+      this.#out.close();
+      this.#close(this.#closeReason);
+      this.#d.log.debug("connection closed", {
+        address: this.#ticket.address,
+        pseudo: session?.pseudo,
+        reason: this.#closeReason,
+      });
+      this.#ticket.release();
     }
-    onClose();
+    this.#onClose();
   }
 }

@@ -28,6 +28,7 @@ import { clearTimer, type TimerId, unrefInterval, unrefTimeout } from "../../lib
 import type { Metrics } from "../metrics.ts";
 import { abortFrame, type HandshakeAborts } from "./aborts.ts";
 import type { LinkGuard } from "./guard.ts";
+import type { LinkRole } from "./guard_policy.ts";
 import { LinkEnd } from "./end.ts";
 import { dialBridge, readGreeting } from "./bridge.ts";
 import type { WarnThrottle } from "../../lib/rate.ts";
@@ -73,6 +74,14 @@ interface Parked {
 interface Link {
   x: LinkEnd;
   y: LinkEnd;
+}
+
+/** A private end past the guard and its user's cap: what opening it goes on with. */
+interface Opened {
+  key: HandshakeKey;
+  end: LinkEnd;
+  /** What follows the ERROR when this end is refused: A's TCPAbort; nothing for B. */
+  tail: Uint8Array[];
 }
 
 export class LinkBroker {
@@ -188,23 +197,10 @@ export class LinkBroker {
     slot: Slot,
   ): Promise<void> {
     const { nodeId, handshakes, users, relay, aborts, guard, log } = this.#d;
-    const key = handshakeKeyOf(frame);
-    const accept = raw.slice();
-    const end = this.#newEnd(conn, rest, true, slot);
-    // A stranger's frame is answered like a miss, but never reaches the handshake, nor B's cap.
-    try {
-      if (await guard.admit("accept", key, address) !== null) {
-        return end.refuse([encodeError(ErrorCode.TcpNotInProtocol)]);
-      }
-    } catch (e) {
-      return this.#unavailable(end, e);
-    }
-    // B's parked ends and links count against B's cap from here until they end.
-    if (!this.#countEnd(key.b, end)) {
-      await end.refuse([encodeError(ErrorCode.TcpNotInProtocol), abortFrame(key)]);
-      await aborts.abort(key, "accepting user at its link cap");
-      return;
-    }
+    const accept = raw.slice(); // a copy: `raw` views the connection's read buffer
+    const opened = await this.#open("accept", conn, frame, rest, address, slot);
+    if (!opened) return;
+    const { key, end } = opened;
     const token = crypto.randomUUID();
     const endpoint: LinkEndpoint = { node: nodeId, token, bridge: this.#d.bridge.address };
     let accepted: boolean;
@@ -252,24 +248,15 @@ export class LinkBroker {
     slot: Slot,
   ): Promise<void> {
     const { nodeId, handshakes, aborts, guard, log } = this.#d;
-    const key = handshakeKeyOf(frame);
-    const end = this.#newEnd(conn, rest, true, slot);
-    const refusal = [encodeError(ErrorCode.TcpNotInProtocol), abortFrame(key)];
-    try {
-      if (await guard.admit("connect", key, address) !== null) return end.refuse(refusal);
-    } catch (e) {
-      return this.#unavailable(end, e, [abortFrame(key)]);
-    }
-    if (!this.#countEnd(key.a, end)) {
-      await end.refuse(refusal);
-      await aborts.abort(key, "initiator at its link cap");
-      return;
-    }
+    const opened = await this.#open("connect", conn, frame, rest, address, slot);
+    if (!opened) return;
+    const { key, end, tail } = opened;
+    const refusal = [encodeError(ErrorCode.TcpNotInProtocol), ...tail];
     let endpoint: LinkEndpoint | null;
     try {
       endpoint = await handshakes.claim(key);
     } catch (e) {
-      return this.#unavailable(end, e, [abortFrame(key)]);
+      return this.#unavailable(end, e, tail);
     }
     if (!endpoint) {
       await guard.miss(key, address);
@@ -291,6 +278,45 @@ export class LinkBroker {
       b: key.b,
       remote: endpoint.node !== nodeId,
     });
+  }
+
+  /**
+   * How opening either end begins: the end itself, the guard's word, then a
+   * place under its user's cap (B for TCPAccept, A for TCPConnect). Null
+   * when refused: its client has been answered.
+   */
+  async #open(
+    role: LinkRole,
+    conn: Deno.Conn,
+    frame: TCPAccept | TCPConnect,
+    rest: Uint8Array,
+    address: string,
+    slot: Slot,
+  ): Promise<Opened | null> {
+    const key = handshakeKeyOf(frame);
+    const end = this.#newEnd(conn, rest, true, slot);
+    const tail = role === "connect" ? [abortFrame(key)] : [];
+    // A stranger's frame is answered like a miss, but never reaches the handshake, nor the cap.
+    try {
+      if (await this.#d.guard.admit(role, key, address) !== null) {
+        await end.refuse([encodeError(ErrorCode.TcpNotInProtocol), ...tail]);
+        return null;
+      }
+    } catch (e) {
+      await this.#unavailable(end, e, tail);
+      return null;
+    }
+    // The user's parked ends and links count against its cap from here until they end.
+    const user = role === "accept" ? key.b : key.a;
+    if (!this.#countEnd(user, end)) {
+      await end.refuse([encodeError(ErrorCode.TcpNotInProtocol), abortFrame(key)]);
+      const reason = role === "accept"
+        ? "accepting user at its link cap"
+        : "initiator at its link cap";
+      await this.#d.aborts.abort(key, reason);
+      return null;
+    }
+    return { key, end, tail };
   }
 
   async #dial(endpoint: LinkEndpoint): Promise<LinkEnd | null> {
