@@ -5,6 +5,7 @@
  */
 import { chatCases } from "./e2e/chat_cases.ts";
 import { linkCases } from "./e2e/link_cases.ts";
+import { leaveCases } from "./e2e/leave_cases.ts";
 import { guessCases } from "./e2e/guess_cases.ts";
 import { nameCases } from "./e2e/name_cases.ts";
 import { stopAllClusters, withCluster } from "./helpers/cluster_harness.ts";
@@ -16,6 +17,7 @@ chatCases(t, withCluster);
 linkCases(t, withCluster);
 guessCases(t, withCluster);
 nameCases(t, withCluster);
+leaveCases(t, withCluster);
 
 Deno.test({
   name: "cluster: stop the clusters",

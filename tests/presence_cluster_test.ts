@@ -28,6 +28,7 @@ import {
   uniq,
   until,
 } from "./helpers/presence_testkit.ts";
+import { sleep } from "../src/lib/async.ts";
 
 let shared: Promise<RedisClusterSet> | null = null;
 const clusterSet = () => shared ??= startRedisCluster();
@@ -107,6 +108,83 @@ async function rawCluster(): Promise<Cluster> {
   await raw.connect();
   return raw;
 }
+
+test("a release slow on its node lets no other node take the pseudo before it is done", async () => {
+  const t = await target();
+  const p = await node(t), q = await node(t);
+  const cmd = p.parts.conns.cmd;
+  const del = cmd.del;
+  try {
+    const u = uniq("slow"), k = uniq("slowk");
+    const first = new RecordingInbox(), next = new RecordingInbox();
+    assert.equal(await p.login(u, first, { keys: [k], client: "p" }), "ok");
+    // p's event loop stalls before its profile DEL leaves (as under load): 300 ms.
+    cmd.del = ((...args: Parameters<typeof del>) =>
+      sleep(300).then(() =>
+        del.apply(cmd, args)
+      )) as typeof del;
+    const released = p.logout(u, first);
+    const deadline = Date.now() + 5000;
+    while (await q.login(u, next, { keys: [k], client: "q" }) !== "ok") {
+      assert.ok(Date.now() < deadline, "the pseudo is free within 5 s of its logout");
+    }
+    await released;
+    // q's reservation is whole: its profile (client key) and its name key.
+    assert.equal(await p.directory.clientOf(u), "q", "q's profile survived p's release");
+    assert.equal(
+      await p.login(uniq("look"), new RecordingInbox(), { keys: [k], client: "x" }),
+      "taken",
+    );
+    await q.logout(u, next);
+    const raw = await rawCluster();
+    try {
+      assert.deepEqual(
+        await Promise.all([keys.user(u), keys.profile(u), keys.name(k)].map((x) => raw.exists(x))),
+        [0, 0, 0],
+        "nothing of it is left once q let go",
+      );
+    } finally {
+      raw.disconnect();
+    }
+  } finally {
+    cmd.del = del;
+    await p.close();
+    await q.close();
+  }
+});
+
+test("a release cut short at any step is finished by running it again (as the heartbeat does)", async () => {
+  const p = await node(await target());
+  const raw = await rawCluster();
+  try {
+    const left = async (u: string, ks: string[]) => {
+      const found = [keys.user(u), keys.profile(u), ...ks.map(keys.name)];
+      const exist = await Promise.all(found.map((k) => raw.exists(k)));
+      const listed = (await raw.smembers(keys.nodeUsers(p.nodeId))).includes(u);
+      return [...found.filter((_, i) => exist[i]), ...(listed ? ["users set entry"] : [])];
+    };
+    // What a release leaves at each point it can stop: the user key goes last, the profile
+    // (the list of name keys) just before it, so a second run finds what is left.
+    const cuts: Record<string, (u: string, ks: string[]) => Promise<unknown>> = {
+      "before any step": () => Promise.resolve(),
+      "after the name keys": (_, ks) => Promise.all(ks.map((k) => raw.del(keys.name(k)))),
+      "after the profile": async (u, ks) => {
+        await Promise.all(ks.map((k) => raw.del(keys.name(k))));
+        await raw.del(keys.profile(u));
+      },
+    };
+    for (const [cut, leave] of Object.entries(cuts)) {
+      const u = uniq("cut"), ks = [uniq("ck1"), uniq("ck2")];
+      assert.equal(await p.login(u, new RecordingInbox(), { keys: ks, client: "c" }), "ok");
+      await leave(u, ks);
+      await p.parts.topology.release([u]);
+      assert.deepEqual(await left(u, ks), [], `cut ${cut}: nothing left`);
+    }
+  } finally {
+    raw.disconnect();
+    await p.close();
+  }
+});
 
 leaseCases(test, {
   where: target,

@@ -1,5 +1,5 @@
 /**
- * The chat and link end-to-end cases of tests/cluster_e2e_test.ts (not its
+ * The chat, link and leave end-to-end cases of tests/cluster_e2e_test.ts (not its
  * guess and name cases), and the 30-client login
  * race, on three ChatOS nodes sharing Redis in the two other modes: a Redis
  * Cluster (3 primaries, 3 replicas) and a primary found through Sentinel (a
@@ -10,6 +10,7 @@ import type { RedisMode } from "../src/ops/cluster.ts";
 import { ErrorCode } from "../src/protocol/mod.ts";
 import { chatCases } from "./e2e/chat_cases.ts";
 import { linkCases } from "./e2e/link_cases.ts";
+import { leaveCases } from "./e2e/leave_cases.ts";
 import { stopAllClusters, withClusterOn } from "./helpers/cluster_harness.ts";
 
 for (const mode of ["cluster", "sentinel"] satisfies RedisMode[]) {
@@ -35,6 +36,7 @@ for (const mode of ["cluster", "sentinel"] satisfies RedisMode[]) {
 
   chatCases(t, withCluster);
   linkCases(t, withCluster);
+  leaveCases(t, withCluster);
 
   // After this mode's cases: one topology at a time on this 2-core machine.
   Deno.test({

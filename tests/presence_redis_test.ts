@@ -258,6 +258,32 @@ test("after a Redis restart a node does not take back a pseudo a live node now h
   }
 });
 
+test("a handshake cancel that failed is tried again by the heartbeat once Redis is back", async () => {
+  const r = await startRedis();
+  const p = await node(r.url);
+  const raw = new Redis(r.url, { lazyConnect: true, retryStrategy: () => 50 });
+  raw.on("error", () => {}); // it reconnects across the restart
+  try {
+    const key = { a: uniq("a"), b: uniq("b"), password: 9 };
+    p.stallHeartbeats(); // no retry before the handshake is back in Redis
+    await r.stop();
+    await rejectsUnavailable(p.handshakes.cancel(key), 2000, "cancel with Redis down");
+    await r.start();
+    await raw.connect();
+    // As if it had outlived the outage (a replica promoted with it, say): only a retry drops it.
+    await raw.hset(keys.handshake(key), "a", key.a, "b", key.b, "state", "asked");
+    await raw.sadd(keys.pairIndex(key.a, key.b), String(key.password));
+    p.resumeHeartbeats();
+    await until("the failed cancel done by a heartbeat", 3000, async () => {
+      return await raw.exists(keys.handshake(key), keys.pairIndex(key.a, key.b)) === 0;
+    });
+  } finally {
+    raw.disconnect();
+    await p.close();
+    await r.stop();
+  }
+});
+
 test("a Redis restart: nodes recover, reservations are re-asserted, sends work", async () => {
   const r = await startRedis();
   const p = await node(r.url);

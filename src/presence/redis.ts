@@ -126,6 +126,7 @@ export function assembleRedisPresence(opts: RedisPresenceOptions, users: NodeUse
     : new SingleTopology(conns, nodeId, instance);
   const directory = new RedisDirectory({ nodeId, topology, cmd: conns.cmd, lease, users, log });
   const census = new Census(conns.cmd, nodes, log);
+  const handshakes = new RedisHandshakeRegistry(conns, nodeId);
   const probe = new Probe(
     {
       nodeId,
@@ -143,6 +144,7 @@ export function assembleRedisPresence(opts: RedisPresenceOptions, users: NodeUse
     conns,
     lease,
     directory,
+    handshakes,
     census,
     nodes,
     topology,
@@ -163,7 +165,7 @@ export function assembleRedisPresence(opts: RedisPresenceOptions, users: NodeUse
     probe,
     topology,
     directory,
-    handshakes: new RedisHandshakeRegistry(conns, nodeId),
+    handshakes,
     relay,
   };
 }

@@ -35,6 +35,7 @@ export class LocalUsers<U extends LocalUser = LocalUser> implements NodeUsers {
   readonly #claims = new ClaimTable();
   /** By pseudo, for logins in flight that were sent frames already. */
   readonly #early = new Map<string, Early>();
+  #missed: ((pseudo: string, frame: Uint8Array) => void) | null = null;
 
   constructor(log: Logger) {
     this.#log = log;
@@ -129,10 +130,18 @@ export class LocalUsers<U extends LocalUser = LocalUser> implements NodeUsers {
     return user !== undefined;
   }
 
+  /** Told of each frame from another node for a user who is not here (it left). */
+  onMissed(listener: (pseudo: string, frame: Uint8Array) => void): void {
+    this.#missed = listener;
+  }
+
   receive(pseudo: string, frame: Uint8Array): boolean {
     if (this.send(pseudo, frame)) return true;
     // Not logging in here either: the user left (or never came).
-    if (!this.#claims.has(pseudo)) return false;
+    if (!this.#claims.has(pseudo)) {
+      this.#missed?.(pseudo, frame);
+      return false;
+    }
     this.#holdEarly(pseudo, frame);
     return true;
   }

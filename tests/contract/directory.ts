@@ -4,6 +4,25 @@ import { bareClaim } from "../../src/presence/presence.ts";
 import { RecordingInbox } from "../helpers/presence_node.ts";
 import { uniq as name } from "../helpers/presence_testkit.ts";
 import type { ContractTest } from "./mod.ts";
+import type { TestNode } from "../helpers/presence_node.ts";
+
+/** Seen from `n`: each [pseudo, key] is held whole, its client key `client` and its key bound. */
+async function holdWhole(n: TestNode, users: string[][], client: string): Promise<void> {
+  for (const [u, k] of users) {
+    assert.equal(await n.directory.clientOf(u), client, `${u}'s client key`);
+    assert.equal(await n.login(`${u}-look`, new RecordingInbox(), { keys: [k], client }), "taken");
+  }
+}
+
+/** Seen from `n`: nothing of each [pseudo, key] is held (a lookalike gets its key). */
+async function leftNothing(n: TestNode, users: string[][]): Promise<void> {
+  for (const [u, k] of users) {
+    assert.equal(await n.directory.clientOf(u), null, `${u}'s profile is gone`);
+    const look = new RecordingInbox();
+    assert.equal(await n.login(`${u}-look`, look, { keys: [k], client: "x" }), "ok", `${u}'s key`);
+    await n.logout(`${u}-look`, look);
+  }
+}
 
 export function directoryContract(test: ContractTest): void {
   test("a pseudo is reserved once across nodes; release frees it", 2, async ([p, q]) => {
@@ -87,6 +106,54 @@ export function directoryContract(test: ContractTest): void {
     );
     assert.equal(results.filter((r) => r === "ok").length, 1);
     assert.equal(results.filter((r) => r === "taken").length, 29);
+  });
+
+  // A release and a login of the same pseudo (or of one sharing its keys) on one node, or on two,
+  // must not mix: on Redis Cluster each is several steps, and a step of the old one that lands on
+  // the new one's keys leaves them unbound (a lookalike gets in) or unlisted (never released).
+  test(
+    "a login right behind a logout of the same pseudo on one node is whole",
+    2,
+    async ([p, q]) => {
+      const users = Array.from({ length: 20 }, (_, i) => [name(`re${i}`), name(`rek${i}`)]);
+      const first = new RecordingInbox(), again = new RecordingInbox();
+      for (const [u, k] of users) {
+        assert.equal(
+          await p.login(u, first, { keys: [k], client: "old" }),
+          "ok",
+        );
+      }
+      const logins = users.map(([u, k]) => {
+        void p.logout(u, first); // not awaited: the login is issued in the same turn
+        return p.login(u, again, { keys: [k], client: "new" });
+      });
+      assert.deepEqual(await Promise.all(logins), users.map(() => "ok"));
+      await holdWhole(q, users, "new");
+      for (const [u] of users) await p.logout(u, again);
+      await leftNothing(q, users);
+    },
+  );
+
+  test("a pseudo logged out on one node and in at once on another is whole there", 2, async (
+    [p, q],
+  ) => {
+    const users = Array.from({ length: 40 }, (_, i) => [name(`mv${i}`), name(`mvk${i}`)]);
+    const first = new RecordingInbox(), moved = new RecordingInbox();
+    for (const [u, k] of users) {
+      assert.equal(await p.login(u, first, { keys: [k], client: "p" }), "ok");
+    }
+    // All at once, as a node's event loop under load interleaves them.
+    const released = Promise.all(users.map(([u]) => p.logout(u, first)));
+    await Promise.all(users.map(async ([u, k]) => {
+      const deadline = Date.now() + 5000;
+      while (await q.login(u, moved, { keys: [k], client: "q" }) !== "ok") {
+        assert.ok(Date.now() < deadline, `${u} still taken 5 s after its logout`);
+      }
+    }));
+    await released;
+    await holdWhole(p, users, "q");
+    for (const [u] of users) await q.logout(u, moved);
+    await leftNothing(p, users);
   });
 
   test("a login through the node's users is what the directory holds", 2, async ([p, q]) => {

@@ -2,6 +2,7 @@
 import { Cluster, Redis } from "ioredis";
 import type { Cluster as ChatCluster } from "../../src/ops/cluster.ts";
 import { parseHostPorts } from "../../src/presence/redis/target.ts";
+import { keys, leaseKeyNodeId, PREFIX } from "../../src/presence/redis/schema.ts";
 
 export {
   freePort,
@@ -50,4 +51,34 @@ export async function scanKeys(r: Redis | Cluster, pattern: string): Promise<str
     } while (cursor !== "0");
   }
   return out;
+}
+
+/**
+ * Waits until Redis holds nothing of any user: no key under the prefix but the nodes' leases and
+ * their list, and no entry in a node's users set (an empty set is no key). Fails at `deadline`
+ * (ms since epoch) naming what is left: a leftover in CI is diagnosed from that line alone.
+ */
+export async function noLeftovers(r: Redis | Cluster, deadline: number): Promise<void> {
+  let left: string[] = [];
+  for (;;) {
+    left = await leftovers(r);
+    if (left.length === 0) return;
+    if (Date.now() >= deadline) break;
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+  throw new Error(
+    `Redis still holds ${left.length} key(s) of users who left: ${left.slice(0, 12).join(", ")}`,
+  );
+}
+
+/** Everything a user left in Redis: keys, and `<users set> ∋ <pseudo>` for users-set entries. */
+async function leftovers(r: Redis | Cluster): Promise<string[]> {
+  const out: string[] = [];
+  for (const key of await scanKeys(r, `${PREFIX}*`)) {
+    if (key === keys.nodes || leaseKeyNodeId(key) !== null) continue;
+    const usersOf = key.endsWith(":users") ? leaseKeyNodeId(key.slice(0, -":users".length)) : null;
+    if (usersOf === null) out.push(key);
+    else out.push(...(await r.smembers(key)).map((p) => `${key} ∋ ${p}`));
+  }
+  return out.sort();
 }

@@ -370,4 +370,40 @@ export const MUTATIONS: Mutation[] = [
     replace: "return 0;",
     tests: ["tests/flood_fanout_test.ts", "tests/presence_redis_test.ts"],
   },
+  // ---- issue 20: nothing of a user outlives it in Redis
+  {
+    name: "cluster-release-user-key-first",
+    why: "on Redis Cluster a release gives back the user key first, so another node can take the " +
+      "pseudo and write its profile before the release's profile DEL lands: the new holder's " +
+      "name keys are then listed nowhere and stay in Redis for good (the e2e flake of issue 20)",
+    find: "    await this.#giveBack(namesOf(profile));\n" +
+      "    await this.#conns.cmd.del(keys.profile(pseudo));\n" +
+      '    await this.#conns.script("userRelease", keys.user(pseudo), this.#nodeId);',
+    replace: '    await this.#conns.script("userRelease", keys.user(pseudo), this.#nodeId);\n' +
+      "    await this.#giveBack(namesOf(profile));\n" +
+      "    await this.#conns.cmd.del(keys.profile(pseudo));",
+    tests: ["tests/presence_cluster_test.ts"],
+  },
+  {
+    name: "cluster-reserve-overlaps-release",
+    why: "on Redis Cluster a login right behind a logout of the same pseudo on one node mixes " +
+      "with it: the release's steps drop the new login's name keys or profile",
+    find: "const p = before.size === 0 ? op() : Promise.allSettled([...before]).then(op);",
+    replace: "const p = op();",
+    tests: ["tests/presence_cluster_test.ts"],
+  },
+  {
+    name: "handshake-cancel-not-retried",
+    why: "a handshake cancel that failed is never tried again: it stays until its backstop expiry",
+    find: "this.#unsure.set(handshakeId(key), key);",
+    replace: "",
+    tests: ["tests/presence_redis_test.ts"],
+  },
+  {
+    name: "ask-to-leaving-user-dropped",
+    why: "an ask that reaches its recipient as it leaves, or after, stays pending (A never told)",
+    find: "    users.onMissed((pseudo, frame) => this.undelivered(pseudo, frame));",
+    replace: "",
+    tests: ["tests/handshake_release_test.ts"],
+  },
 ];

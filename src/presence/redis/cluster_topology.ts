@@ -17,7 +17,18 @@
  * A name key (a canonical form of a pseudo) is taken the same way, with the
  * same value, after the user key; if any cannot be taken, the keys taken are
  * given back, so a reserve takes all or nothing. Two pseudos of one node
- * that share a key are told apart by the node itself (reservations.ts).
+ * that share a key are told apart by the node itself (local_users.ts).
+ *
+ * No step spans the slots of a reservation, so each is made safe to cut at any
+ * point and run again:
+ * - the user key is taken first and given back last: while it names this
+ *   node, no other node writes the pseudo's profile, so the profile is ours;
+ * - the profile, which lists the name keys, is written before they are taken
+ *   and dropped after they are given back: a release cut short (a timeout) is
+ *   finished by running it again (the heartbeat retries it), which finds them;
+ * - a reserve and a release of this node never overlap (a node writes one
+ *   value, so its old reservation's steps could not tell its new one apart):
+ *   each waits for those of the other kind begun before it.
  */
 import type { Buffer } from "node:buffer";
 import type { Claim } from "../presence.ts";
@@ -50,6 +61,9 @@ export class ClusterTopology implements RedisTopology {
   readonly #ownUsers: string;
   /** Resolves once the previous publish batch was issued: batches leave in order. */
   #issued: Promise<void> = Promise.resolve();
+  /** Reserves (and reasserts) in flight, and releases: neither kind overlaps the other. */
+  readonly #reserving = new Set<Promise<unknown>>();
+  readonly #releasing = new Set<Promise<unknown>>();
 
   /** `lease`: this node's lease, whose fence every reservation is written under. */
   constructor(
@@ -68,63 +82,62 @@ export class ClusterTopology implements RedisTopology {
     this.#ownUsers = keys.nodeUsers(nodeId);
   }
 
-  async reserve(pseudo: string, claim: Claim): Promise<boolean> {
+  reserve(pseudo: string, claim: Claim): Promise<boolean> {
     const fence = this.#lease.fence;
-    if (fence === null) throw new Error(NO_LEASE);
-    const value = holderValue(this.#nodeId, fence);
-    const [, won] = await Promise.all([
-      this.#conns.cmd.sadd(this.#ownUsers, pseudo), // listed first, so pruning finds it
-      this.#take(keys.user(pseudo), value),
-    ]);
-    const named = won && (await this.#takeNames(claim.keys, value));
-    if (!named) {
-      if (won) await this.#conns.script("userRelease", keys.user(pseudo), this.#nodeId);
-      await this.#conns.cmd.srem(this.#ownUsers, pseudo);
-      return false;
-    }
-    await this.#writeProfile(pseudo, claim);
-    // The lease must still carry the fence written: then it was alive throughout.
-    if ((await this.#conns.cmd.hget(this.#leaseKey, "fence")) !== fence) {
-      await this.release([pseudo]);
-      throw new Error(NO_LEASE);
-    }
-    return true;
-  }
-
-  async release(pseudos: readonly string[]): Promise<unknown> {
-    if (pseudos.length === 0) return;
-    const { cmd } = this.#conns;
-    for (const chunk of chunks(pseudos)) {
-      await Promise.all([
-        cmd.srem(this.#ownUsers, ...chunk),
-        ...chunk.map(async (p) => {
-          if (await this.#conns.script("userRelease", keys.user(p), this.#nodeId) === 1) {
-            await this.#dropProfile(p, (k) => this.#giveBack([k]));
-          }
-        }),
+    if (fence === null) return Promise.reject(new Error(NO_LEASE));
+    return this.#after(this.#releasing, this.#reserving, async () => {
+      const [, bound] = await Promise.all([
+        this.#conns.cmd.sadd(this.#ownUsers, pseudo), // listed first, so pruning finds it
+        this.#bind(pseudo, claim, holderValue(this.#nodeId, fence)),
       ]);
+      if (!bound) {
+        await this.#conns.cmd.srem(this.#ownUsers, pseudo);
+        return false;
+      }
+      // The lease must still carry the fence written: then it was alive throughout.
+      if ((await this.#conns.cmd.hget(this.#leaseKey, "fence")) !== fence) {
+        await this.#releaseNow([pseudo]);
+        throw new Error(NO_LEASE);
+      }
+      return true;
+    });
+  }
+
+  release(pseudos: readonly string[]): Promise<unknown> {
+    if (pseudos.length === 0) return Promise.resolve();
+    return this.#after(this.#reserving, this.#releasing, () => this.#releaseNow(pseudos));
+  }
+
+  async #releaseNow(pseudos: readonly string[]): Promise<void> {
+    for (const chunk of chunks(pseudos)) {
+      await Promise.all(chunk.map((p) => this.#unbind(p)));
+      // Last: pruning finds the pseudo through this set should the node die halfway.
+      await this.#conns.cmd.srem(this.#ownUsers, ...chunk);
     }
   }
 
-  async reassert(
+  reassert(
     pseudos: readonly string[],
     claimOf: (pseudo: string) => Claim,
   ): Promise<string[]> {
     const fence = this.#lease.fence;
-    if (fence === null) throw new Error(NO_LEASE);
+    if (fence === null) return Promise.reject(new Error(NO_LEASE));
     const value = holderValue(this.#nodeId, fence);
+    return this.#after(
+      this.#releasing,
+      this.#reserving,
+      () => this.#reassertNow(pseudos, claimOf, value),
+    );
+  }
+
+  async #reassertNow(
+    pseudos: readonly string[],
+    claimOf: (pseudo: string) => Claim,
+    value: string,
+  ): Promise<string[]> {
     const lost: string[] = [];
     for (const chunk of chunks(pseudos)) {
-      const won = await Promise.all(chunk.map(async (p) => {
-        const claim = claimOf(p);
-        if (!(await this.#take(keys.user(p), value))) return false;
-        if (!(await this.#takeNames(claim.keys, value))) {
-          await this.#conns.script("userRelease", keys.user(p), this.#nodeId);
-          return false;
-        }
-        await this.#writeProfile(p, claim);
-        return true;
-      }));
+      const won = await Promise.all(chunk.map((p) => this.#bind(p, claimOf(p), value)));
       const kept = chunk.filter((_, j) => won[j]);
       chunk.forEach((p, j) => won[j] || lost.push(p));
       if (kept.length) await this.#conns.cmd.sadd(this.#ownUsers, ...kept);
@@ -273,6 +286,52 @@ export class ClusterTopology implements RedisTopology {
     return false;
   }
 
+  /**
+   * Runs `op` once every operation in `before` (begun before it) has settled, and counts it in
+   * `mine` meanwhile. Nothing to wait for: it starts at once, so its first commands leave in
+   * this turn (a release leaves ahead of a reserve issued after it).
+   */
+  #after<T>(
+    before: Set<Promise<unknown>>,
+    mine: Set<Promise<unknown>>,
+    op: () => Promise<T>,
+  ): Promise<T> {
+    const p = before.size === 0 ? op() : Promise.allSettled([...before]).then(op);
+    mine.add(p);
+    const done = () => mine.delete(p);
+    p.then(done, done);
+    return p;
+  }
+
+  /**
+   * Binds the user key, then the profile (the list of name keys), then the name keys; true if
+   * all are bound. Refused (a live node holds the pseudo or a key): nothing is left bound.
+   */
+  async #bind(pseudo: string, claim: Claim, value: string): Promise<boolean> {
+    if (!(await this.#take(keys.user(pseudo), value))) return false;
+    await this.#writeProfile(pseudo, claim);
+    if (await this.#takeNames(claim.keys, value)) return true;
+    await this.#conns.cmd.del(keys.profile(pseudo));
+    await this.#conns.script("userRelease", keys.user(pseudo), this.#nodeId);
+    return false;
+  }
+
+  /**
+   * Unbinds a pseudo if its user key still names this node: the name keys its profile lists,
+   * then the profile, then the user key. Cut short, running it again finishes it.
+   */
+  async #unbind(pseudo: string): Promise<void> {
+    const [holder, profile] = await Promise.all([
+      this.#conns.cmd.get(keys.user(pseudo)),
+      this.#conns.cmd.hgetall(keys.profile(pseudo)),
+    ]);
+    // Not ours (any more): the profile is not ours to drop either.
+    if (holder === null || holderNode(holder) !== this.#nodeId) return;
+    await this.#giveBack(namesOf(profile));
+    await this.#conns.cmd.del(keys.profile(pseudo));
+    await this.#conns.script("userRelease", keys.user(pseudo), this.#nodeId);
+  }
+
   /** Takes every name key, or none: on a refusal those already taken are given back. */
   async #takeNames(names: readonly string[], value: string): Promise<boolean> {
     const taken: string[] = [];
@@ -302,8 +361,12 @@ export class ClusterTopology implements RedisTopology {
   /** Deletes a pseudo's profile after giving back each name key it lists. */
   async #dropProfile(pseudo: string, giveBack: (name: string) => Promise<unknown>): Promise<void> {
     const profile = await this.#conns.cmd.hgetall(keys.profile(pseudo));
-    const names = Object.entries(profile).filter(([f]) => f !== "client").map(([, k]) => k);
-    await Promise.all(names.map(giveBack));
+    await Promise.all(namesOf(profile).map(giveBack));
     await this.#conns.cmd.del(keys.profile(pseudo));
   }
+}
+
+/** The name keys a profile lists (every field but the client key). */
+function namesOf(profile: Record<string, string>): string[] {
+  return Object.entries(profile).filter(([f]) => f !== "client").map(([, k]) => k);
 }

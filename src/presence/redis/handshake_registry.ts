@@ -1,19 +1,30 @@
 /**
  * The pending private-link handshakes and their failed-join strikes in Redis:
- * one atomic script per transition (docs/REDIS.md, "Operations").
+ * one atomic script per transition (docs/REDIS.md, "Operations"). A cancel
+ * that failed is tried again from the heartbeat: a handshake of a user who
+ * left must not wait for its backstop expiry.
  */
 import type { HandshakeKey } from "../../protocol/frames.ts";
-import { type HandshakeRegistry, type LinkEndpoint, PresenceUnavailable } from "../presence.ts";
+import {
+  handshakeId,
+  type HandshakeRegistry,
+  type LinkEndpoint,
+  PresenceUnavailable,
+} from "../presence.ts";
 import { type Connections, unavailable } from "./connections.ts";
 import type { ScriptName } from "./scripts.ts";
 import { keys, pairTag } from "./schema.ts";
 
 const ms = (n: number) => String(Math.max(1, Math.ceil(n)));
+/** Failed cancels kept for a retry; past this (a long outage) the rest wait for their expiry. */
+const MAX_UNSURE = 10_000;
 
 export class RedisHandshakeRegistry implements HandshakeRegistry {
   readonly #conns: Connections;
   readonly #nodeId: string;
   #closed = false;
+  /** Cancels that failed (a timeout is not a "no"), by handshake id. */
+  #unsure = new Map<string, HandshakeKey>();
 
   constructor(conns: Connections, nodeId: string) {
     this.#conns = conns;
@@ -46,17 +57,31 @@ export class RedisHandshakeRegistry implements HandshakeRegistry {
       ms(ttlMs),
       this.#nodeId,
     );
+    // Opened anew, so nothing of an earlier one of this triple is left to cancel.
+    if (r === 1) this.#unsure.delete(handshakeId(key));
     return r === 1;
   }
 
   async cancel(key: HandshakeKey): Promise<boolean> {
-    const r = await this.#call(
-      "hsCancel",
-      keys.handshake(key),
-      keys.pairIndex(key.a, key.b),
-      String(key.password),
-    );
-    return r === 1;
+    try {
+      return await this.#call(...cancelArgs(key)) === 1;
+    } catch (e) {
+      if (!this.#closed && this.#unsure.size < MAX_UNSURE) this.#unsure.set(handshakeId(key), key);
+      throw e;
+    }
+  }
+
+  /** Tries the failed cancels again (from the heartbeat); stops at the first failure. */
+  async retryCancels(): Promise<void> {
+    for (const [id, key] of this.#unsure) {
+      if (this.#closed) return;
+      try {
+        await this.#conns.script(...cancelArgs(key));
+      } catch {
+        return; // Redis still failing: the next tick tries again
+      }
+      this.#unsure.delete(id);
+    }
   }
 
   async accept(key: HandshakeKey, endpoint: LinkEndpoint): Promise<boolean> {
@@ -99,4 +124,8 @@ export class RedisHandshakeRegistry implements HandshakeRegistry {
     ) as string[];
     return r.map((pw) => ({ a, b, password: Number(pw) }));
   }
+}
+
+function cancelArgs(key: HandshakeKey): [ScriptName, string, string, string] {
+  return ["hsCancel", keys.handshake(key), keys.pairIndex(key.a, key.b), String(key.password)];
 }

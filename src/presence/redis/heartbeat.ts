@@ -1,8 +1,9 @@
 /**
  * The heartbeat: every tick renews the lease (lease.ts); when the lease had lapsed, the command
  * connection came back or a Redis Cluster failed over, it writes every reservation again (resync)
- * before the node counts as synced; it retries releases whose outcome was unknown, reads the
- * other nodes' user counts (census.ts), and every few ticks prunes what dead nodes left behind.
+ * before the node counts as synced; it retries releases and handshake cancels whose outcome was
+ * unknown, reads the other nodes' user counts (census.ts), and every few ticks prunes what dead
+ * nodes left behind.
  * On Redis Cluster it also has the slot maps read again after a failover, or while a primary's
  * socket is closed (shards.ts).
  */
@@ -13,6 +14,7 @@ import type { NodeUsers } from "../presence.ts";
 import type { Census } from "./census.ts";
 import type { Connections } from "./connections.ts";
 import type { RedisDirectory } from "./directory.ts";
+import type { RedisHandshakeRegistry } from "./handshake_registry.ts";
 import type { Lease } from "./lease.ts";
 import type { NodeList } from "./nodes.ts";
 import type { Probe } from "./probe.ts";
@@ -27,6 +29,8 @@ export interface HeartbeatDeps {
   lease: Lease;
   /** Written again on a resync; its unknown releases retried on every tick. */
   directory: RedisDirectory;
+  /** Its failed cancels retried on every tick. */
+  handshakes: RedisHandshakeRegistry;
   /** Refreshed on every tick: the lease carries this node's count, the census reads the others'. */
   census: Census;
   nodes: NodeList;
@@ -149,6 +153,7 @@ export class Heartbeat {
         if (gen === this.#resyncGen) this.#needResync = false;
       }
       await directory.flushUncertain();
+      await this.#d.handshakes.retryCancels();
       await this.#d.census.refresh();
       if (++this.#ticks % PRUNE_EVERY === 0) await this.#pruneDeadNodes();
       this.#tickFailing = false;

@@ -179,7 +179,11 @@ export class ChatSession implements LocalUser {
   }
 
   #onDelivery(bytes: Uint8Array): void {
-    if (this.#closed) return;
+    if (this.#closed) {
+      // An ask that reached this user while it was leaving: aborted, as its leave would have.
+      if (this.#pseudo !== null) this.#d.aborts.undelivered(this.#pseudo, bytes);
+      return;
+    }
     const op = bytes[0];
     if (op === Op.TCPAsk || op === Op.TCPAbort || op === Op.TCPAccept) {
       // Keeps the handshakes this user is part of, so a disconnect can abort them.
@@ -335,6 +339,8 @@ export class ChatSession implements LocalUser {
         return refuse(ErrorCode.UnreachableUser);
       }
     } catch (e) {
+      // The open may have run (a timeout is not a "no"), or ran and B was not told: drop it.
+      void this.#d.aborts.abort(key, "ask failed", { except: key.a });
       return this.#replies.now(encodeError(this.#unavailableCode("TCPAsk", e)), abortFrame(key));
     }
     this.#hs.asked(key);

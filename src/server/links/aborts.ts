@@ -4,7 +4,7 @@
  * node's listeners (the link broker, which closes a parked end of it) through
  * an event.
  */
-import { encode, type HandshakeKey, Op } from "../../protocol/mod.ts";
+import { encode, type HandshakeKey, Op, readHandshakeKey } from "../../protocol/mod.ts";
 import type { HandshakeRegistry, Relay } from "../../presence/presence.ts";
 import type { Logger } from "../../lib/log.ts";
 import { errorMessage } from "../../lib/errors.ts";
@@ -32,6 +32,17 @@ export class HandshakeAborts {
     this.#users = users;
     this.#relay = relay;
     this.#log = log;
+    users.onMissed((pseudo, frame) => this.undelivered(pseudo, frame));
+  }
+
+  /**
+   * A frame for `pseudo` that it will never read (it left): if it is an ask to it, the
+   * handshake is aborted and A told, so it does not outlive its recipient in the registry.
+   */
+  undelivered(pseudo: string, frame: Uint8Array): void {
+    if (frame[0] !== Op.TCPAsk) return;
+    const key = readHandshakeKey(frame);
+    if (key?.b === pseudo) void this.abort(key, `${pseudo} left`, { except: pseudo });
   }
 
   /** Calls `listener` with each handshake this node learns is over. */
