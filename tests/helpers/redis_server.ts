@@ -2,7 +2,7 @@
 import { Cluster, Redis } from "ioredis";
 import type { Cluster as ChatCluster } from "../../src/ops/cluster.ts";
 import { parseHostPorts } from "../../src/presence/redis/target.ts";
-import { keys, leaseKeyNodeId, PREFIX } from "../../src/presence/redis/schema.ts";
+import { keys, leaseKeyNodeId, patterns } from "../../src/presence/redis/schema.ts";
 
 export {
   freePort,
@@ -74,7 +74,7 @@ export async function noLeftovers(r: Redis | Cluster, deadline: number): Promise
 /** Everything a user left in Redis: keys, and `<users set> ∋ <pseudo>` for users-set entries. */
 async function leftovers(r: Redis | Cluster): Promise<string[]> {
   const out: string[] = [];
-  for (const key of await scanKeys(r, `${PREFIX}*`)) {
+  for (const key of await scanKeys(r, patterns.all)) {
     if (key === keys.nodes || leaseKeyNodeId(key) !== null) continue;
     const usersOf = key.endsWith(":users") ? leaseKeyNodeId(key.slice(0, -":users".length)) : null;
     if (usersOf === null) out.push(key);

@@ -4,13 +4,8 @@
  * that failed is tried again from the heartbeat: a handshake of a user who
  * left must not wait for its backstop expiry.
  */
-import type { HandshakeKey } from "../../protocol/frames.ts";
-import {
-  handshakeId,
-  type HandshakeRegistry,
-  type LinkEndpoint,
-  PresenceUnavailable,
-} from "../presence.ts";
+import { handshakeId, type HandshakeKey } from "../../protocol/frames.ts";
+import { type HandshakeRegistry, type LinkEndpoint, PresenceUnavailable } from "../presence.ts";
 import { type Connections, unavailable } from "./connections.ts";
 import type { ScriptName } from "./scripts.ts";
 import { keys, pairTag } from "./schema.ts";

@@ -78,6 +78,8 @@ export const channels = {
 
 // Match patterns used with SCAN by the ops tool: the builders with a wildcard for each value.
 export const patterns = {
+  /** Every key and channel of ChatOS. */
+  all: `${PREFIX}*`,
   leases: keys.lease("*"),
   users: keys.user("*"),
   handshakes: keys.pairHandshake("*", "*"),
