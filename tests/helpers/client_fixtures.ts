@@ -7,6 +7,7 @@ import type { ServerConfig } from "../../src/server/config.ts";
 import { type RunningServer, startServer } from "../../src/server/server.ts";
 import { withServer } from "./harness.ts";
 import { openLink } from "./link.ts";
+import { Wakeup } from "./wakeup.ts";
 
 export { randomBytes } from "./link.ts";
 
@@ -74,7 +75,7 @@ export class CliProcess {
   #raw = "";
   #lines: string[] = [];
   #seen = 0;
-  #wake: (() => void) | null = null;
+  #wakeup = new Wakeup();
   #stdout: Promise<void>;
   readonly stderr: Promise<string>;
   #status: Promise<Deno.CommandStatus> | null = null;
@@ -117,10 +118,10 @@ export class CliProcess {
         const parts = buf.split("\n");
         buf = parts.pop()!;
         this.#lines.push(...parts.map((l) => this.#clean(l)));
-        this.#wake?.();
+        this.#wakeup.wake();
       }
       if (buf) this.#lines.push(this.#clean(buf));
-      this.#wake?.();
+      this.#wakeup.wake();
     })();
     this.stderr = new Response(proc.stderr).text();
   }
@@ -160,13 +161,7 @@ export class CliProcess {
             this.#lines.join("\n"),
         );
       }
-      let timer: ReturnType<typeof setTimeout> | undefined;
-      await new Promise<void>((resolve) => {
-        this.#wake = resolve;
-        timer = setTimeout(resolve, left);
-      });
-      clearTimeout(timer);
-      this.#wake = null;
+      await this.#wakeup.wait(left);
     }
   }
 
