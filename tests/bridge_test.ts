@@ -18,7 +18,7 @@ import { defaultConfig } from "../src/server/config.ts";
 import { withDeadline, writeAll } from "../src/lib/async.ts";
 import { socketPair } from "./helpers/socket_pair.ts";
 
-const SECRET = "a-cluster-secret-of-some-length";
+const SECRET = "a-cluster-secret-of-thirty-two-bytes";
 
 /** Up to `n` bytes, fewer if the peer closes first; fails after 2 s (a safety net). */
 function readN(conn: Deno.Conn, n: number): Promise<number[]> {

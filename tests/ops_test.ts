@@ -263,6 +263,18 @@ t("bad configuration exits non-zero with a message before listening", async () =
     [["--log-level", "loud"], {}, /--log-level/],
     [["--presence", "redis"], {}, /--cluster-secret/],
     [["--bogus"], {}, /bogus/],
+    // A negative number is the flag's value, refused by its range, not a flag of its own.
+    [["--max-connections", "-5"], {}, /^chatos: --max-connections: -5 is below 1\n/],
+    [
+      ["--presence", "redis", "--cluster-secret", "s".repeat(31)],
+      {},
+      /^chatos: the cluster secret \(--cluster-secret or CHATOS_CLUSTER_SECRET\) is only 31 bytes: --presence redis needs at least 32 random bytes, the same on every node \(e\.g\. openssl rand -hex 32\)\n/,
+    ],
+    [
+      ["--presence", "redis"],
+      { CHATOS_CLUSTER_SECRET: "change-me-to-a-long-random-secret" },
+      /^chatos: the cluster secret .* is a placeholder from an example, not a secret: /,
+    ],
   ];
   for (const [args, env, expected] of cases) {
     const out = await new Deno.Command(Deno.execPath(), {
@@ -275,6 +287,11 @@ t("bad configuration exits non-zero with a message before listening", async () =
     assert.notEqual(out.code, 0, `${args} ${JSON.stringify(env)}`);
     assert.match(stderr, expected);
     assert.doesNotMatch(stderr, /"msg":"listening"/, "refused before listening");
+    assert.doesNotMatch(
+      stderr,
+      /s{31}|Did you forget/,
+      "the secret is not repeated; no parser jargon",
+    );
   }
 });
 

@@ -136,7 +136,7 @@ Deno.test("ops: cluster stops everything and exits 1 when HAProxy dies", async (
   assert.deepEqual(r.left, [], "no temp folder left");
 });
 
-Deno.test("ops: an address in use is named by flag and port; the listening line has the admin URL", async () => {
+Deno.test("ops: an address in use, or a host not of this machine, is named by its flag; the listening line has the admin URL", async () => {
   const taken = Deno.listen({ hostname: "127.0.0.1", port: 0 });
   const port = taken.addr.port;
   try {
@@ -155,13 +155,22 @@ Deno.test("ops: an address in use is named by flag and port; the listening line 
         presence: "redis",
         bridgeHost: "127.0.0.1",
         bridgePort: port,
-        clusterSecret: "0123456789abcdef",
+        clusterSecret: "0123456789abcdef".repeat(2),
       }),
       new RegExp(`--bridge-port ${port}: 127\\.0\\.0\\.1:${port} is already in use`),
     );
   } finally {
     taken.close();
   }
+  // A host that is no address of this machine is named by its flag too.
+  await assert.rejects(
+    startServer({ host: "999.1.1.1", port: 0 }),
+    /^Error: --host 999\.1\.1\.1: cannot listen there: failed to lookup address/,
+  );
+  await assert.rejects(
+    startServer({ host: "127.0.0.1", port: 0, adminHost: "192.0.2.1", adminPort: 0 }),
+    /^Error: --admin-host 192\.0\.2\.1: cannot listen there: Cannot assign requested address/,
+  );
   const lines: string[] = [];
   const server = await startServer({ host: "127.0.0.1", port: 0, adminPort: 0 }, {
     logger: new Logger("info", {}, (l) => lines.push(l)),
@@ -177,15 +186,17 @@ Deno.test("ops: an address in use is named by flag and port; the listening line 
 Deno.test("ops: the cluster secret can come from a file", async () => {
   await withTmp(async (tmp) => {
     const file = path.join(tmp, "secret");
-    await Deno.writeTextFile(file, "  a-secret-of-24-characters\n");
+    await Deno.writeTextFile(file, "  a-cluster-secret-of-thirty-two-bytes\n");
     const noEnv = () => undefined;
     const r = parseConfig(["--presence", "redis", "--cluster-secret-file", file], noEnv);
-    assert.ok(!r.help && r.config.clusterSecret === "a-secret-of-24-characters");
+    assert.ok(!r.help && r.config.clusterSecret === "a-cluster-secret-of-thirty-two-bytes");
     const fromEnv = parseConfig(
       ["--presence", "redis"],
       (n) => n === "CHATOS_CLUSTER_SECRET_FILE" ? file : undefined,
     );
-    assert.ok(!fromEnv.help && fromEnv.config.clusterSecret === "a-secret-of-24-characters");
+    assert.ok(
+      !fromEnv.help && fromEnv.config.clusterSecret === "a-cluster-secret-of-thirty-two-bytes",
+    );
     assert.throws(
       () => parseConfig(["--cluster-secret-file", path.join(tmp, "missing")], noEnv),
       (e) => e instanceof ConfigError && /--cluster-secret-file: cannot read/.test(e.message),

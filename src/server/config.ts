@@ -11,6 +11,7 @@ import { PROXY_OPTIONS } from "./options/proxy.ts";
 import { parseCidrList } from "./net/cidr.ts";
 import { errorMessage } from "../lib/errors.ts";
 import { redisTarget } from "../presence/redis/target.ts";
+import { MIN_SECRET_BYTES, secretProblem } from "./options/secret.ts";
 
 export type { OptionSpec, ServerConfig } from "./options/types.ts";
 
@@ -80,6 +81,7 @@ export function parseConfig(
   // A switch may stand alone (`--proxy-protocol`) or take a value (`--proxy-protocol=false`).
   const switches = new Set(OPTIONS.filter((o) => o.kind === "bool").map((o) => `--${o.flag}`));
   args = args.map((a) => (switches.has(a) ? `${a}=true` : a));
+  args = joinNegativeValues(args);
   let parsed;
   try {
     parsed = parseArgs({ args, options, strict: true, allowPositionals: false });
@@ -111,9 +113,14 @@ export function parseConfig(
       );
     }
   }
-  if (config.presence === "redis" && config.clusterSecret.length < 16) {
+  const secretWrong = config.presence === "redis" ? secretProblem(config.clusterSecret) : null;
+  if (secretWrong) {
+    const from = config.clusterSecretFile
+      ? `the cluster secret in ${config.clusterSecretFile} (--cluster-secret-file)`
+      : "the cluster secret (--cluster-secret or CHATOS_CLUSTER_SECRET)";
     throw new ConfigError(
-      "--cluster-secret (CHATOS_CLUSTER_SECRET) of at least 16 characters is required with --presence redis",
+      `${from} ${secretWrong}: --presence redis needs at least ${MIN_SECRET_BYTES} random ` +
+        "bytes, the same on every node (e.g. openssl rand -hex 32)",
     );
   }
   if (config.presence === "redis") {
@@ -121,6 +128,23 @@ export function parseConfig(
     if (typeof target === "string") throw new ConfigError(target);
   }
   return { help: false, config };
+}
+
+/**
+ * `--max-connections -5` means the value -5 (which the range check then
+ * refuses by name), not a flag "-5": parseArgs would otherwise say "Did you
+ * forget to specify the option argument".
+ */
+function joinNegativeValues(args: string[]): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < args.length; i++) {
+    const next = args[i + 1];
+    if (/^--[a-z-]+$/.test(args[i]) && next !== undefined && /^-\d/.test(next)) {
+      out.push(`${args[i]}=${next}`);
+      i++;
+    } else out.push(args[i]);
+  }
+  return out;
 }
 
 export function helpText(): string {
