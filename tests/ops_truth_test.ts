@@ -3,7 +3,8 @@ import assert from "node:assert/strict";
 import * as path from "node:path";
 import { withDeadline } from "../src/lib/async.ts";
 import { Logger } from "../src/lib/log.ts";
-import { freePort } from "../src/ops/processes.ts";
+import { freePort, startRedis } from "../src/ops/processes.ts";
+import { redisCli } from "../src/ops/redis_topologies.ts";
 import { ConfigError, helpText, parseConfig } from "../src/server/config.ts";
 import { startServer } from "../src/server/server.ts";
 
@@ -50,6 +51,19 @@ Deno.test("ops: cluster refuses a bad flag cleanly, and a taken port by its flag
     assert.equal(verbose.code, 2);
     assert.match(verbose.stderr, /--log-level: "verbose" is not one of error, warn, info, debug/);
     assert.doesNotMatch(verbose.stderr, /\n\s+at /, "no stack trace");
+    // --redis-url names a Redis to use instead of starting one: another mode would ignore it.
+    const both = await run(
+      "src/ops/cluster.ts",
+      ["--redis", "cluster", "--redis-url", "redis://x"],
+      {
+        TMPDIR: tmp,
+      },
+    );
+    assert.equal(both.code, 2);
+    assert.equal(
+      both.stderr,
+      "cluster: --redis-url names one Redis to use instead of starting one: only with --redis single, not cluster\n",
+    );
 
     const taken = Deno.listen({ hostname: "127.0.0.1", port: freePort() });
     try {
@@ -208,7 +222,7 @@ Deno.test("ops: the cluster secret can come from a file", async () => {
   });
 });
 
-Deno.test("ops: presence checks the URL and says plainly when Redis cannot be reached", async () => {
+Deno.test("ops: presence checks the URL and says plainly when Redis cannot be reached, or holds no ChatOS data", async () => {
   const bad = await run("src/ops/presence.ts", ["--redis-url", "notaurl"]);
   assert.equal(bad.code, 2);
   assert.match(bad.stderr, /--redis-url: "notaurl" is not a URL/);
@@ -222,4 +236,25 @@ Deno.test("ops: presence checks the URL and says plainly when Redis cannot be re
     down.stderr,
     new RegExp(`cannot reach Redis at redis://127\\.0\\.0\\.1:${port}: connect ECONNREFUSED`),
   );
+  // A Redis that answers, but is not the nodes' (or no node runs): said so, not empty tables.
+  const redis = await startRedis();
+  try {
+    const empty = await run("src/ops/presence.ts", [], { REDIS_URL: redis.url });
+    assert.equal(empty.code, 0, empty.stderr);
+    assert.equal(
+      empty.stdout,
+      `redis ${redis.url}\n\nNo ChatOS data here: this Redis holds no keys at all.\n` +
+        "Either no node runs against this Redis now, or the nodes use another one:\n" +
+        "`deno task cluster` prints the line to export for its Redis (export REDIS_URL=...).\n",
+    );
+    await redisCli(redis.port, "SET", "other:app", "1");
+    const other = await run("src/ops/presence.ts", ["--redis-url", redis.url]);
+    assert.match(
+      other.stdout,
+      /^No ChatOS data here: its 1 key is not ChatOS's \(no chatos:\* key\)\.$/m,
+    );
+    assert.doesNotMatch(other.stdout, /NODES/);
+  } finally {
+    await redis.stop();
+  }
 });

@@ -8,6 +8,10 @@ import { withDeadline } from "../../src/lib/async.ts";
 import { Wakeup } from "./wakeup.ts";
 
 const enc = new TextEncoder();
+/** The shell's prompt: unlike anything a command prints. */
+const PROMPT = "pty-shell$ ";
+// deno-lint-ignore no-control-regex
+const CSI = /\x1b\[[0-9;?]*[A-Za-z]/g;
 
 export class PtyShell {
   #proc: Deno.ChildProcess;
@@ -18,11 +22,20 @@ export class PtyShell {
   #wakeup = new Wakeup();
   #reading: Promise<void>;
 
+  #rcfile: string;
+
   constructor(opts: { cwd: string; env?: Record<string, string> }) {
+    // bash sets its own prompt over an inherited PS1; bracketed paste would wrap every echo.
+    this.#rcfile = Deno.makeTempFileSync({ prefix: "chatos-pty-bashrc-" });
+    Deno.writeTextFileSync(
+      this.#rcfile,
+      `PS1='${PROMPT}'\nbind 'set enable-bracketed-paste off'\n`,
+    );
+    const bash = `bash --noprofile --rcfile ${this.#rcfile} -i`;
     const proc = new Deno.Command("script", {
-      args: ["-qfec", "bash --norc --noprofile -i", "/dev/null"],
+      args: ["-qfec", `stty cols 400 rows 50; exec ${bash}`, "/dev/null"],
       cwd: opts.cwd,
-      env: { PS1: "$ ", TERM: "dumb", ...opts.env },
+      env: { TERM: "dumb", ...opts.env },
       stdin: "piped",
       stdout: "piped",
       stderr: "null",
@@ -46,6 +59,21 @@ export class PtyShell {
   /** Types `line` and Enter. */
   async type(line: string): Promise<void> {
     await this.#stdin.write(enc.encode(line + "\r"));
+  }
+
+  /**
+   * Waits for the prompt, types `command`, and returns what the terminal
+   * showed until the next prompt: its output lines, without the echo.
+   */
+  async run(command: string, ms = 30_000): Promise<string[]> {
+    await this.waitFor(/pty-shell\$ $/, ms);
+    const start = this.#from;
+    await this.type(command);
+    const m = await this.waitFor(/\r?\npty-shell\$ /, ms);
+    this.#from -= m[0].length; // the next run waits for this prompt
+    // As a reader sees it: without carriage returns and cursor and clearing sequences.
+    const shown = this.#text.slice(start, this.#from).replaceAll("\r", "").replace(CSI, "");
+    return shown.split("\n").slice(1);
   }
 
   /** Presses Ctrl-C once. */
@@ -78,5 +106,6 @@ export class PtyShell {
       .catch(() => this.#proc.kill("SIGKILL"));
     await this.#proc.status;
     await this.#reading;
+    await Deno.remove(this.#rcfile).catch(() => {});
   }
 }
