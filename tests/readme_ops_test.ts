@@ -9,7 +9,9 @@ import { ChatClient } from "../src/client/client.ts";
 import { withDeadline } from "../src/lib/async.ts";
 import { ErrorCode, Op } from "../src/protocol/mod.ts";
 import { freePort } from "../src/ops/processes.ts";
+import { eventually } from "./helpers/harness.ts";
 import { PtyShell } from "./helpers/pty_shell.ts";
+import { redisCli } from "../src/ops/redis_topologies.ts";
 
 const ROOT = new URL("../", import.meta.url).pathname;
 
@@ -109,6 +111,16 @@ Deno.test("README operations: every command of the session prints what the READM
     alice.send({ op: Op.TCPAsk, sender: "alice", recipient: "bob", password: 4242 });
     assert.equal(await alice.nextError(), ErrorCode.OK);
     assert.equal((await bob.next()).op, Op.TCPAsk, "bob was asked");
+    // A lease's `users` is as of its node's last heartbeat: wait for the ones after the logins.
+    const redisPort = Number(exported[1].split(":").pop());
+    for (const id of ["node-1", "node-2"]) {
+      await eventually(
+        async () =>
+          (await redisCli(redisPort, "HGET", `chatos:node:{${id}}`, "users")).trim() === "1",
+        5000,
+        `${id}'s lease to count its user`,
+      );
+    }
 
     const [first, ...rest] = steps;
     assert.match(first.command, linePattern(exported[1]), "the session starts with that line");

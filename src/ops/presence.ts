@@ -222,7 +222,8 @@ export async function main(argv: string[]): Promise<number> {
         bridge: h.bridge ?? "",
         client: h.client ?? "",
         users,
-        heartbeatAgeMs: h.heartbeat ? now - Number(h.heartbeat) : null,
+        // A heartbeat written after TIME was read is as fresh as can be, not "-0.0s ago".
+        heartbeatAgeMs: h.heartbeat ? Math.max(0, now - Number(h.heartbeat)) : null,
         leaseTtlMs: ttl,
         alive,
       });
