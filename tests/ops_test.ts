@@ -11,9 +11,9 @@ import { helpText, OPTIONS, parseConfig } from "../src/server/config.ts";
 import { eventually, withServer } from "./helpers/harness.ts";
 import { FILL_MESSAGE, HeldReader, holdOutput, queuedOn } from "./helpers/held_reader.ts";
 import { scrape } from "./helpers/metrics.ts";
-import { type NodeProcess, startNode } from "./helpers/node_process.ts";
+import { type NodeProcess, redisNodeArgs, startNode } from "./helpers/node_process.ts";
 import { openLink } from "./helpers/link.ts";
-import { freePort, startRedis } from "./helpers/redis_server.ts";
+import { startRedis } from "./helpers/redis_server.ts";
 
 const t = (name: string, fn: () => Promise<void>) =>
   Deno.test({ name: `ops: ${name}`, fn, sanitizeOps: false, sanitizeResources: false });
@@ -430,16 +430,7 @@ t(
     try {
       for (const id of ["logs-1", "logs-2"]) {
         nodes.push(
-          await startNode([
-            "--presence=redis",
-            `--redis-url=${redis.url}`,
-            `--node-id=${id}`,
-            "--bridge-host=127.0.0.1",
-            `--bridge-port=${freePort()}`,
-            "--advertise-host=127.0.0.1",
-            `--cluster-secret=${secret}`,
-            "--log-level=debug",
-          ]),
+          await startNode([...redisNodeArgs(redis.url, id, secret), "--log-level=debug"]),
         );
       }
       const [n1, n2] = nodes;

@@ -21,6 +21,7 @@ import {
 import { concatBytes } from "../lib/bytes.ts";
 import { writeAll } from "../lib/async.ts";
 import { closeQuietly, errorMessage } from "../lib/errors.ts";
+import { LinkAnswerError } from "./link_answer.ts";
 
 export interface ClientOptions {
   /** Default 127.0.0.1. */
@@ -324,19 +325,24 @@ export class PrivateEnd {
     try {
       while (true) {
         const r = await Promise.race([this.#readChunk(), timeout]);
+        const seen = this.#answerFrames;
         if (r === "timeout") {
-          throw new Error(
-            `answer(): no ERROR frame within ${timeoutMs} ms${this.#soFar()}`,
-          );
+          const why = `no ERROR frame within ${timeoutMs} ms`;
+          throw new LinkAnswerError("timeout", `answer(): ${why}${this.#soFar()}`, seen);
         }
         if ("eof" in r) {
-          throw new Error(`answer(): connection closed before an ERROR frame${this.#soFar()}`);
+          const why = "connection closed before an ERROR frame";
+          throw new LinkAnswerError("closed", `answer(): ${why}${this.#soFar()}`, seen);
         }
-        if ("error" in r) throw new Error(`answer(): ${r.error.message}${this.#soFar()}`);
+        if ("error" in r) {
+          const why = r.error.message;
+          throw new LinkAnswerError("socket", `answer(): ${why}${this.#soFar()}`, seen, why);
+        }
         this.#decoder.push(r.bytes);
         for (let step = this.#decoder.next(); step !== null; step = this.#decoder.next()) {
           if (!step.ok) {
-            throw new Error(`answer(): malformed data: ${describeProtocolError(step.error)}`);
+            const why = describeProtocolError(step.error);
+            throw new LinkAnswerError("malformed", `answer(): malformed data: ${why}`, seen, why);
           }
           this.#answerFrames.push(step.frame);
           if (step.frame.op === Op.ERROR) {

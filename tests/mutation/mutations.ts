@@ -36,7 +36,7 @@ export const MUTATIONS: Mutation[] = [
   {
     name: "bridge-hmac-unchecked",
     why: "a bridge greeting whose HMAC is wrong is accepted",
-    find: "if (diff !== 0) return null;",
+    find: "if (diff !== 0) return { refused: BAD_HMAC };",
     replace: "",
     tests: ["tests/bridge_test.ts"],
   },

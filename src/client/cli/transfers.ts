@@ -14,10 +14,10 @@ import { ErrorCode, Op, type TCPAsk } from "../../protocol/mod.ts";
 import { errorMessage } from "../../lib/errors.ts";
 import type { ClientOptions } from "../client.ts";
 import { fetchFile, serveFile } from "../file_transfer.ts";
-import { type LinkResult, openLink } from "../private_link.ts";
+import { openLink } from "../private_link.ts";
 import type { OutgoingAsk, Requests } from "../requests.ts";
 import type { Questions } from "./questions.ts";
-import { codeName, error, type Line, question, size, system, v } from "./view.ts";
+import { error, type Line, linkFailure, question, size, system, v } from "./view.ts";
 
 /** How long the user has to answer "send?" before the request expires. */
 export const QUESTION_MS = 120_000;
@@ -78,12 +78,11 @@ export class Transfers {
       try {
         const r = await openLink(this.#d.server, { ...ask, op: Op.TCPAccept });
         if (!r.ok) {
-          return this.#d.show(this.#linkFailed(
-            r,
-            from,
-            r.code === ErrorCode.TcpNotInProtocol
-              ? `${from}'s request is no longer pending`
-              : `private connection with ${from} failed: ${codeName(r.code ?? -1)}`,
+          const why = r.code === ErrorCode.TcpNotInProtocol
+            ? "it is no longer pending (withdrawn or expired)"
+            : linkFailure(r);
+          return this.#d.show(error(
+            `could not answer ${from}'s request: ${why}; nothing was sent, ${from} can ask again`,
           ));
         }
         const result = await this.#using(r.end, () =>
@@ -129,10 +128,9 @@ export class Transfers {
           password: ask.password,
         });
         if (!r.ok) {
-          return this.#d.show(this.#linkFailed(
-            r,
-            to,
-            `private connection to ${to} failed: ${codeName(r.code ?? -1)}`,
+          return this.#d.show(error(
+            `could not fetch ${file} from ${to}: ${linkFailure(r)}. ` +
+              `Try again: /get ${to} ${file}; if it keeps failing, tell the server's operator`,
           ));
         }
         this.#d.show(
@@ -160,15 +158,6 @@ export class Transfers {
         requests.finished(ask);
       }
     }, (e) => `fetching ${file} from ${to} failed: ${e}`);
-  }
-
-  #linkFailed(r: Exclude<LinkResult, { ok: true }>, who: string, refused: string): Line {
-    if (r.code !== null) return error(refused);
-    return error(
-      r.stage === "open"
-        ? `cannot open a private connection with ${who}: ${r.error}`
-        : `private connection with ${who}: ${r.error}`,
-    );
   }
 
   /** Runs `fn` with `end` registered for closing on leave; closes it after. */

@@ -9,6 +9,7 @@ import { ErrorCode, errorCodeName } from "../../protocol/mod.ts";
 import { visible } from "../../lib/visible.ts";
 import { describeFrame } from "../client.ts";
 import type { ChatEvent } from "../requests.ts";
+import { LINK_WAIT_MS, type LinkResult } from "../private_link.ts";
 
 export type Style = "own" | "public" | "private" | "system" | "error" | "question";
 export interface Line {
@@ -84,7 +85,8 @@ export function eventLine(e: ChatEvent, me: string): Line | null {
     case "ask-ended":
       // A decline and an expiry are the same TCPAbort; clients answer at once,
       // so one that comes after EXPIRED_AFTER_MS is the server's deadline.
-      if (e.accepted) return error(`private connection with ${v(e.to)} aborted`);
+      // Accepted: the fetch that began then says how it ended, in words of its own.
+      if (e.accepted) return null;
       return system(
         e.afterMs < EXPIRED_AFTER_MS
           ? `${v(e.to)} declined`
@@ -130,6 +132,30 @@ function replyLine({ request: r, code }: Extract<ChatEvent, { kind: "reply" }>):
       return code === ErrorCode.OK || code === ErrorCode.TcpNotInProtocol
         ? null
         : error(`could not decline ${v(r.ask.sender)}'s request: ${name}`);
+  }
+}
+
+/** Why a private connection did not open, as a clause; never the frames, nor the password. */
+export function linkFailure(r: Exclude<LinkResult, { ok: true }>): string {
+  if (r.code !== null) {
+    return r.code === ErrorCode.TcpNotInProtocol
+      ? "the server could not connect you (the request expired or was cancelled, or the " +
+        "servers could not reach each other)"
+      : `the server refused the private connection (${codeName(r.code)})`;
+  }
+  switch (r.trouble) {
+    case "unreachable":
+      return `cannot reach the server (${r.detail})`;
+    case "aborted":
+      return "the request was cancelled before the private connection opened";
+    case "timeout":
+      return `the private connection did not open within ${LINK_WAIT_MS / 1000} s`;
+    case "closed":
+      return "the server closed the private connection before opening it";
+    case "socket":
+      return `the private connection broke (${r.detail})`;
+    case "malformed":
+      return "the server answered with something that is not ChatOS";
   }
 }
 
