@@ -83,9 +83,9 @@ Deno.test("tty: the per-file prompt, answered y on a terminal, sends the file by
     await bob.waitFor(/^connected/);
     await alice.waitFor(/^connected/);
     await alice.type("/bob notes.bin");
-    await bob.waitFor(/^alice wants notes\.bin \(195\.3 KB\): send\? \[y\/n\]$/);
+    await bob.waitFor(/^alice wants notes\.bin \(195\.3 KiB\): send\? \[y\/n\]$/);
     await bob.type("y");
-    await alice.waitFor(/^saved notes\.bin from bob to .* \(195\.3 KB\)$/);
+    await alice.waitFor(/^saved notes\.bin from bob to .* \(195\.3 KiB\)$/);
     const got = await Deno.readFile(path.join(dir, "dl", "notes.bin"));
     assert.equal(got.length, data.length);
     assert.ok(got.every((b, i) => b === data[i]), "same bytes");

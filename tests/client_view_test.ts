@@ -2,7 +2,7 @@
 import assert from "node:assert/strict";
 import { visible } from "../src/lib/visible.ts";
 import { parseCommand } from "../src/client/cli/commands.ts";
-import { eventLine } from "../src/client/cli/view.ts";
+import { eventLine, size } from "../src/client/cli/view.ts";
 
 Deno.test("visible: controls, escapes, C1 and bidi controls are spelled out, text kept", () => {
   const cases: [string, string][] = [
@@ -92,4 +92,12 @@ Deno.test("view: a TCPAbort soon after asking reads as declined, a late one as e
   assert.equal(ended(200), "bob declined");
   assert.equal(ended(60_000), "no answer from bob in 60 s: the request expired");
   assert.equal(ended(200, true), undefined, "the fetch's own line says what happened");
+});
+
+Deno.test("view: sizes count in 1024s and say so: KiB, MiB, GiB", () => {
+  assert.equal(size(512), "512 B");
+  assert.equal(size(1536), "1.5 KiB");
+  assert.equal(size(1_000_000), "976.6 KiB");
+  assert.equal(size(3 * 1024 * 1024), "3.0 MiB");
+  assert.equal(size(5 * 1024 ** 3), "5.0 GiB");
 });

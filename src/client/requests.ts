@@ -7,11 +7,11 @@
  * the CLI's view does.
  */
 
-import { handshakeId } from "../presence/presence.ts";
 import {
   type AnyTcpFrame,
   EncodeError,
   type Frame,
+  type HandshakeKey,
   handshakeKeyOf,
   Op,
   type TCPAsk,
@@ -65,6 +65,11 @@ export type SendResult = { ok: true } | { ok: false; reason: string };
 export const MAX_STRING_BYTES = 32767;
 
 const utf8 = new TextEncoder();
+
+/** A map key for one handshake (the client keeps its own: it imports nothing of the server's). */
+function handshakeId(k: HandshakeKey): string {
+  return JSON.stringify([k.a, k.b, k.password]);
+}
 
 function randomPassword(): number {
   return crypto.getRandomValues(new Int16Array(1))[0];

@@ -6,7 +6,7 @@
  * and says so.
  */
 
-import { ErrorCode, type Frame } from "../../protocol/mod.ts";
+import { ErrorCode, type Frame, Op } from "../../protocol/mod.ts";
 import { sleep } from "../../lib/async.ts";
 import { errorMessage } from "../../lib/errors.ts";
 import { ChatClient, type ClientOptions, describeFrame } from "../client.ts";
@@ -15,7 +15,17 @@ import { type Command, parseCommand } from "./commands.ts";
 import { Questions } from "./questions.ts";
 import type { Screen } from "./screen.ts";
 import { QUESTION_MS, Transfers } from "./transfers.ts";
-import { error, eventLine, HELP, type Line, loginFailedLine, ownLine, system, v } from "./view.ts";
+import {
+  error,
+  eventLine,
+  HELP,
+  type Line,
+  loginFailedLine,
+  noLoginAnswer,
+  ownLine,
+  system,
+  v,
+} from "./view.ts";
 
 const LOGIN_TIMEOUT_MS = 5000;
 /** The lowest --max-string-bytes a server accepts: shorter messages are never over its limit. */
@@ -49,7 +59,10 @@ interface Connection {
   requests: Requests;
 }
 
-type Attempt = { ok: true; conn: Connection } | { ok: false; code: number | null; why: string };
+type Attempt =
+  | { ok: true; conn: Connection }
+  /** `unreached`: no TCP connection at all (the reconnect loop's retry says what to do). */
+  | { ok: false; code: number | null; why: string; unreached?: boolean };
 
 export class ChatCli {
   #o: CliOptions;
@@ -85,7 +98,9 @@ export class ChatCli {
     const a = await this.#connect();
     if (!a.ok) {
       this.#screen.close();
-      (this.#o.err ?? console.error)(a.why);
+      const check = ". Is a ChatOS server running there? Check the host and port " +
+        "(deno task client NAME HOST PORT)";
+      (this.#o.err ?? console.error)(a.why + (a.unreached ? check : ""));
       return 1;
     }
     this.#conn = a.conn;
@@ -112,6 +127,8 @@ export class ChatCli {
         if (this.#quitting) break;
         this.#conn = null;
         this.#show(error(`disconnected: ${conn.client.endReason}; reconnecting...`));
+        // Their private connections went with the server: a later y must not answer them.
+        this.#questions.cancelAll();
         this.#learnLimit(conn.requests);
         const back = await this.#reconnect(input);
         if (back === "gave-up") {
@@ -155,15 +172,24 @@ export class ChatCli {
     try {
       client = await ChatClient.connect(this.#o);
     } catch (e) {
-      return { ok: false, code: null, why: `cannot connect to ${this.#where}: ${errorMessage(e)}` };
+      const why = `cannot connect to ${this.#where}: ${errorMessage(e)}`;
+      return { ok: false, code: null, why, unreached: true };
     }
-    let code: number;
+    let answer: Frame;
     try {
-      code = await client.login(this.#me, LOGIN_TIMEOUT_MS);
-    } catch (e) {
+      client.send({ op: Op.CR, pseudo: this.#me });
+      answer = await client.next(LOGIN_TIMEOUT_MS);
+    } catch {
+      // No frame: the connection ended (endKind says how), or nothing came in time.
+      const why = noLoginAnswer(this.#where, client.endKind, LOGIN_TIMEOUT_MS);
       client.close();
-      return { ok: false, code: null, why: `login failed: ${errorMessage(e)}` };
+      return { ok: false, code: null, why };
     }
+    if (answer.op !== Op.ERROR) {
+      client.close();
+      return { ok: false, code: null, why: noLoginAnswer(this.#where, "malformed", 0) };
+    }
+    const code = answer.code;
     if (code !== ErrorCode.OK) {
       client.close();
       return { ok: false, code, why: loginFailedLine(this.#me, code) };

@@ -74,45 +74,63 @@ export class Transfers {
     this.#d.show(system(`${from} asks for a file; reading which one...`));
     this.#serving++;
     let name = "";
-    this.#track(async () => {
-      try {
-        const r = await openLink(this.#d.server, { ...ask, op: Op.TCPAccept });
-        if (!r.ok) {
-          const why = r.code === ErrorCode.TcpNotInProtocol
-            ? "it is no longer pending (withdrawn or expired)"
-            : linkFailure(r);
-          return this.#d.show(error(
-            `could not answer ${from}'s request: ${why}; nothing was sent, ${from} can ask again`,
-          ));
+    let cancelled = false;
+    this.#track(
+      async () => {
+        try {
+          const r = await openLink(this.#d.server, { ...ask, op: Op.TCPAccept });
+          if (!r.ok) {
+            const why = r.code === ErrorCode.TcpNotInProtocol
+              ? "it is no longer pending (withdrawn or expired)"
+              : linkFailure(r);
+            return this.#d.show(error(
+              `could not answer ${from}'s request: ${why}; nothing was sent, ${from} can ask again`,
+            ));
+          }
+          const result = await this.#using(r.end, () =>
+            serveFile(r.end, share, {
+              approve: async (file) => {
+                name = v(file.name);
+                this.#d.show(question(`${from} wants ${name} (${size(file.size)}): send? [y/n]`));
+                const answer = await this.#d.questions.ask(ask.sender);
+                if (answer === "cancelled") {
+                  cancelled = true;
+                  this.#d.show(system(
+                    `not sending ${name} to ${from}: the connection to the server dropped before ` +
+                      `you answered; ${from} can ask again`,
+                  ));
+                  r.end.close(); // the link went with the server; the refusal has nowhere to go
+                }
+                if (answer === "no") this.#d.show(system(`not sending ${name} to ${from}`));
+                if (answer === "expired") {
+                  this.#d.show(system(`${from}'s request for ${name} expired: not sent`));
+                }
+                return answer === "yes";
+              },
+            })).catch((e) => {
+              if (cancelled) return null; // already said
+              throw e;
+            });
+          if (result === null) return;
+          if (result.status === 200) {
+            this.#d.show(system(`sent ${name} to ${from} (${size(result.bytes)})`));
+          } else if (result.status === 0) {
+            this.#d.show(system(`${from} closed the private connection without asking for a file`));
+          } else if (result.refusal !== "declined") {
+            this.#d.show(system(
+              `${from} asked for ${v(decodeTarget(result.target))}: refused, ${
+                result.refusal ?? "a malformed request"
+              } (${result.status})`,
+            ));
+          }
+        } finally {
+          this.#serving--;
         }
-        const result = await this.#using(r.end, () =>
-          serveFile(r.end, share, {
-            approve: async (file) => {
-              name = v(file.name);
-              this.#d.show(question(`${from} wants ${name} (${size(file.size)}): send? [y/n]`));
-              const answer = await this.#d.questions.ask(ask.sender);
-              if (answer === "no") this.#d.show(system(`not sending ${name} to ${from}`));
-              if (answer === "expired") {
-                this.#d.show(system(`${from}'s request for ${name} expired: not sent`));
-              }
-              return answer === "yes";
-            },
-          }));
-        if (result.status === 200) {
-          this.#d.show(system(`sent ${name} to ${from} (${size(result.bytes)})`));
-        } else if (result.status === 0) {
-          this.#d.show(system(`${from} closed the private connection without asking for a file`));
-        } else if (result.refusal !== "declined") {
-          this.#d.show(system(
-            `${from} asked for ${v(decodeTarget(result.target))}: refused, ${
-              result.refusal ?? "a malformed request"
-            } (${result.status})`,
-          ));
-        }
-      } finally {
-        this.#serving--;
-      }
-    }, (e) => `private connection with ${from}: ${e}`);
+      },
+      (e) =>
+        `could not send ${name || "the file"} to ${from}: the private connection broke (${e}); ` +
+        `${from} can ask again`,
+    );
   }
 
   /** The peer accepted our ask: join the link and fetch the file. */
@@ -157,7 +175,7 @@ export class Transfers {
       } finally {
         requests.finished(ask);
       }
-    }, (e) => `fetching ${file} from ${to} failed: ${e}`);
+    }, (e) => `could not fetch ${file} from ${to}: ${e}. Try again: /get ${to} ${file}`);
   }
 
   /** Runs `fn` with `end` registered for closing on leave; closes it after. */
