@@ -32,13 +32,19 @@ async function withTmp(fn: (tmp: string) => Promise<void>): Promise<void> {
   }
 }
 
-Deno.test("ops: -h works everywhere; --help never shows an empty default", async () => {
-  for (const script of ["src/server/main.ts", "src/ops/cluster.ts", "src/ops/presence.ts"]) {
+Deno.test("ops: -h works everywhere (deno task mutate too: it runs nothing); --help never shows an empty default", async () => {
+  const scripts = ["src/server/main.ts", "src/ops/cluster.ts", "src/ops/presence.ts"];
+  for (const script of [...scripts, "tests/mutation/run.ts"]) {
     const r = await run(script, ["-h"]);
     assert.equal(r.code, 0, `${script} -h: ${r.stderr}`);
     assert.match(r.stdout, /Usage|usage/, script);
     assert.doesNotMatch(r.stdout, /default ""/, script);
   }
+  // A typo in deno task mutate's flags must not start its quarter-hour run.
+  const typo = await run("tests/mutation/run.ts", ["--lst"]);
+  assert.equal(typo.code, 2);
+  assert.match(typo.stderr, /^mutate: Unknown option '--lst'/);
+  assert.match(typo.stderr, /Usage: deno task mutate/);
   const client = await run("src/client/cli/main.ts", ["-h"]);
   assert.equal(client.code, 0);
   assert.doesNotMatch(helpText(), /default ""/);
