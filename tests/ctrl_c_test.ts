@@ -5,9 +5,10 @@
  */
 import assert from "node:assert/strict";
 import { ChatClient } from "../src/client/client.ts";
-import { ErrorCode } from "../src/protocol/mod.ts";
+import { ErrorCode, Op } from "../src/protocol/mod.ts";
 import { StopSignals } from "../src/server/signals.ts";
 import { HeldReader, holdOutput, queuedOn } from "./helpers/held_reader.ts";
+import { redisNodeArgs, startNode } from "./helpers/node_process.ts";
 import { PtyShell } from "./helpers/pty_shell.ts";
 import { freePort, redisCli, startRedis } from "./helpers/redis_server.ts";
 
@@ -64,6 +65,33 @@ Deno.test("serve: one Ctrl-C in an interactive shell drains, says stopped, and l
   } finally {
     for (const c of clients) c.close();
     await shell.close();
+    await redis.stop();
+  }
+});
+
+Deno.test("serve: a clean stop with a handshake pending logs no warning (Redis mode)", async () => {
+  const redis = await startRedis();
+  const node = await startNode(redisNodeArgs(redis.url, "calm", "c".repeat(40)));
+  const clients: ChatClient[] = [];
+  try {
+    for (const name of ["alice", "bob"]) {
+      const c = await ChatClient.connect({ port: node.port });
+      clients.push(c);
+      assert.equal(await c.login(name), ErrorCode.OK);
+    }
+    const [alice, bob] = clients;
+    alice.send({ op: Op.TCPAsk, sender: "alice", recipient: "bob", password: 5 });
+    assert.equal(await alice.nextError(), ErrorCode.OK);
+    assert.equal((await bob.next()).op, Op.TCPAsk, "pending: bob was asked");
+    node.signal("SIGTERM");
+    assert.equal((await node.status).code, 0);
+    assert.match(node.stderr(), /"msg":"stopped"/);
+    const warnings = node.stderr().split("\n").filter((l) => /"level":"(warn|error)"/.test(l));
+    assert.deepEqual(warnings, [], "nothing went wrong: nothing to warn about");
+  } finally {
+    for (const c of clients) c.close();
+    node.signal("SIGKILL");
+    await node.status;
     await redis.stop();
   }
 });

@@ -4,9 +4,14 @@
  * which closes a parked end of it) through an event.
  */
 import { encode, type HandshakeKey, Op } from "../../protocol/mod.ts";
-import type { Presence } from "../../presence/presence.ts";
+import { type Presence, PresenceUnavailable } from "../../presence/presence.ts";
 import type { Logger } from "../../lib/log.ts";
 import { errorMessage } from "../../lib/errors.ts";
+
+/** The store refused because this node closed it (stopping), not because Redis is away. */
+function stopped(e: unknown): boolean {
+  return e instanceof PresenceUnavailable && e.message === "presence closed";
+}
 
 export function abortFrame(k: HandshakeKey): Uint8Array {
   return encode({ op: Op.TCPAbort, sender: k.a, recipient: k.b, password: k.password });
@@ -49,7 +54,10 @@ export class Handshakes {
       was = await this.#presence.cancelHandshake(k);
       if (was) await this.tellAborted([k], tell);
     } catch (e) {
-      this.#log.warn("could not abort handshake", { reason, error: errorMessage(e) });
+      // A node stopping closes presence before its sessions end: nothing is wrong, and the
+      // handshake lapses with its ttl.
+      const level = stopped(e) ? "debug" : "warn";
+      this.#log.log(level, "could not abort handshake", { reason, error: errorMessage(e) });
       return false;
     }
     if (was) this.#log.debug("handshake aborted", { a: k.a, b: k.b, reason });
@@ -65,7 +73,9 @@ export class Handshakes {
         if (k.b !== k.a && k.b !== tell.except) await this.#presence.send(k.b, frame);
       }
     } catch (e) {
-      this.#log.warn("could not tell users of an aborted handshake", { error: errorMessage(e) });
+      this.#log.log(stopped(e) ? "debug" : "warn", "could not tell users of an aborted handshake", {
+        error: errorMessage(e),
+      });
     }
   }
 }
