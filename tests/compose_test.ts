@@ -115,3 +115,21 @@ Deno.test("compose: without CHATOS_CLUSTER_SECRET both files refuse to start, sa
     assert.doesNotMatch(r.stdout + r.stderr, /change-me/, `${file}: no placeholder secret`);
   }
 });
+
+Deno.test("README: the first step, deno install, fetches what deno.lock lists, as it says", async () => {
+  const lock = JSON.parse(await Deno.readTextFile("deno.lock"));
+  const packages = Object.keys(lock.npm);
+  const readme = await Deno.readTextFile("README.md");
+  const said = /^deno install +# first, once: the (\d+) npm packages deno\.lock lists/m.exec(
+    readme,
+  );
+  assert.ok(said, "the README's first command is deno install, saying how many packages");
+  assert.equal(Number(said[1]), packages.length);
+  // The summary deno install ends with names the versions deno.lock pins.
+  for (const [spec, version] of Object.entries(lock.specifiers as Record<string, string>)) {
+    const name = spec.replace(/^npm:/, "").replace(/@[^@]*$/, "");
+    assert.match(readme, new RegExp(`\\+ npm:${name} ${version.replaceAll(".", "\\.")}`), spec);
+  }
+  const direct = Object.keys(lock.specifiers).length;
+  assert.match(readme, new RegExp(`\\(with its ${packages.length - direct} dependencies\\)`));
+});
