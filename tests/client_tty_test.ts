@@ -92,3 +92,30 @@ Deno.test("tty: the per-file prompt, answered y on a terminal, sends the file by
     assert.equal((await bob.end()).code, 0);
   });
 });
+
+Deno.test("tty: Tab completes a name seen; a private message rings the bell, not with --no-bell", async () => {
+  await withCliWorld(async ({ spawn }) => {
+    const alice = spawn("alice", [], { pty: true });
+    const quiet = spawn("quiet", ["--no-bell"], { pty: true });
+    const bob = spawn("bob");
+    for (const c of [alice, quiet, bob]) await c.waitFor(/^connected/);
+    await bob.type("hello");
+    await alice.waitFor(/^\[bob\] hello$/);
+
+    await alice.write("@bo\t");
+    await alice.waitForRaw(/> @bob $/);
+    await alice.type("psst");
+    await bob.waitFor(/^\[alice → you\] psst$/);
+
+    await bob.type("@alice ding");
+    await alice.waitFor(/^\[bob → you\] ding$/);
+    assert.match(alice.raw, /\[bob → you\] ding\r?\n\x07/, "the bell rings with the message");
+    await bob.type("@quiet ding");
+    await quiet.waitFor(/^\[bob → you\] ding$/);
+    assert.ok(!quiet.raw.includes("\x07"), "--no-bell: no bell");
+    assert.ok(
+      !alice.raw.replace(/ding\r?\n\x07/, "").includes("\x07"),
+      "only for the message to alice",
+    );
+  });
+});

@@ -144,21 +144,37 @@ export class CliProcess {
   }
 
   /** Waits for a line (after the last one matched) that matches `re`. */
-  async waitFor(re: RegExp, ms = 10_000): Promise<RegExpExecArray> {
+  waitFor(re: RegExp, ms = 10_000): Promise<RegExpExecArray> {
+    return this.#until(
+      () => {
+        for (let i = this.#seen; i < this.#lines.length; i++) {
+          const m = re.exec(this.#lines[i]);
+          if (m) {
+            this.#seen = i + 1;
+            return m;
+          }
+        }
+        return null;
+      },
+      `a line matching ${re}`,
+      ms,
+    );
+  }
+
+  /** Waits until what the terminal shows (our own control sequences removed) matches `re`. */
+  waitForRaw(re: RegExp, ms = 10_000): Promise<RegExpExecArray> {
+    return this.#until(() => re.exec(this.#raw.replace(OWN_CONTROL, "")), `${re} on screen`, ms);
+  }
+
+  async #until<T>(found: () => T | null, what: string, ms: number): Promise<T> {
     const deadline = Date.now() + ms;
     while (true) {
-      for (let i = this.#seen; i < this.#lines.length; i++) {
-        const m = re.exec(this.#lines[i]);
-        if (m) {
-          this.#seen = i + 1;
-          return m;
-        }
-      }
+      const m = found();
+      if (m !== null) return m;
       const left = deadline - Date.now();
       if (left <= 0) {
         throw new Error(
-          `${this.name}: no line matching ${re} within ${ms} ms; output so far:\n` +
-            this.#lines.join("\n"),
+          `${this.name}: no ${what} within ${ms} ms; output so far:\n${this.#lines.join("\n")}`,
         );
       }
       await this.#wakeup.wait(left);

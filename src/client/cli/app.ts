@@ -12,6 +12,7 @@ import { errorMessage } from "../../lib/errors.ts";
 import { ChatClient, type ClientOptions, describeFrame } from "../client.ts";
 import { Requests, type SendResult } from "../requests.ts";
 import { type Command, parseCommand } from "./commands.ts";
+import { SeenNames } from "./names.ts";
 import { Questions } from "./questions.ts";
 import type { Screen } from "./screen.ts";
 import { QUESTION_MS, Transfers } from "./transfers.ts";
@@ -43,6 +44,8 @@ export interface CliOptions extends ClientOptions {
   /** The longest STRING the server takes. */
   maxBytes: number;
   screen: Screen;
+  /** Names seen, for Tab completion (default: kept but unused). */
+  names?: SeenNames;
   /** Where a failure to start goes (default: stderr). */
   err?: (line: string) => void;
   /** Reconnect backoff: first and longest wait (default 500 ms, 15 s). */
@@ -71,6 +74,7 @@ export class ChatCli {
   #conn: Connection | null = null;
   #screen: Screen;
   #questions = new Questions(QUESTION_MS);
+  #names: SeenNames;
   #transfers: Transfers;
   #quitting = false;
   /** The longest message the server takes, as far as we know (lowered by what we learn). */
@@ -82,6 +86,7 @@ export class ChatCli {
     this.#me = opts.pseudo;
     this.#where = `${opts.host ?? "127.0.0.1"}:${opts.port}`;
     this.#screen = opts.screen;
+    this.#names = opts.names ?? new SeenNames(opts.pseudo);
     this.#maxBytes = opts.maxBytes;
     this.#transfers = new Transfers({
       server: { host: opts.host, port: opts.port },
@@ -288,6 +293,8 @@ export class ChatCli {
   #onFrame(conn: Connection, f: Frame): void {
     const event = conn.requests.handle(f);
     if (event === null) return;
+    if (event.kind === "public" || event.kind === "private") this.#names.add(event.from);
+    if (event.kind === "asked") this.#names.add(event.ask.sender);
     const line = eventLine(event, this.#me);
     if (line !== null) this.#show(line);
     if (event.kind === "asked") {
@@ -315,6 +322,8 @@ export class ChatCli {
         }
         return;
     }
+    if (cmd.kind === "tell") this.#names.add(cmd.to);
+    if (cmd.kind === "get") this.#names.add(cmd.from);
     const conn = this.#conn;
     if (conn === null) return this.#show(error("not sent: not connected (reconnecting...)"));
     switch (cmd.kind) {

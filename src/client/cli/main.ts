@@ -1,5 +1,6 @@
 /**
- * `deno task client <pseudo> [host] [port] [--share DIR] [--downloads DIR] [--max-bytes N]`:
+ * `deno task client <pseudo> [host] [port] [--share DIR] [--downloads DIR] [--max-bytes N]
+ * [--no-bell]`:
  * the command line, then the interactive client (app.ts) on a chat screen
  * when stdin and stdout are a terminal, plain lines otherwise (screen.ts).
  */
@@ -10,6 +11,7 @@ import { errorMessage } from "../../lib/errors.ts";
 import { MAX_STRING_BYTES } from "../requests.ts";
 import { ChatCli } from "./app.ts";
 import { downloadsProblem } from "./downloads.ts";
+import { SeenNames } from "./names.ts";
 import { PlainScreen, type Screen, TtyScreen } from "./screen.ts";
 import { checkPseudo } from "../../protocol/pseudonym.ts";
 import { HELP, invalidPseudoText, USAGE } from "./view.ts";
@@ -48,6 +50,7 @@ export async function main(args: string[]): Promise<number> {
         share: { type: "string" },
         downloads: { type: "string" },
         "max-bytes": { type: "string" },
+        "no-bell": { type: "boolean" },
         help: { type: "boolean", short: "h" },
       },
     });
@@ -110,8 +113,13 @@ export async function main(args: string[]): Promise<number> {
     return 2;
   }
   const interactive = Deno.stdin.isTerminal() && Deno.stdout.isTerminal();
+  const names = new SeenNames(pseudo);
   const screen: Screen = interactive
-    ? new TtyScreen(!env("NO_COLOR"))
+    ? new TtyScreen({
+      colour: !env("NO_COLOR"),
+      bell: !values["no-bell"],
+      complete: (line) => names.complete(line),
+    })
     : new PlainScreen(Deno.stdin.readable, (text) => console.log(text));
   const cli = new ChatCli({
     pseudo,
@@ -121,6 +129,7 @@ export async function main(args: string[]): Promise<number> {
     downloadsDir,
     maxBytes,
     screen,
+    names,
   });
   const code = await cli.login();
   if (code !== 0) return code;

@@ -32,7 +32,7 @@ export const question = (text: string): Line => ({ style: "question", text });
 export const v = visible;
 
 export const USAGE =
-  `usage: deno task client <pseudo> [host] [port] [--share DIR] [--downloads DIR] [--max-bytes N]
+  `usage: deno task client <pseudo> [host] [port] [--share DIR] [--downloads DIR] [--max-bytes N] [--no-bell]
 
   pseudo       the name others see you as: 1 to 32 letters, digits or combining marks
                of any script, with ".", "-" or "_" only between them (no spaces);
@@ -43,6 +43,8 @@ export const USAGE =
                (default: none, nothing is shared; hidden files are never shared)
   --downloads  folder fetched files are saved in (default: ./downloads)
   --max-bytes  longest message the server takes, in bytes (default 32767, the server's default)
+  --no-bell    on a terminal, no bell when a private message arrives (it is still shown in bold)
+  On a terminal, Tab completes the names you have seen (@bo → @bob) and the commands.
   Relative paths are taken from where you ran the command.`;
 
 export const HELP = `commands:
@@ -53,6 +55,7 @@ export const HELP = `commands:
   /accept [name]       yes to the oldest question (from name)
   /decline [name]      no to the oldest question (from name)
   /say text            send any text to everyone, even "y" or "/x" (also: //x)
+  Tab                  complete a name you have seen (@bo → @bob) or a command
   /help                this help
   /quit                leave (also Ctrl-D)`;
 
