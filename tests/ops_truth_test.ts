@@ -57,6 +57,8 @@ Deno.test("ops: cluster refuses a bad flag cleanly, and a taken port by its flag
     assert.equal(verbose.code, 2);
     assert.match(verbose.stderr, /--log-level: "verbose" is not one of error, warn, info, debug/);
     assert.doesNotMatch(verbose.stderr, /\n\s+at /, "no stack trace");
+    const negative = await run("src/ops/cluster.ts", ["--nodes", "-1"], { TMPDIR: tmp });
+    assert.equal(negative.stderr, 'cluster: --nodes: "-1" is not a whole number of at least 1\n');
     // --redis-url names a Redis to use instead of starting one: another mode would ignore it.
     const both = await run(
       "src/ops/cluster.ts",

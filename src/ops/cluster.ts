@@ -6,6 +6,7 @@
  */
 import { parseArgs } from "node:util";
 import { sleep } from "../lib/async.ts";
+import { joinNegativeValues } from "../lib/args.ts";
 import { errorMessage } from "../lib/errors.ts";
 import { LOG_LEVELS, type LogLevel } from "../lib/log.ts";
 import { NODE_MAIN, nodeRunArgs } from "./node_command.ts";
@@ -345,7 +346,7 @@ export async function main(args: string[]): Promise<number> {
   let values;
   try {
     ({ values } = parseArgs({
-      args,
+      args: joinNegativeValues(args),
       options: {
         nodes: { type: "string", default: "3" },
         port: { type: "string", default: "7777" },

@@ -5,6 +5,7 @@
  */
 import { parseArgs } from "node:util";
 import { Cluster, Redis, type RedisOptions } from "ioredis";
+import { joinNegativeValues } from "../lib/args.ts";
 import { errorMessage } from "../lib/errors.ts";
 import { visible as show } from "../lib/visible.ts";
 import { holderNode, keys, leaseKeyNodeId, patterns, PREFIX } from "../presence/redis/schema.ts";
@@ -139,7 +140,7 @@ export async function main(argv: string[]): Promise<number> {
   let values;
   try {
     ({ values } = parseArgs({
-      args: argv,
+      args: joinNegativeValues(argv),
       options: {
         "redis-url": { type: "string" },
         "redis-sentinels": { type: "string" },

@@ -9,6 +9,7 @@ import { NODE_OPTIONS } from "./options/node.ts";
 import { LIMIT_OPTIONS } from "./options/limits.ts";
 import { PROXY_OPTIONS } from "./options/proxy.ts";
 import { parseCidrList } from "./net/cidr.ts";
+import { joinNegativeValues } from "../lib/args.ts";
 import { errorMessage } from "../lib/errors.ts";
 import { redisTarget } from "../presence/redis/target.ts";
 import { MIN_SECRET_BYTES, secretProblem } from "./options/secret.ts";
@@ -128,23 +129,6 @@ export function parseConfig(
     if (typeof target === "string") throw new ConfigError(target);
   }
   return { help: false, config };
-}
-
-/**
- * `--max-connections -5` means the value -5 (which the range check then
- * refuses by name), not a flag "-5": parseArgs would otherwise say "Did you
- * forget to specify the option argument".
- */
-function joinNegativeValues(args: string[]): string[] {
-  const out: string[] = [];
-  for (let i = 0; i < args.length; i++) {
-    const next = args[i + 1];
-    if (/^--[a-z-]+$/.test(args[i]) && next !== undefined && /^-\d/.test(next)) {
-      out.push(`${args[i]}=${next}`);
-      i++;
-    } else out.push(args[i]);
-  }
-  return out;
 }
 
 export function helpText(): string {
