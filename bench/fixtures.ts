@@ -55,7 +55,7 @@ export interface Started {
   stop(): Promise<void>;
 }
 
-const SECRET = "bench-cluster-secret-0123456789";
+const SECRET = "bench-cluster-secret-0123456789abcdef";
 
 export class Fixtures {
   readonly #h: Harness;

@@ -20,7 +20,7 @@ import { defaultConfig } from "../src/server/config.ts";
 import { withDeadline, writeAll } from "../src/lib/async.ts";
 import { socketPair } from "./helpers/socket_pair.ts";
 
-const SECRET = "a-cluster-secret-of-some-length";
+const SECRET = "a-cluster-secret-of-thirty-two-bytes";
 
 /** Up to `n` bytes, fewer if the peer closes first; fails after 2 s (a safety net). */
 function readN(conn: Deno.Conn, n: number): Promise<number[]> {
@@ -51,23 +51,30 @@ async function greet(bytes: Uint8Array, timeoutMs = 2000) {
 Deno.test("bridge greeting: a valid one gives the token and the bytes that followed", async () => {
   const g = await encodeGreeting("tok-1", SECRET);
   const got = await greet(Uint8Array.of(...g, 5, 6, 7));
-  assert.equal(got?.token, "tok-1");
-  assert.deepEqual([...got!.initial], [5, 6, 7]);
+  assert.ok("token" in got, JSON.stringify(got));
+  assert.equal(got.token, "tok-1");
+  assert.deepEqual([...got.initial], [5, 6, 7]);
 });
 
 Deno.test("bridge greeting: a forged HMAC is refused", async () => {
   const g = await encodeGreeting("tok-1", SECRET);
   g[g.length - 1] ^= 1;
-  assert.equal(await greet(g), null);
+  assert.deepEqual(await greet(g), { refused: "bad HMAC: cluster secret mismatch?" });
 });
 
-Deno.test("bridge greeting: a greeting made with another secret is refused", async () => {
-  assert.equal(await greet(await encodeGreeting("tok-1", "not-the-cluster-secret")), null);
+Deno.test("bridge greeting: a greeting made with another secret is refused, saying so", async () => {
+  assert.deepEqual(await greet(await encodeGreeting("tok-1", "not-the-cluster-secret")), {
+    refused: "bad HMAC: cluster secret mismatch?",
+  });
 });
 
 Deno.test("bridge greeting: a bad token length is refused without waiting", async () => {
-  assert.equal(await greet(Uint8Array.of(0, 0)), null);
-  assert.equal(await greet(Uint8Array.of(0xff, 0xff)), null);
+  assert.deepEqual(await greet(Uint8Array.of(0, 0)), {
+    refused: "malformed greeting: a token of 0 bytes (not a ChatOS node?)",
+  });
+  assert.deepEqual(await greet(Uint8Array.of(0xff, 0xff)), {
+    refused: "malformed greeting: a token of 65535 bytes (not a ChatOS node?)",
+  });
 });
 
 Deno.test("bridge greeting: a truncated greeting fails when the peer closes", async () => {

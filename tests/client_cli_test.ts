@@ -26,7 +26,10 @@ Deno.test("cli: two users chat; own lines echoed; errors print by name; EOF exit
     // The same pseudo again: refused with a reason and a non-zero exit.
     const again = spawn("alice");
     assert.equal((await again.exited()).code, 1);
-    assert.match(await again.stderr, /"alice" is already taken/);
+    assert.match(
+      await again.stderr,
+      /^login failed: "alice" is in use, by that name or one that looks the same\. Choose another pseudo$/m,
+    );
 
     assert.equal((await alice.end()).code, 0);
     assert.equal((await bob.end()).code, 0);
@@ -88,11 +91,11 @@ Deno.test("cli: a shared file arrives byte-identical after the per-file prompt; 
 
     await alice.type("/bob photo.jpg");
     await alice.waitFor(/^asked bob for photo\.jpg; waiting for bob to answer$/);
-    await bob.waitFor(/^alice wants photo\.jpg \(3\.0 MB\): send\? \[y\/n\]$/);
+    await bob.waitFor(/^alice wants photo\.jpg \(3\.0 MiB\): send\? \[y\/n\]$/);
     await bob.type("y");
-    const [, saved] = await alice.waitFor(/^saved photo\.jpg from bob to (.+) \(3\.0 MB\)$/);
+    const [, saved] = await alice.waitFor(/^saved photo\.jpg from bob to (.+) \(3\.0 MiB\)$/);
     assert.equal(saved, path.join(dir, "alice-downloads", "photo.jpg"));
-    await bob.waitFor(/^sent photo\.jpg to alice \(3\.0 MB\)$/);
+    await bob.waitFor(/^sent photo\.jpg to alice \(3\.0 MiB\)$/);
     const got = await Deno.readFile(saved);
     assert.equal(got.length, data.length);
     assert.ok(got.every((b, i) => b === data[i]), "same bytes");

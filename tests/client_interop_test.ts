@@ -110,7 +110,7 @@ Deno.test("interop: a client built from the byte layouts chats and swaps files w
       await linkA.send(frame(7, str("java"), str("alice"), short(pw)));
       await linkA.expect(OK, "linked");
       await linkA.send(enc.encode("GET notes.bin HTTP/1.0\r\n\r\n"));
-      await alice.waitFor(/^java wants notes\.bin \(97\.7 KB\): send\? \[y\/n\]$/);
+      await alice.waitFor(/^java wants notes\.bin \(97\.7 KiB\): send\? \[y\/n\]$/);
       await alice.type("y");
       const response = await linkA.rest();
       linkA.close(); // as an HTTP/1.0 client does once the body is read
@@ -121,7 +121,7 @@ Deno.test("interop: a client built from the byte layouts chats and swaps files w
       const body = response.subarray(headEnd + 4);
       assert.equal(body.length, notes.length);
       assert.ok(body.every((b, i) => b === notes[i]), "byte-identical");
-      await alice.waitFor(/^sent notes\.bin to java \(97\.7 KB\)$/);
+      await alice.waitFor(/^sent notes\.bin to java \(97\.7 KiB\)$/);
 
       // alice fetches from java: java sees TCPAsk, accepts, answers the GET.
       await alice.type("/get java report.txt");

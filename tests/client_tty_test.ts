@@ -83,12 +83,41 @@ Deno.test("tty: the per-file prompt, answered y on a terminal, sends the file by
     await bob.waitFor(/^connected/);
     await alice.waitFor(/^connected/);
     await alice.type("/bob notes.bin");
-    await bob.waitFor(/^alice wants notes\.bin \(195\.3 KB\): send\? \[y\/n\]$/);
+    await bob.waitFor(/^alice wants notes\.bin \(195\.3 KiB\): send\? \[y\/n\]$/);
     await bob.type("y");
-    await alice.waitFor(/^saved notes\.bin from bob to .* \(195\.3 KB\)$/);
+    await alice.waitFor(/^saved notes\.bin from bob to .* \(195\.3 KiB\)$/);
     const got = await Deno.readFile(path.join(dir, "dl", "notes.bin"));
     assert.equal(got.length, data.length);
     assert.ok(got.every((b, i) => b === data[i]), "same bytes");
     assert.equal((await bob.end()).code, 0);
+  });
+});
+
+Deno.test("tty: Tab completes a name seen; a private message rings the bell, not with --no-bell", async () => {
+  await withCliWorld(async ({ spawn }) => {
+    const alice = spawn("alice", [], { pty: true });
+    const quiet = spawn("quiet", ["--no-bell"], { pty: true });
+    const bob = spawn("bob");
+    for (const c of [alice, quiet, bob]) await c.waitFor(/^connected/);
+    await bob.type("hello");
+    await alice.waitFor(/^\[bob\] hello$/);
+
+    await alice.write("@bo\t");
+    await alice.waitForRaw(/> @bob $/);
+    await alice.type("psst");
+    await bob.waitFor(/^\[alice → you\] psst$/);
+
+    await bob.type("@alice ding");
+    await alice.waitFor(/^\[bob → you\] ding$/);
+    // deno-lint-ignore no-control-regex -- the bell (BEL, 0x07) is what is asserted
+    assert.match(alice.raw, /\[bob → you\] ding\r?\n\x07/, "the bell rings with the message");
+    await bob.type("@quiet ding");
+    await quiet.waitFor(/^\[bob → you\] ding$/);
+    assert.ok(!quiet.raw.includes("\x07"), "--no-bell: no bell");
+    assert.ok(
+      // deno-lint-ignore no-control-regex -- the bell that came with the message
+      !alice.raw.replace(/ding\r?\n\x07/, "").includes("\x07"),
+      "only for the message to alice",
+    );
   });
 });

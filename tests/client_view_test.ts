@@ -2,7 +2,8 @@
 import assert from "node:assert/strict";
 import { visible } from "../src/lib/visible.ts";
 import { parseCommand } from "../src/client/cli/commands.ts";
-import { eventLine } from "../src/client/cli/view.ts";
+import { eventLine, size } from "../src/client/cli/view.ts";
+import { SeenNames } from "../src/client/cli/names.ts";
 
 Deno.test("visible: controls, escapes, C1 and bidi controls are spelled out, text kept", () => {
   const cases: [string, string][] = [
@@ -86,10 +87,37 @@ Deno.test("commands: one meaning per line", () => {
   }
 });
 
-Deno.test("view: a TCPAbort soon after asking reads as declined, a late one as expired", () => {
+Deno.test("view: a TCPAbort soon after asking reads as declined, a late one as expired; after an accept, the fetch speaks", () => {
   const ended = (afterMs: number, accepted = false) =>
     eventLine({ kind: "ask-ended", to: "bob", accepted, afterMs }, "me")?.text;
   assert.equal(ended(200), "bob declined");
   assert.equal(ended(60_000), "no answer from bob in 60 s: the request expired");
-  assert.equal(ended(200, true), "private connection with bob aborted");
+  assert.equal(ended(200, true), undefined, "the fetch's own line says what happened");
+});
+
+Deno.test("view: sizes count in 1024s and say so: KiB, MiB, GiB", () => {
+  assert.equal(size(512), "512 B");
+  assert.equal(size(1536), "1.5 KiB");
+  assert.equal(size(1_000_000), "976.6 KiB");
+  assert.equal(size(3 * 1024 * 1024), "3.0 MiB");
+  assert.equal(size(5 * 1024 ** 3), "5.0 GiB");
+});
+
+Deno.test("names: Tab completes seen names after @, /msg or a file request, and commands; never an invalid name", () => {
+  const names = new SeenNames("me");
+  for (const n of ["bob", "bea", "carol", "me", "evil\x1b[2J"]) names.add(n);
+  assert.deepEqual(names.complete("@ca"), [["@carol "], "@ca"]);
+  assert.deepEqual(names.complete("/msg ca"), [["carol "], "ca"]);
+  assert.deepEqual(names.complete("/ca"), [["/carol "], "/ca"], "a file request: /carol path");
+  assert.deepEqual(names.complete("hi CA"), [["carol "], "CA"], "case-blind, anywhere");
+  assert.deepEqual(names.complete("@b"), [["@bea", "@bob"], "@b"], "most recent first");
+  assert.deepEqual(names.complete("/ms"), [["/msg "], "/ms"]);
+  assert.deepEqual(names.complete("@m"), [[], "@m"], "not our own name");
+  assert.deepEqual(
+    names.complete("@ev"),
+    [[], "@ev"],
+    "a name with control characters is never kept",
+  );
+  names.add("bob");
+  assert.deepEqual(names.complete("@b")[0], ["@bob", "@bea"], "seen again: first");
 });

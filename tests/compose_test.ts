@@ -6,8 +6,18 @@
 import assert from "node:assert/strict";
 import { NODE_V8_FLAGS, nodeRunArgs } from "../src/ops/node_command.ts";
 
-const run = async (cmd: string, args: string[]) => {
-  const out = await new Deno.Command(cmd, { args, stdout: "piped", stderr: "piped" }).output();
+/** A secret as an operator would make one (`openssl rand -hex 32`). */
+const SECRET = "9f".repeat(32);
+
+/** Runs `cmd` with only PATH and `env`: no CHATOS_CLUSTER_SECRET from whoever runs the tests. */
+const run = async (cmd: string, args: string[], env: Record<string, string> = {}) => {
+  const out = await new Deno.Command(cmd, {
+    args,
+    clearEnv: true,
+    env: { PATH: Deno.env.get("PATH") ?? "", ...env },
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
   return {
     code: out.code,
     stdout: new TextDecoder().decode(out.stdout),
@@ -16,7 +26,9 @@ const run = async (cmd: string, args: string[]) => {
 };
 
 Deno.test("compose: docker-compose config accepts the file; redis, 3 nodes and haproxy on 7777", async () => {
-  const r = await run("docker-compose", ["-f", "docker-compose.yml", "config"]);
+  const r = await run("docker-compose", ["-f", "docker-compose.yml", "config"], {
+    CHATOS_CLUSTER_SECRET: SECRET,
+  });
   assert.equal(r.code, 0, r.stderr);
   const cfg = r.stdout;
   for (const s of ["redis:", "node1:", "node2:", "node3:", "haproxy:"]) {
@@ -29,6 +41,7 @@ Deno.test("compose: docker-compose config accepts the file; redis, 3 nodes and h
   }
   assert.match(cfg, /CHATOS_PRESENCE: redis/);
   assert.match(cfg, /REDIS_URL: redis:\/\/redis:6379/);
+  assert.equal(cfg.split(`CHATOS_CLUSTER_SECRET: ${SECRET}`).length - 1, 3, "the secret given");
   // The nodes take PROXY headers from HAProxy's pinned address only.
   assert.match(cfg, /CHATOS_PROXY_PROTOCOL: "true"|CHATOS_PROXY_PROTOCOL: 'true'/);
   assert.match(cfg, /CHATOS_PROXY_TRUSTED: 172\.28\.0\.10\/32/);
@@ -74,7 +87,9 @@ function escape(s: string): string {
 }
 
 Deno.test("compose: the Redis Cluster file: 6 cluster-mode servers, joined once, nodes on their seeds", async () => {
-  const r = await run("docker-compose", ["-f", "docker-compose.redis-cluster.yml", "config"]);
+  const r = await run("docker-compose", ["-f", "docker-compose.redis-cluster.yml", "config"], {
+    CHATOS_CLUSTER_SECRET: SECRET,
+  });
   assert.equal(r.code, 0, r.stderr);
   const cfg = r.stdout;
   for (let i = 1; i <= 6; i++) assert.match(cfg, new RegExp(`^  redis-${i}:`, "m"));
@@ -86,4 +101,35 @@ Deno.test("compose: the Redis Cluster file: 6 cluster-mode servers, joined once,
   assert.doesNotMatch(cfg, /REDIS_URL/, "no single Redis");
   assert.equal(cfg.match(/condition: service_completed_successfully/g)?.length, 3);
   assert.match(cfg, /published: 7777/);
+});
+
+Deno.test("compose: without CHATOS_CLUSTER_SECRET both files refuse to start, saying how to set it", async () => {
+  for (const file of ["docker-compose.yml", "docker-compose.redis-cluster.yml"]) {
+    const r = await run("docker-compose", ["-f", file, "config"]);
+    assert.equal(r.code, 1, `${file}: ${r.stdout}`);
+    assert.match(
+      r.stderr,
+      /CHATOS_CLUSTER_SECRET is not set: give every node the same random secret of at least 32 bytes, e\.g\. CHATOS_CLUSTER_SECRET=`openssl rand -hex 32` docker-compose up --build/,
+      file,
+    );
+    assert.doesNotMatch(r.stdout + r.stderr, /change-me/, `${file}: no placeholder secret`);
+  }
+});
+
+Deno.test("README: the first step, deno install, fetches what deno.lock lists, as it says", async () => {
+  const lock = JSON.parse(await Deno.readTextFile("deno.lock"));
+  const packages = Object.keys(lock.npm);
+  const readme = await Deno.readTextFile("README.md");
+  const said = /^deno install +# first, once: the (\d+) npm packages deno\.lock lists/m.exec(
+    readme,
+  );
+  assert.ok(said, "the README's first command is deno install, saying how many packages");
+  assert.equal(Number(said[1]), packages.length);
+  // The summary deno install ends with names the versions deno.lock pins.
+  for (const [spec, version] of Object.entries(lock.specifiers as Record<string, string>)) {
+    const name = spec.replace(/^npm:/, "").replace(/@[^@]*$/, "");
+    assert.match(readme, new RegExp(`\\+ npm:${name} ${version.replaceAll(".", "\\.")}`), spec);
+  }
+  const direct = Object.keys(lock.specifiers).length;
+  assert.match(readme, new RegExp(`\\(with its ${packages.length - direct} dependencies\\)`));
 });

@@ -120,7 +120,7 @@ Deno.test("a bridge slowloris does not stop logins", async () => {
     presence: "redis",
     bridgeHost: "127.0.0.1",
     bridgePort: 0,
-    clusterSecret: "a-secret-of-sixteen-chars",
+    clusterSecret: "a-cluster-secret-of-thirty-two-bytes",
     bridgeMaxGreetings: 16,
     bridgeGreetingMs: 300,
   }, { presence: () => new MemoryPresence({ nodeId: "n1" }) });

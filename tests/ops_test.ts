@@ -9,30 +9,14 @@ import { withDeadline } from "../src/lib/async.ts";
 import { encode, ErrorCode, Op } from "../src/protocol/mod.ts";
 import { helpText, OPTIONS, parseConfig } from "../src/server/config.ts";
 import { eventually, withServer } from "./helpers/harness.ts";
-import { HeldReader } from "./helpers/held_reader.ts";
-import { type NodeProcess, startNode } from "./helpers/node_process.ts";
+import { FILL_MESSAGE, HeldReader, holdOutput, queuedOn } from "./helpers/held_reader.ts";
+import { scrape } from "./helpers/metrics.ts";
+import { type NodeProcess, redisNodeArgs, startNode } from "./helpers/node_process.ts";
 import { openLink } from "./helpers/link.ts";
-import { freePort, startRedis } from "./helpers/redis_server.ts";
+import { startRedis } from "./helpers/redis_server.ts";
 
 const t = (name: string, fn: () => Promise<void>) =>
   Deno.test({ name: `ops: ${name}`, fn, sanitizeOps: false, sanitizeResources: false });
-
-/** Parses Prometheus text into "name{labels}" → value. */
-function parseMetrics(text: string): Map<string, number> {
-  const out = new Map<string, number>();
-  for (const line of text.split("\n")) {
-    if (!line || line.startsWith("#")) continue;
-    const i = line.lastIndexOf(" ");
-    out.set(line.slice(0, i), Number(line.slice(i + 1)));
-  }
-  return out;
-}
-
-async function scrape(port: number): Promise<Map<string, number>> {
-  const res = await fetch(`http://127.0.0.1:${port}/metrics`);
-  assert.equal(res.status, 200);
-  return parseMetrics(await res.text());
-}
 
 t(
   "/metrics counts connections, frames by opcode, errors by code, sessions, malformed frames",
@@ -110,37 +94,6 @@ async function readyz(adminPort: number): Promise<{ status: number; body: string
   const r = await fetch(`http://127.0.0.1:${adminPort}/readyz`);
   return { status: r.status, body: await r.text() };
 }
-
-const FILL_MESSAGE = "f".repeat(32_000);
-
-/**
- * Sends 32 kB SPMs to `to`, a reader that does not read, 100 at a time until
- * the node's own queue holds some (the socket buffers between are full,
- * however large this machine makes them): a drain must then wait. Returns how
- * many were sent, all acknowledged.
- */
-async function holdOutput(
-  from: ChatClient,
-  sender: string,
-  to: string,
-  queued: () => Promise<number>,
-): Promise<number> {
-  let sent = 0;
-  while ((await queued()) === 0) {
-    assert.ok(sent < 1500, `${sent} SPMs to ${to} and still nothing queued on the node`);
-    for (let i = 0; i < 100; i++) {
-      from.send({ op: Op.SPM, sender, recipient: to, message: FILL_MESSAGE });
-    }
-    for (let i = 0; i < 100; i++) {
-      assert.equal(await from.nextError(10_000), ErrorCode.OK, "fill");
-    }
-    sent += 100;
-  }
-  return sent;
-}
-
-const queuedOn = (adminPort: number) => async () =>
-  (await scrape(adminPort)).get("chatos_outbound_queued_bytes") ?? 0;
 
 /**
  * SIGTERM lands while alice has SPMs in flight and bob's unread output holds
@@ -310,6 +263,18 @@ t("bad configuration exits non-zero with a message before listening", async () =
     [["--log-level", "loud"], {}, /--log-level/],
     [["--presence", "redis"], {}, /--cluster-secret/],
     [["--bogus"], {}, /bogus/],
+    // A negative number is the flag's value, refused by its range, not a flag of its own.
+    [["--max-connections", "-5"], {}, /^chatos: --max-connections: -5 is below 1\n/],
+    [
+      ["--presence", "redis", "--cluster-secret", "s".repeat(31)],
+      {},
+      /^chatos: the cluster secret \(--cluster-secret or CHATOS_CLUSTER_SECRET\) is only 31 bytes: --presence redis needs at least 32 random bytes, the same on every node \(e\.g\. openssl rand -hex 32\)\n/,
+    ],
+    [
+      ["--presence", "redis"],
+      { CHATOS_CLUSTER_SECRET: "change-me-to-a-long-random-secret" },
+      /^chatos: the cluster secret .* is a placeholder from an example, not a secret: /,
+    ],
   ];
   for (const [args, env, expected] of cases) {
     const out = await new Deno.Command(Deno.execPath(), {
@@ -322,6 +287,11 @@ t("bad configuration exits non-zero with a message before listening", async () =
     assert.notEqual(out.code, 0, `${args} ${JSON.stringify(env)}`);
     assert.match(stderr, expected);
     assert.doesNotMatch(stderr, /"msg":"listening"/, "refused before listening");
+    assert.doesNotMatch(
+      stderr,
+      /s{31}|Did you forget/,
+      "the secret is not repeated; no parser jargon",
+    );
   }
 });
 
@@ -390,15 +360,27 @@ t(
   },
 );
 
+/** A node whose drain is held open: output queued for a sink that never reads. */
+async function withHeldDrain(drainMs: number, fn: (node: NodeProcess) => Promise<void>) {
+  const node = await startNode([`--drain-timeout-ms=${drainMs}`, "--max-queued-bytes=67108864"]);
+  const flooder = await ChatClient.connect({ port: node.port });
+  const sink = await HeldReader.login(node.port, "sink");
+  try {
+    assert.equal(await flooder.login("flooder"), ErrorCode.OK);
+    await holdOutput(flooder, "flooder", "sink", queuedOn(node.adminPort));
+    await fn(node);
+  } finally {
+    flooder.close();
+    sink.close();
+    node.signal("SIGKILL");
+    await node.status;
+  }
+}
+
 t(
   "SIGTERM waits for a reader that never reads until the drain deadline, then exits 0",
-  async () => {
-    const node = await startNode(["--drain-timeout-ms=1500", "--max-queued-bytes=67108864"]);
-    const flooder = await ChatClient.connect({ port: node.port });
-    const sink = await HeldReader.login(node.port, "sink");
-    try {
-      assert.equal(await flooder.login("flooder"), ErrorCode.OK);
-      await holdOutput(flooder, "flooder", "sink", queuedOn(node.adminPort));
+  () =>
+    withHeldDrain(1500, async (node) => {
       const started = Date.now();
       node.signal("SIGTERM");
       const status = await withDeadline(
@@ -410,40 +392,33 @@ t(
       assert.equal(status.code, 0);
       assert.ok(waited >= 1500, `exited after ${waited} ms: the drain did not wait for the reader`);
       assert.match(node.stderr(), /drain deadline passed with output queued/);
-    } finally {
-      flooder.close();
-      sink.close();
-      node.signal("SIGKILL");
-      await node.status;
-    }
-  },
+    }),
 );
 
-t("a second signal during the drain exits at once, non-zero", async () => {
-  const node = await startNode(["--drain-timeout-ms=60000", "--max-queued-bytes=67108864"]);
-  const flooder = await ChatClient.connect({ port: node.port });
-  const sink = await HeldReader.login(node.port, "sink");
-  try {
-    assert.equal(await flooder.login("flooder"), ErrorCode.OK);
-    await holdOutput(flooder, "flooder", "sink", queuedOn(node.adminPort));
-    node.signal("SIGTERM");
-    await node.waitForLine(/"msg":"shutting down"/);
-    assert.equal((await readyz(node.adminPort)).status, 503, "draining, held by the sink");
-    node.signal("SIGTERM");
-    const status = await withDeadline(
-      node.status,
-      20_000,
-      () => new Error("the second signal did not end a 60 s drain"),
-    );
-    assert.notEqual(status.code, 0, "the second signal is an abrupt exit");
-    assert.match(node.stderr(), /second signal: exiting at once/);
-  } finally {
-    flooder.close();
-    sink.close();
-    node.signal("SIGKILL");
-    await node.status;
-  }
-});
+t(
+  "a second signal during the drain exits at once, non-zero; a copy within the grace does not",
+  () =>
+    withHeldDrain(60_000, async (node) => {
+      node.signal("SIGTERM");
+      await node.waitForLine(/"msg":"shutting down"/);
+      // What `deno task` does on Ctrl-C: the same signal again, a moment later. One stop.
+      node.signal("SIGINT");
+      await node.waitForLine(
+        /"msg":"signal again within the grace: the same stop, still draining"/,
+      );
+      assert.equal((await readyz(node.adminPort)).status, 503, "still draining, held by the sink");
+      assert.ok(node.running, "a copy of the first signal did not end the drain");
+      await node.waitForLine(/"msg":"still draining; a second signal now exits at once"/, 5000);
+      node.signal("SIGTERM");
+      const status = await withDeadline(
+        node.status,
+        20_000,
+        () => new Error("the second signal did not end a 60 s drain"),
+      );
+      assert.notEqual(status.code, 0, "the second signal is an abrupt exit");
+      assert.match(node.stderr(), /second signal: exiting at once/);
+    }),
+);
 
 t(
   "message bodies never reach the logs, even at debug level, on one node or across two",
@@ -455,16 +430,7 @@ t(
     try {
       for (const id of ["logs-1", "logs-2"]) {
         nodes.push(
-          await startNode([
-            "--presence=redis",
-            `--redis-url=${redis.url}`,
-            `--node-id=${id}`,
-            "--bridge-host=127.0.0.1",
-            `--bridge-port=${freePort()}`,
-            "--advertise-host=127.0.0.1",
-            `--cluster-secret=${secret}`,
-            "--log-level=debug",
-          ]),
+          await startNode([...redisNodeArgs(redis.url, id, secret), "--log-level=debug"]),
         );
       }
       const [n1, n2] = nodes;

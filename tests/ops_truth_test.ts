@@ -3,7 +3,8 @@ import assert from "node:assert/strict";
 import * as path from "node:path";
 import { withDeadline } from "../src/lib/async.ts";
 import { Logger } from "../src/lib/log.ts";
-import { freePort } from "../src/ops/processes.ts";
+import { freePort, startRedis } from "../src/ops/processes.ts";
+import { redisCli } from "../src/ops/redis_topologies.ts";
 import { ConfigError, helpText, parseConfig } from "../src/server/config.ts";
 import { startServer } from "../src/server/server.ts";
 
@@ -31,13 +32,19 @@ async function withTmp(fn: (tmp: string) => Promise<void>): Promise<void> {
   }
 }
 
-Deno.test("ops: -h works everywhere; --help never shows an empty default", async () => {
-  for (const script of ["src/server/main.ts", "src/ops/cluster.ts", "src/ops/presence.ts"]) {
+Deno.test("ops: -h works everywhere (deno task mutate too: it runs nothing); --help never shows an empty default", async () => {
+  const scripts = ["src/server/main.ts", "src/ops/cluster.ts", "src/ops/presence.ts"];
+  for (const script of [...scripts, "tests/mutation/run.ts"]) {
     const r = await run(script, ["-h"]);
     assert.equal(r.code, 0, `${script} -h: ${r.stderr}`);
     assert.match(r.stdout, /Usage|usage/, script);
     assert.doesNotMatch(r.stdout, /default ""/, script);
   }
+  // A typo in deno task mutate's flags must not start its quarter-hour run.
+  const typo = await run("tests/mutation/run.ts", ["--lst"]);
+  assert.equal(typo.code, 2);
+  assert.match(typo.stderr, /^mutate: Unknown option '--lst'/);
+  assert.match(typo.stderr, /Usage: deno task mutate/);
   const client = await run("src/client/cli/main.ts", ["-h"]);
   assert.equal(client.code, 0);
   assert.doesNotMatch(helpText(), /default ""/);
@@ -50,6 +57,21 @@ Deno.test("ops: cluster refuses a bad flag cleanly, and a taken port by its flag
     assert.equal(verbose.code, 2);
     assert.match(verbose.stderr, /--log-level: "verbose" is not one of error, warn, info, debug/);
     assert.doesNotMatch(verbose.stderr, /\n\s+at /, "no stack trace");
+    const negative = await run("src/ops/cluster.ts", ["--nodes", "-1"], { TMPDIR: tmp });
+    assert.equal(negative.stderr, 'cluster: --nodes: "-1" is not a whole number of at least 1\n');
+    // --redis-url names a Redis to use instead of starting one: another mode would ignore it.
+    const both = await run(
+      "src/ops/cluster.ts",
+      ["--redis", "cluster", "--redis-url", "redis://x"],
+      {
+        TMPDIR: tmp,
+      },
+    );
+    assert.equal(both.code, 2);
+    assert.equal(
+      both.stderr,
+      "cluster: --redis-url names one Redis to use instead of starting one: only with --redis single, not cluster\n",
+    );
 
     const taken = Deno.listen({ hostname: "127.0.0.1", port: freePort() });
     try {
@@ -136,7 +158,7 @@ Deno.test("ops: cluster stops everything and exits 1 when HAProxy dies", async (
   assert.deepEqual(r.left, [], "no temp folder left");
 });
 
-Deno.test("ops: an address in use is named by flag and port; the listening line has the admin URL", async () => {
+Deno.test("ops: an address in use, or a host not of this machine, is named by its flag; the listening line has the admin URL", async () => {
   const taken = Deno.listen({ hostname: "127.0.0.1", port: 0 });
   const port = taken.addr.port;
   try {
@@ -155,13 +177,22 @@ Deno.test("ops: an address in use is named by flag and port; the listening line 
         presence: "redis",
         bridgeHost: "127.0.0.1",
         bridgePort: port,
-        clusterSecret: "0123456789abcdef",
+        clusterSecret: "0123456789abcdef".repeat(2),
       }),
       new RegExp(`--bridge-port ${port}: 127\\.0\\.0\\.1:${port} is already in use`),
     );
   } finally {
     taken.close();
   }
+  // A host that is no address of this machine is named by its flag too.
+  await assert.rejects(
+    startServer({ host: "999.1.1.1", port: 0 }),
+    /^Error: --host 999\.1\.1\.1: cannot listen there: failed to lookup address/,
+  );
+  await assert.rejects(
+    startServer({ host: "127.0.0.1", port: 0, adminHost: "192.0.2.1", adminPort: 0 }),
+    /^Error: --admin-host 192\.0\.2\.1: cannot listen there: Cannot assign requested address/,
+  );
   const lines: string[] = [];
   const server = await startServer({ host: "127.0.0.1", port: 0, adminPort: 0 }, {
     logger: new Logger("info", {}, (l) => lines.push(l)),
@@ -177,15 +208,17 @@ Deno.test("ops: an address in use is named by flag and port; the listening line 
 Deno.test("ops: the cluster secret can come from a file", async () => {
   await withTmp(async (tmp) => {
     const file = path.join(tmp, "secret");
-    await Deno.writeTextFile(file, "  a-secret-of-24-characters\n");
+    await Deno.writeTextFile(file, "  a-cluster-secret-of-thirty-two-bytes\n");
     const noEnv = () => undefined;
     const r = parseConfig(["--presence", "redis", "--cluster-secret-file", file], noEnv);
-    assert.ok(!r.help && r.config.clusterSecret === "a-secret-of-24-characters");
+    assert.ok(!r.help && r.config.clusterSecret === "a-cluster-secret-of-thirty-two-bytes");
     const fromEnv = parseConfig(
       ["--presence", "redis"],
       (n) => n === "CHATOS_CLUSTER_SECRET_FILE" ? file : undefined,
     );
-    assert.ok(!fromEnv.help && fromEnv.config.clusterSecret === "a-secret-of-24-characters");
+    assert.ok(
+      !fromEnv.help && fromEnv.config.clusterSecret === "a-cluster-secret-of-thirty-two-bytes",
+    );
     assert.throws(
       () => parseConfig(["--cluster-secret-file", path.join(tmp, "missing")], noEnv),
       (e) => e instanceof ConfigError && /--cluster-secret-file: cannot read/.test(e.message),
@@ -197,7 +230,7 @@ Deno.test("ops: the cluster secret can come from a file", async () => {
   });
 });
 
-Deno.test("ops: presence checks the URL and says plainly when Redis cannot be reached", async () => {
+Deno.test("ops: presence checks the URL and says plainly when Redis cannot be reached, or holds no ChatOS data", async () => {
   const bad = await run("src/ops/presence.ts", ["--redis-url", "notaurl"]);
   assert.equal(bad.code, 2);
   assert.match(bad.stderr, /--redis-url: "notaurl" is not a URL/);
@@ -211,4 +244,25 @@ Deno.test("ops: presence checks the URL and says plainly when Redis cannot be re
     down.stderr,
     new RegExp(`cannot reach Redis at redis://127\\.0\\.0\\.1:${port}: connect ECONNREFUSED`),
   );
+  // A Redis that answers, but is not the nodes' (or no node runs): said so, not empty tables.
+  const redis = await startRedis();
+  try {
+    const empty = await run("src/ops/presence.ts", [], { REDIS_URL: redis.url });
+    assert.equal(empty.code, 0, empty.stderr);
+    assert.equal(
+      empty.stdout,
+      `redis ${redis.url}\n\nNo ChatOS data here: this Redis holds no keys at all.\n` +
+        "Either no node runs against this Redis now, or the nodes use another one:\n" +
+        "`deno task cluster` prints the line to export for its Redis (export REDIS_URL=...).\n",
+    );
+    await redisCli(redis.port, "SET", "other:app", "1");
+    const other = await run("src/ops/presence.ts", ["--redis-url", redis.url]);
+    assert.match(
+      other.stdout,
+      /^No ChatOS data here: its 1 key is not ChatOS's \(no chatos:\* key\)\.$/m,
+    );
+    assert.doesNotMatch(other.stdout, /NODES/);
+  } finally {
+    await redis.stop();
+  }
 });

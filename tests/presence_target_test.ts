@@ -46,7 +46,7 @@ Deno.test("redis target: one mode from the flags", () => {
 });
 
 Deno.test("redis target: the server refuses bad Redis flags before listening", () => {
-  const secret = ["--presence", "redis", "--cluster-secret", "0123456789abcdef"];
+  const secret = ["--presence", "redis", "--cluster-secret", "0123456789abcdef".repeat(2)];
   const env = (vars: Record<string, string>) => (n: string) => vars[n];
   assert.throws(() => parseConfig([...secret, "--redis-cluster", "nope"], env({})), ConfigError);
   assert.throws(

@@ -1,5 +1,5 @@
 /**
- * Pseudonym policy (src/server/chat/pseudonym.ts): which names are valid, and
+ * Pseudonym policy (src/protocol/pseudonym.ts): which names are valid, and
  * that lookalikes of a name share one of its keys, so they cannot log in
  * while it is held.
  */
@@ -10,7 +10,7 @@ import {
   pseudoKeys,
   type PseudoRefusal,
   skeleton,
-} from "../src/server/chat/pseudonym.ts";
+} from "../src/protocol/pseudonym.ts";
 
 function keysOf(name: string): string[] {
   const r = checkPseudo(name);

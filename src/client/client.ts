@@ -10,17 +10,19 @@
 import {
   describeProtocolError,
   encode,
-  errorCodeName,
   type Frame,
   FrameDecoder,
   Op,
-  opName,
   type TCPAccept,
   type TCPConnect,
 } from "../protocol/mod.ts";
+import { describeFrame } from "./describe.ts";
 import { concatBytes } from "../lib/bytes.ts";
 import { writeAll } from "../lib/async.ts";
 import { closeQuietly, errorMessage } from "../lib/errors.ts";
+import { LinkAnswerError } from "./link_answer.ts";
+
+export { describeFrame };
 
 export interface ClientOptions {
   /** Default 127.0.0.1. */
@@ -30,26 +32,6 @@ export interface ClientOptions {
 
 const DEFAULT_TIMEOUT_MS = 2000;
 const READ_SIZE = 64 * 1024;
-
-/** One line describing a frame, for error messages and logs. */
-export function describeFrame(f: Frame): string {
-  switch (f.op) {
-    case Op.ERROR:
-      return `ERROR ${f.code} (${errorCodeName[f.code] ?? "unknown code"})`;
-    case Op.CR:
-      return `CR pseudo=${JSON.stringify(f.pseudo)}`;
-    case Op.SPM:
-      return `SPM ${JSON.stringify(f.sender)} → ${JSON.stringify(f.recipient)}: ${
-        JSON.stringify(f.message)
-      }`;
-    case Op.SMA:
-      return `SMA ${JSON.stringify(f.sender)}: ${JSON.stringify(f.message)}`;
-    default:
-      return `${opName[f.op]} sender=${JSON.stringify(f.sender)} recipient=${
-        JSON.stringify(f.recipient)
-      } password=${f.password}`;
-  }
-}
 
 async function connectTcp(opts: ClientOptions): Promise<Deno.TcpConn> {
   const conn = await Deno.connect({
@@ -64,6 +46,9 @@ async function connectTcp(opts: ClientOptions): Promise<Deno.TcpConn> {
   }
   return conn;
 }
+
+/** Closed here, closed by the server, bytes that are not ChatOS, or a socket error. */
+export type EndKind = "local" | "closed" | "malformed" | "error";
 
 interface Waiter {
   resolve(f: Frame): void;
@@ -80,6 +65,7 @@ export class ChatClient {
   #resolveClosed!: () => void;
   /** Why the connection ended, once it has. */
   #ended: string | null = null;
+  #endKind: EndKind | null = null;
   #frames: Frame[] = [];
   #waiters: Waiter[] = [];
   #watchers = new Set<(f: Frame) => void>();
@@ -101,6 +87,11 @@ export class ChatClient {
   /** Why the connection ended, or null while it is open. */
   get endReason(): string | null {
     return this.#ended;
+  }
+
+  /** How the connection ended, or null while it is open. */
+  get endKind(): EndKind | null {
+    return this.#endKind;
   }
 
   /**
@@ -197,7 +188,7 @@ export class ChatClient {
 
   /** Closes the connection now; bytes still queued are dropped (await `flush()` first to keep them). */
   close(): void {
-    this.#end("the connection was closed locally");
+    this.#end("local", "the connection was closed locally");
   }
 
   #enqueue(bytes: Uint8Array): void {
@@ -234,20 +225,21 @@ export class ChatClient {
       while (this.#ended === null) {
         const n = await this.conn.read(buf);
         if (n === null) {
-          this.#end("the server closed the connection");
+          this.#end("closed", "the server closed the connection");
           return;
         }
         decoder.push(buf.subarray(0, n));
         for (let step = decoder.next(); step !== null; step = decoder.next()) {
           if (!step.ok) {
-            this.#end(`malformed data from the server: ${describeProtocolError(step.error)}`);
+            const why = describeProtocolError(step.error);
+            this.#end("malformed", `malformed data from the server: ${why}`);
             return;
           }
           this.#deliver(step.frame);
         }
       }
     } catch (e) {
-      this.#end(`connection error: ${errorMessage(e)}`);
+      this.#end("error", `connection error: ${errorMessage(e)}`);
     }
   }
 
@@ -258,9 +250,10 @@ export class ChatClient {
     else this.#frames.push(frame);
   }
 
-  #end(reason: string): void {
+  #end(kind: EndKind, reason: string): void {
     if (this.#ended !== null) return;
     this.#ended = reason;
+    this.#endKind = kind;
     closeQuietly(this.conn);
     this.#outbox = [];
     const waiters = this.#waiters;
@@ -324,19 +317,24 @@ export class PrivateEnd {
     try {
       while (true) {
         const r = await Promise.race([this.#readChunk(), timeout]);
+        const seen = this.#answerFrames;
         if (r === "timeout") {
-          throw new Error(
-            `answer(): no ERROR frame within ${timeoutMs} ms${this.#soFar()}`,
-          );
+          const why = `no ERROR frame within ${timeoutMs} ms`;
+          throw new LinkAnswerError("timeout", `answer(): ${why}${this.#soFar()}`, seen);
         }
         if ("eof" in r) {
-          throw new Error(`answer(): connection closed before an ERROR frame${this.#soFar()}`);
+          const why = "connection closed before an ERROR frame";
+          throw new LinkAnswerError("closed", `answer(): ${why}${this.#soFar()}`, seen);
         }
-        if ("error" in r) throw new Error(`answer(): ${r.error.message}${this.#soFar()}`);
+        if ("error" in r) {
+          const why = r.error.message;
+          throw new LinkAnswerError("socket", `answer(): ${why}${this.#soFar()}`, seen, why);
+        }
         this.#decoder.push(r.bytes);
         for (let step = this.#decoder.next(); step !== null; step = this.#decoder.next()) {
           if (!step.ok) {
-            throw new Error(`answer(): malformed data: ${describeProtocolError(step.error)}`);
+            const why = describeProtocolError(step.error);
+            throw new LinkAnswerError("malformed", `answer(): malformed data: ${why}`, seen, why);
           }
           this.#answerFrames.push(step.frame);
           if (step.frame.op === Op.ERROR) {

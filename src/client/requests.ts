@@ -66,6 +66,7 @@ export const MAX_STRING_BYTES = 32767;
 
 const utf8 = new TextEncoder();
 
+/** A map key for one handshake (the client keeps its own: it imports nothing of the server's). */
 function randomPassword(): number {
   return crypto.getRandomValues(new Int16Array(1))[0];
 }

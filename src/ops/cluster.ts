@@ -6,6 +6,7 @@
  */
 import { parseArgs } from "node:util";
 import { sleep } from "../lib/async.ts";
+import { joinNegativeValues } from "../lib/args.ts";
 import { errorMessage } from "../lib/errors.ts";
 import { LOG_LEVELS, type LogLevel } from "../lib/log.ts";
 import { NODE_MAIN, nodeRunArgs } from "./node_command.ts";
@@ -316,6 +317,20 @@ Options:
 The nodes get the cluster secret from a file (--cluster-secret-file), never
 on their command line.`;
 
+/** The flags that name the cluster's Redis as the environment variables `deno task presence` reads. */
+function redisEnv(flags: string[]): string {
+  const names: Record<string, string> = {
+    "--redis-url": "REDIS_URL",
+    "--redis-sentinels": "CHATOS_REDIS_SENTINELS",
+    "--redis-sentinel-name": "CHATOS_REDIS_SENTINEL_NAME",
+    "--redis-cluster": "CHATOS_REDIS_CLUSTER",
+  };
+  return flags.map((f) => {
+    const [flag, value] = f.split("=", 2);
+    return `${names[flag]}=${value}`;
+  }).join(" ");
+}
+
 /** Resolves with a reason when the Redis the harness started stops answering. */
 async function watchRedis(redis: RedisProcess, stopped: () => boolean): Promise<string> {
   let misses = 0;
@@ -331,7 +346,7 @@ export async function main(args: string[]): Promise<number> {
   let values;
   try {
     ({ values } = parseArgs({
-      args,
+      args: joinNegativeValues(args),
       options: {
         nodes: { type: "string", default: "3" },
         port: { type: "string", default: "7777" },
@@ -365,6 +380,12 @@ export async function main(args: string[]): Promise<number> {
     console.error(`cluster: --redis: "${values.redis}" is not one of ${REDIS_MODES.join(", ")}`);
     return 2;
   }
+  if (values["redis-url"] !== undefined && redisMode !== "single") {
+    console.error(
+      `cluster: --redis-url names one Redis to use instead of starting one: only with --redis single, not ${redisMode}`,
+    );
+    return 2;
+  }
   if (!LOG_LEVELS.includes(logLevel)) {
     console.error(`cluster: --log-level: "${logLevel}" is not one of ${LOG_LEVELS.join(", ")}`);
     return 2;
@@ -385,12 +406,14 @@ export async function main(args: string[]): Promise<number> {
   }
   console.log(`\nChatOS cluster up:
   clients:  127.0.0.1:${cluster.port} (HAProxy, round robin)
-  redis:    ${redisMode}   (deno task presence ${cluster.redisFlags.join(" ")})
+  redis:    ${redisMode}${cluster.redisUrl ? ` ${cluster.redisUrl}` : ""}
 ${
     cluster.nodes.map((n) =>
       `  ${n.id}:   127.0.0.1:${n.port}  bridge ${n.bridgePort}  admin http://127.0.0.1:${n.adminPort}/metrics`
     ).join("\n")
   }
+For deno task presence (and redis-cli -u "$REDIS_URL"), in another terminal:
+  export ${redisEnv(cluster.redisFlags)}
 Ctrl-C to stop.\n`);
   let stopped = false;
   const signal = Promise.withResolvers<string>();

@@ -5,6 +5,7 @@
  */
 import { parseArgs } from "node:util";
 import { Cluster, Redis, type RedisOptions } from "ioredis";
+import { joinNegativeValues } from "../lib/args.ts";
 import { errorMessage } from "../lib/errors.ts";
 import { visible as show } from "../lib/visible.ts";
 import {
@@ -123,11 +124,29 @@ function age(ms: number | null): string {
   return ms < 10_000 ? `${(ms / 1000).toFixed(1)}s` : `${Math.round(ms / 1000)}s`;
 }
 
+/** What to say when a Redis holds nothing of ChatOS's: most often, it is not the nodes' Redis. */
+async function noData(r: Redis | Cluster, url: string): Promise<string> {
+  let others = 0;
+  for (const server of r instanceof Cluster ? r.nodes("master") : [r]) {
+    others += await server.dbsize();
+  }
+  return [
+    `redis ${url}`,
+    "",
+    others === 0
+      ? "No ChatOS data here: this Redis holds no keys at all."
+      : `No ChatOS data here: its ${others === 1 ? "1 key is" : `${others} keys are`} not ` +
+        "ChatOS's (no chatos:* key).",
+    "Either no node runs against this Redis now, or the nodes use another one:",
+    "`deno task cluster` prints the line to export for its Redis (export REDIS_URL=...).",
+  ].join("\n");
+}
+
 export async function main(argv: string[]): Promise<number> {
   let values;
   try {
     ({ values } = parseArgs({
-      args: argv,
+      args: joinNegativeValues(argv),
       options: {
         "redis-url": { type: "string" },
         "redis-sentinels": { type: "string" },
@@ -210,7 +229,8 @@ export async function main(argv: string[]): Promise<number> {
         bridge: h.bridge ?? "",
         client: h.client ?? "",
         users,
-        heartbeatAgeMs: h.heartbeat ? now - Number(h.heartbeat) : null,
+        // A heartbeat written after TIME was read is as fresh as can be, not "-0.0s ago".
+        heartbeatAgeMs: h.heartbeat ? Math.max(0, now - Number(h.heartbeat)) : null,
         leaseTtlMs: ttl,
         alive,
       });
@@ -272,6 +292,10 @@ export async function main(argv: string[]): Promise<number> {
       return 0;
     }
 
+    if (nodes.length === 0 && userCount === 0 && hsCount === 0) {
+      console.log(await noData(r, url));
+      return 0;
+    }
     const out: string[] = [];
     out.push(`redis ${url}`, "");
     out.push(`NODES (${aliveIds.size} alive, ${nodes.length - aliveIds.size} expired)`);

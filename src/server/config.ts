@@ -9,8 +9,10 @@ import { NODE_OPTIONS } from "./options/node.ts";
 import { LIMIT_OPTIONS } from "./options/limits.ts";
 import { PROXY_OPTIONS } from "./options/proxy.ts";
 import { parseCidrList } from "./net/cidr.ts";
+import { joinNegativeValues } from "../lib/args.ts";
 import { errorMessage } from "../lib/errors.ts";
 import { redisTarget } from "../presence/redis/target.ts";
+import { MIN_SECRET_BYTES, secretProblem } from "./options/secret.ts";
 
 export type { OptionSpec, ServerConfig } from "./options/types.ts";
 
@@ -80,6 +82,7 @@ export function parseConfig(
   // A switch may stand alone (`--proxy-protocol`) or take a value (`--proxy-protocol=false`).
   const switches = new Set(OPTIONS.filter((o) => o.kind === "bool").map((o) => `--${o.flag}`));
   args = args.map((a) => (switches.has(a) ? `${a}=true` : a));
+  args = joinNegativeValues(args);
   let parsed;
   try {
     parsed = parseArgs({ args, options, strict: true, allowPositionals: false });
@@ -111,9 +114,14 @@ export function parseConfig(
       );
     }
   }
-  if (config.presence === "redis" && config.clusterSecret.length < 16) {
+  const secretWrong = config.presence === "redis" ? secretProblem(config.clusterSecret) : null;
+  if (secretWrong) {
+    const from = config.clusterSecretFile
+      ? `the cluster secret in ${config.clusterSecretFile} (--cluster-secret-file)`
+      : "the cluster secret (--cluster-secret or CHATOS_CLUSTER_SECRET)";
     throw new ConfigError(
-      "--cluster-secret (CHATOS_CLUSTER_SECRET) of at least 16 characters is required with --presence redis",
+      `${from} ${secretWrong}: --presence redis needs at least ${MIN_SECRET_BYTES} random ` +
+        "bytes, the same on every node (e.g. openssl rand -hex 32)",
     );
   }
   if (config.presence === "redis") {

@@ -1,9 +1,13 @@
-/** `deno task serve`: parse the configuration, start a node, stop it on SIGINT/SIGTERM. */
+/**
+ * `deno task serve`: parse the configuration, start a node, stop it on
+ * SIGINT/SIGTERM (signals.ts: one Ctrl-C may arrive twice, and is one stop).
+ */
 import { ConfigError, helpText, parseConfig } from "./config.ts";
 import { Logger } from "../lib/log.ts";
 import { errorMessage } from "../lib/errors.ts";
 import { WarnThrottle } from "../lib/rate.ts";
 import { startServer } from "./server.ts";
+import { StopSignals } from "./signals.ts";
 
 async function main(): Promise<number> {
   let parsed;
@@ -37,18 +41,30 @@ async function main(): Promise<number> {
     return 1;
   }
   const stopped = Promise.withResolvers<number>();
-  let signals = 0;
+  const signals = new StopSignals();
+  let graceOver: ReturnType<typeof setTimeout> | undefined;
   const onSignal = (sig: Deno.Signal) => () => {
-    signals++;
-    if (signals > 1) {
+    const act = signals.receive();
+    if (act === "exit") {
       log.warn("second signal: exiting at once", { signal: sig });
       Deno.exit(1);
     }
+    if (act === "same") {
+      log.info("signal again within the grace: the same stop, still draining", {
+        signal: sig,
+        graceMs: signals.graceMs,
+      });
+      return;
+    }
     log.info("shutting down", { signal: sig, drainMs: config.drainTimeoutMs });
+    graceOver = setTimeout(
+      () => log.info("still draining; a second signal now exits at once", {}),
+      signals.graceMs,
+    );
     server.close(config.drainTimeoutMs).then(() => stopped.resolve(0), (e) => {
       log.error("shutdown failed", { error: errorMessage(e) });
       stopped.resolve(1);
-    });
+    }).finally(() => clearTimeout(graceOver));
   };
   Deno.addSignalListener("SIGINT", onSignal("SIGINT"));
   Deno.addSignalListener("SIGTERM", onSignal("SIGTERM"));

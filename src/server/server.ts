@@ -282,6 +282,11 @@ function bind<T>(flag: string, host: string, port: number, open: () => T): T {
     if (e instanceof Deno.errors.AddrInUse) {
       throw new Error(`--${flag} ${port}: ${host}:${port} is already in use`);
     }
+    // A name that does not resolve, or an address not on this machine: the host flag's fault.
+    if (e instanceof Deno.errors.AddrNotAvailable || /lookup address/.test(errorMessage(e))) {
+      const hostFlag = flag.replace(/port$/, "host");
+      throw new Error(`--${hostFlag} ${host}: cannot listen there: ${errorMessage(e)}`);
+    }
     throw e;
   }
 }

@@ -7,6 +7,7 @@ import type { ServerConfig } from "../../src/server/config.ts";
 import { type RunningServer, startServer } from "../../src/server/server.ts";
 import { withServer } from "./harness.ts";
 import { openLink } from "./link.ts";
+import { Wakeup } from "./wakeup.ts";
 
 export { randomBytes } from "./link.ts";
 
@@ -74,7 +75,7 @@ export class CliProcess {
   #raw = "";
   #lines: string[] = [];
   #seen = 0;
-  #wake: (() => void) | null = null;
+  #wakeup = new Wakeup();
   #stdout: Promise<void>;
   readonly stderr: Promise<string>;
   #status: Promise<Deno.CommandStatus> | null = null;
@@ -117,10 +118,10 @@ export class CliProcess {
         const parts = buf.split("\n");
         buf = parts.pop()!;
         this.#lines.push(...parts.map((l) => this.#clean(l)));
-        this.#wake?.();
+        this.#wakeup.wake();
       }
       if (buf) this.#lines.push(this.#clean(buf));
-      this.#wake?.();
+      this.#wakeup.wake();
     })();
     this.stderr = new Response(proc.stderr).text();
   }
@@ -143,30 +144,40 @@ export class CliProcess {
   }
 
   /** Waits for a line (after the last one matched) that matches `re`. */
-  async waitFor(re: RegExp, ms = 10_000): Promise<RegExpExecArray> {
+  waitFor(re: RegExp, ms = 10_000): Promise<RegExpExecArray> {
+    return this.#until(
+      () => {
+        for (let i = this.#seen; i < this.#lines.length; i++) {
+          const m = re.exec(this.#lines[i]);
+          if (m) {
+            this.#seen = i + 1;
+            return m;
+          }
+        }
+        return null;
+      },
+      `a line matching ${re}`,
+      ms,
+    );
+  }
+
+  /** Waits until what the terminal shows (our own control sequences removed) matches `re`. */
+  waitForRaw(re: RegExp, ms = 10_000): Promise<RegExpExecArray> {
+    return this.#until(() => re.exec(this.#raw.replace(OWN_CONTROL, "")), `${re} on screen`, ms);
+  }
+
+  async #until<T>(found: () => T | null, what: string, ms: number): Promise<T> {
     const deadline = Date.now() + ms;
     while (true) {
-      for (let i = this.#seen; i < this.#lines.length; i++) {
-        const m = re.exec(this.#lines[i]);
-        if (m) {
-          this.#seen = i + 1;
-          return m;
-        }
-      }
+      const m = found();
+      if (m !== null) return m;
       const left = deadline - Date.now();
       if (left <= 0) {
         throw new Error(
-          `${this.name}: no line matching ${re} within ${ms} ms; output so far:\n` +
-            this.#lines.join("\n"),
+          `${this.name}: no ${what} within ${ms} ms; output so far:\n${this.#lines.join("\n")}`,
         );
       }
-      let timer: ReturnType<typeof setTimeout> | undefined;
-      await new Promise<void>((resolve) => {
-        this.#wake = resolve;
-        timer = setTimeout(resolve, left);
-      });
-      clearTimeout(timer);
-      this.#wake = null;
+      await this.#wakeup.wait(left);
     }
   }
 

@@ -6,7 +6,9 @@
 import assert from "node:assert/strict";
 import { withDeadline, writeAll } from "../../src/lib/async.ts";
 import { closeQuietly } from "../../src/lib/errors.ts";
+import type { ChatClient } from "../../src/client/client.ts";
 import { encode, ErrorCode, type Frame, FrameDecoder, Op } from "../../src/protocol/mod.ts";
+import { scrape } from "./metrics.ts";
 
 export class HeldReader {
   readonly conn: Deno.TcpConn;
@@ -56,3 +58,35 @@ export class HeldReader {
     });
   }
 }
+
+export const FILL_MESSAGE = "f".repeat(32_000);
+
+/**
+ * Sends 32 kB SPMs to `to`, a reader that does not read, 100 at a time until
+ * the node's own queue holds some (the socket buffers between are full,
+ * however large this machine makes them): a drain must then wait. Returns how
+ * many were sent, all acknowledged.
+ */
+export async function holdOutput(
+  from: ChatClient,
+  sender: string,
+  to: string,
+  queued: () => Promise<number>,
+): Promise<number> {
+  let sent = 0;
+  while ((await queued()) === 0) {
+    assert.ok(sent < 1500, `${sent} SPMs to ${to} and still nothing queued on the node`);
+    for (let i = 0; i < 100; i++) {
+      from.send({ op: Op.SPM, sender, recipient: to, message: FILL_MESSAGE });
+    }
+    for (let i = 0; i < 100; i++) {
+      assert.equal(await from.nextError(10_000), ErrorCode.OK, "fill");
+    }
+    sent += 100;
+  }
+  return sent;
+}
+
+/** The bytes queued on the node at `adminPort`, for `holdOutput`. */
+export const queuedOn = (adminPort: number) => async () =>
+  (await scrape(adminPort)).get("chatos_outbound_queued_bytes") ?? 0;

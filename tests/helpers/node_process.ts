@@ -96,3 +96,16 @@ export async function startNode(args: string[]): Promise<NodeProcess> {
   }
   return node;
 }
+
+/** The flags of a node `id` in redis mode on `redisUrl`, its bridge on a free loopback port. */
+export function redisNodeArgs(redisUrl: string, id: string, secret: string): string[] {
+  return [
+    "--presence=redis",
+    `--redis-url=${redisUrl}`,
+    `--node-id=${id}`,
+    "--bridge-host=127.0.0.1",
+    `--bridge-port=${freePort()}`,
+    "--advertise-host=127.0.0.1",
+    `--cluster-secret=${secret}`,
+  ];
+}

@@ -36,7 +36,7 @@ export const MUTATIONS: Mutation[] = [
   {
     name: "bridge-hmac-unchecked",
     why: "a bridge greeting whose HMAC is wrong is accepted",
-    find: "if (diff !== 0) return null;",
+    find: "if (diff !== 0) return { refused: BAD_HMAC };",
     replace: "",
     tests: ["tests/bridge_test.ts"],
   },
@@ -271,8 +271,8 @@ export const MUTATIONS: Mutation[] = [
   {
     name: "second-signal-ignored",
     why: "a second SIGTERM during the drain does not exit at once",
-    find: 'Deno.exit(1);\n    }\n    log.info("shutting down"',
-    replace: 'return;\n    }\n    log.info("shutting down"',
+    find: 'log.warn("second signal: exiting at once", { signal: sig });\n      Deno.exit(1);',
+    replace: 'log.warn("second signal: exiting at once", { signal: sig });\n      return;',
     tests: ["tests/ops_test.ts"],
   },
   {

@@ -18,6 +18,7 @@
  * restored after each run, also on Ctrl-C or an error. Exit code: 0 when
  * every mutation was caught.
  */
+import { parseArgs } from "node:util";
 import { NODE_MAIN } from "../../src/ops/node_command.ts";
 import { type Mutation, MUTATIONS } from "./mutations.ts";
 
@@ -271,16 +272,63 @@ async function apply(m: Mutation, timeoutS: number, base: Baseline | null): Prom
   return "SURVIVED";
 }
 
-function arg(name: string): string | undefined {
-  const i = Deno.args.indexOf(`--${name}`);
-  return i >= 0 ? Deno.args[i + 1] : undefined;
+const USAGE = `Usage: deno task mutate [options]
+
+Plants one known bug at a time in src/, runs the tests meant to catch it, and
+puts the file back. Every mutation runs 10 to 15 minutes in all.
+
+Options:
+  --only WORD,...   only the mutations whose name contains one of the words
+  --list            where each snippet is and its tests; nothing runs (exit 1 if
+                    a snippet or test file needs updating)
+  --timeout SECONDS per mutation before it counts as hung (default 300)
+  --no-baseline     skip the unmutated run of the test files first
+  -h, --help        this text`;
+
+/** The options, or an exit code: a typo must not start a quarter-hour run. */
+function options():
+  | { only?: string[]; timeoutS: number; list: boolean; baseline: boolean }
+  | number {
+  let values;
+  try {
+    ({ values } = parseArgs({
+      args: Deno.args,
+      options: {
+        only: { type: "string" },
+        list: { type: "boolean" },
+        timeout: { type: "string", default: "300" },
+        "no-baseline": { type: "boolean" },
+        help: { type: "boolean", short: "h" },
+      },
+      strict: true,
+    }));
+  } catch (e) {
+    console.error(`mutate: ${(e as Error).message}\n\n${USAGE}`);
+    return 2;
+  }
+  if (values.help) {
+    console.log(USAGE);
+    return 0;
+  }
+  const timeoutS = Number(values.timeout);
+  if (!Number.isInteger(timeoutS) || timeoutS < 1) {
+    console.error(`mutate: --timeout: "${values.timeout}" is not a whole number of seconds`);
+    return 2;
+  }
+  return {
+    only: values.only?.split(",").filter(Boolean),
+    timeoutS,
+    list: values.list ?? false,
+    baseline: !values["no-baseline"],
+  };
 }
 
 if (import.meta.main) {
-  const only = arg("only")?.split(",").filter(Boolean);
-  const timeoutS = Number(arg("timeout") ?? 300);
+  const opts = options();
+  if (typeof opts === "number") Deno.exit(opts);
+  const { only, timeoutS } = opts;
   const chosen = MUTATIONS.filter((m) => !only || only.some((w) => m.name.includes(w)));
-  if (Deno.args.includes("--list")) {
+  if (opts.list) {
     let problems = 0;
     for (const m of chosen) {
       const where = await locate(m);
@@ -300,7 +348,7 @@ if (import.meta.main) {
   }
   const results: Array<[string, Outcome, number]> = [];
   let base: Baseline | null = null;
-  if (!Deno.args.includes("--no-baseline")) {
+  if (opts.baseline) {
     const files = [...new Set(chosen.flatMap((m) => m.tests))].sort();
     console.log(`── baseline: ${files.length} test files without any mutation`);
     base = await baselineFor(files, timeoutS);

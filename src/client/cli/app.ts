@@ -6,16 +6,27 @@
  * and says so.
  */
 
-import { ErrorCode, type Frame } from "../../protocol/mod.ts";
+import { ErrorCode, type Frame, Op } from "../../protocol/mod.ts";
 import { sleep } from "../../lib/async.ts";
 import { errorMessage } from "../../lib/errors.ts";
 import { ChatClient, type ClientOptions, describeFrame } from "../client.ts";
 import { Requests, type SendResult } from "../requests.ts";
 import { type Command, parseCommand } from "./commands.ts";
+import { SeenNames } from "./names.ts";
 import { Questions } from "./questions.ts";
 import type { Screen } from "./screen.ts";
 import { QUESTION_MS, Transfers } from "./transfers.ts";
-import { error, eventLine, HELP, type Line, loginFailedLine, ownLine, system, v } from "./view.ts";
+import {
+  error,
+  eventLine,
+  HELP,
+  type Line,
+  loginFailedLine,
+  noLoginAnswer,
+  ownLine,
+  system,
+  v,
+} from "./view.ts";
 
 const LOGIN_TIMEOUT_MS = 5000;
 /** The lowest --max-string-bytes a server accepts: shorter messages are never over its limit. */
@@ -33,6 +44,8 @@ export interface CliOptions extends ClientOptions {
   /** The longest STRING the server takes. */
   maxBytes: number;
   screen: Screen;
+  /** Names seen, for Tab completion (default: kept but unused). */
+  names?: SeenNames;
   /** Where a failure to start goes (default: stderr). */
   err?: (line: string) => void;
   /** Reconnect backoff: first and longest wait (default 500 ms, 15 s). */
@@ -49,7 +62,10 @@ interface Connection {
   requests: Requests;
 }
 
-type Attempt = { ok: true; conn: Connection } | { ok: false; code: number | null; why: string };
+type Attempt =
+  | { ok: true; conn: Connection }
+  /** `unreached`: no TCP connection at all (the reconnect loop's retry says what to do). */
+  | { ok: false; code: number | null; why: string; unreached?: boolean };
 
 export class ChatCli {
   #o: CliOptions;
@@ -58,6 +74,7 @@ export class ChatCli {
   #conn: Connection | null = null;
   #screen: Screen;
   #questions = new Questions(QUESTION_MS);
+  #names: SeenNames;
   #transfers: Transfers;
   #quitting = false;
   /** The longest message the server takes, as far as we know (lowered by what we learn). */
@@ -69,6 +86,7 @@ export class ChatCli {
     this.#me = opts.pseudo;
     this.#where = `${opts.host ?? "127.0.0.1"}:${opts.port}`;
     this.#screen = opts.screen;
+    this.#names = opts.names ?? new SeenNames(opts.pseudo);
     this.#maxBytes = opts.maxBytes;
     this.#transfers = new Transfers({
       server: { host: opts.host, port: opts.port },
@@ -85,7 +103,9 @@ export class ChatCli {
     const a = await this.#connect();
     if (!a.ok) {
       this.#screen.close();
-      (this.#o.err ?? console.error)(a.why);
+      const check = ". Is a ChatOS server running there? Check the host and port " +
+        "(deno task client NAME HOST PORT)";
+      (this.#o.err ?? console.error)(a.why + (a.unreached ? check : ""));
       return 1;
     }
     this.#conn = a.conn;
@@ -112,6 +132,8 @@ export class ChatCli {
         if (this.#quitting) break;
         this.#conn = null;
         this.#show(error(`disconnected: ${conn.client.endReason}; reconnecting...`));
+        // Their private connections went with the server: a later y must not answer them.
+        this.#questions.cancelAll();
         this.#learnLimit(conn.requests);
         const back = await this.#reconnect(input);
         if (back === "gave-up") {
@@ -155,15 +177,24 @@ export class ChatCli {
     try {
       client = await ChatClient.connect(this.#o);
     } catch (e) {
-      return { ok: false, code: null, why: `cannot connect to ${this.#where}: ${errorMessage(e)}` };
+      const why = `cannot connect to ${this.#where}: ${errorMessage(e)}`;
+      return { ok: false, code: null, why, unreached: true };
     }
-    let code: number;
+    let answer: Frame;
     try {
-      code = await client.login(this.#me, LOGIN_TIMEOUT_MS);
-    } catch (e) {
+      client.send({ op: Op.CR, pseudo: this.#me });
+      answer = await client.next(LOGIN_TIMEOUT_MS);
+    } catch {
+      // No frame: the connection ended (endKind says how), or nothing came in time.
+      const why = noLoginAnswer(this.#where, client.endKind, LOGIN_TIMEOUT_MS);
       client.close();
-      return { ok: false, code: null, why: `login failed: ${errorMessage(e)}` };
+      return { ok: false, code: null, why };
     }
+    if (answer.op !== Op.ERROR) {
+      client.close();
+      return { ok: false, code: null, why: noLoginAnswer(this.#where, "malformed", 0) };
+    }
+    const code = answer.code;
     if (code !== ErrorCode.OK) {
       client.close();
       return { ok: false, code, why: loginFailedLine(this.#me, code) };
@@ -262,6 +293,8 @@ export class ChatCli {
   #onFrame(conn: Connection, f: Frame): void {
     const event = conn.requests.handle(f);
     if (event === null) return;
+    if (event.kind === "public" || event.kind === "private") this.#names.add(event.from);
+    if (event.kind === "asked") this.#names.add(event.ask.sender);
     const line = eventLine(event, this.#me);
     if (line !== null) this.#show(line);
     if (event.kind === "asked") {
@@ -289,6 +322,8 @@ export class ChatCli {
         }
         return;
     }
+    if (cmd.kind === "tell") this.#names.add(cmd.to);
+    if (cmd.kind === "get") this.#names.add(cmd.from);
     const conn = this.#conn;
     if (conn === null) return this.#show(error("not sent: not connected (reconnecting...)"));
     switch (cmd.kind) {

@@ -5,7 +5,8 @@
 
 import { clearTimer, type TimerId } from "../../lib/timers.ts";
 
-export type Answer = "yes" | "no" | "expired";
+/** "cancelled": the question lost its meaning (the connection it came on dropped). */
+export type Answer = "yes" | "no" | "expired" | "cancelled";
 
 interface Question {
   from: string;
@@ -53,5 +54,10 @@ export class Questions {
   /** Answers every question "no" (leaving). */
   declineAll(): void {
     for (const q of [...this.#queue]) q.settle("no");
+  }
+
+  /** Ends every question unanswered: what they asked about is gone (a dropped connection). */
+  cancelAll(): void {
+    for (const q of [...this.#queue]) q.settle("cancelled");
   }
 }

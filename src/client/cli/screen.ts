@@ -3,7 +3,8 @@
  * plain lines in, plain lines out. On a terminal: a chat screen on
  * `node:readline`: a prompt and an input line that survive incoming lines
  * (each is printed above it, then the input is redrawn), history, line
- * editing, timestamps, and colours unless NO_COLOR is set.
+ * editing, timestamps, and colours unless NO_COLOR is set; Tab completes names
+ * and commands, and a private message rings the bell (unless --no-bell).
  *
  * Pastes bypass readline's per-key handling (quadratic on long lines): a
  * chunk of plain text goes into the input line in one step, and each
@@ -87,7 +88,7 @@ class LineQueue implements AsyncIterable<string> {
 const COLOURS: Record<Style, string> = {
   own: "36", // cyan
   public: "",
-  private: "35", // magenta
+  private: "1;35", // bold magenta: a message to you stands out
   system: "2", // dim
   error: "31", // red
   question: "1;33", // bold yellow
@@ -103,17 +104,28 @@ interface Editor {
   cursor: number;
 }
 
+export interface TtyOptions {
+  /** Colours (off with NO_COLOR). */
+  colour: boolean;
+  /** Ring the terminal's bell when a private message arrives (off with --no-bell). */
+  bell: boolean;
+  /** Tab completion: candidates for the last word of the line so far, and that word. */
+  complete?: (line: string) => [string[], string];
+}
+
 export class TtyScreen implements Screen {
   readonly lines: LineQueue = new LineQueue();
   #rl: readline.Interface;
   #colour: boolean;
+  #bell: boolean;
   #out = process.stdout;
   #feed = new PassThrough();
   #reader: ReadableStreamDefaultReader<Uint8Array>;
   #closed = false;
 
-  constructor(colour: boolean) {
-    this.#colour = colour;
+  constructor(opts: TtyOptions) {
+    this.#colour = opts.colour;
+    this.#bell = opts.bell;
     Deno.stdin.setRaw(true);
     this.#rl = readline.createInterface({
       input: this.#feed,
@@ -121,6 +133,7 @@ export class TtyScreen implements Screen {
       terminal: true,
       historySize: 500,
       prompt: "> ",
+      completer: opts.complete,
     });
     this.#rl.on("line", (line) => {
       this.#eraseTyped(line);
@@ -139,7 +152,8 @@ export class TtyScreen implements Screen {
     const { rows } = this.#rl.getCursorPos();
     // Up to the prompt's first row, clear to the end of the screen, print,
     // and redraw the prompt with what was being typed.
-    this.#out.write(`${rows > 0 ? `\x1b[${rows}A` : ""}\r\x1b[J${this.#format(line)}\n`);
+    const bell = this.#bell && line.style === "private" ? "\x07" : "";
+    this.#out.write(`${rows > 0 ? `\x1b[${rows}A` : ""}\r\x1b[J${this.#format(line)}\n${bell}`);
     this.#rl.prompt(true);
   }
 

@@ -14,10 +14,10 @@ import { ErrorCode, Op, type TCPAsk } from "../../protocol/mod.ts";
 import { errorMessage } from "../../lib/errors.ts";
 import type { ClientOptions } from "../client.ts";
 import { fetchFile, serveFile } from "../file_transfer.ts";
-import { type LinkResult, openLink } from "../private_link.ts";
+import { openLink } from "../private_link.ts";
 import type { OutgoingAsk, Requests } from "../requests.ts";
 import type { Questions } from "./questions.ts";
-import { codeName, error, type Line, question, size, system, v } from "./view.ts";
+import { error, type Line, linkFailure, question, size, system, v } from "./view.ts";
 
 /** How long the user has to answer "send?" before the request expires. */
 export const QUESTION_MS = 120_000;
@@ -74,46 +74,63 @@ export class Transfers {
     this.#d.show(system(`${from} asks for a file; reading which one...`));
     this.#serving++;
     let name = "";
-    this.#track(async () => {
-      try {
-        const r = await openLink(this.#d.server, { ...ask, op: Op.TCPAccept });
-        if (!r.ok) {
-          return this.#d.show(this.#linkFailed(
-            r,
-            from,
-            r.code === ErrorCode.TcpNotInProtocol
-              ? `${from}'s request is no longer pending`
-              : `private connection with ${from} failed: ${codeName(r.code ?? -1)}`,
-          ));
+    let cancelled = false;
+    this.#track(
+      async () => {
+        try {
+          const r = await openLink(this.#d.server, { ...ask, op: Op.TCPAccept });
+          if (!r.ok) {
+            const why = r.code === ErrorCode.TcpNotInProtocol
+              ? "it is no longer pending (withdrawn or expired)"
+              : linkFailure(r);
+            return this.#d.show(error(
+              `could not answer ${from}'s request: ${why}; nothing was sent, ${from} can ask again`,
+            ));
+          }
+          const result = await this.#using(r.end, () =>
+            serveFile(r.end, share, {
+              approve: async (file) => {
+                name = v(file.name);
+                this.#d.show(question(`${from} wants ${name} (${size(file.size)}): send? [y/n]`));
+                const answer = await this.#d.questions.ask(ask.sender);
+                if (answer === "cancelled") {
+                  cancelled = true;
+                  this.#d.show(system(
+                    `not sending ${name} to ${from}: the connection to the server dropped before ` +
+                      `you answered; ${from} can ask again`,
+                  ));
+                  r.end.close(); // the link went with the server; the refusal has nowhere to go
+                }
+                if (answer === "no") this.#d.show(system(`not sending ${name} to ${from}`));
+                if (answer === "expired") {
+                  this.#d.show(system(`${from}'s request for ${name} expired: not sent`));
+                }
+                return answer === "yes";
+              },
+            })).catch((e) => {
+              if (cancelled) return null; // already said
+              throw e;
+            });
+          if (result === null) return;
+          if (result.status === 200) {
+            this.#d.show(system(`sent ${name} to ${from} (${size(result.bytes)})`));
+          } else if (result.status === 0) {
+            this.#d.show(system(`${from} closed the private connection without asking for a file`));
+          } else if (result.refusal !== "declined") {
+            this.#d.show(system(
+              `${from} asked for ${v(decodeTarget(result.target))}: refused, ${
+                result.refusal ?? "a malformed request"
+              } (${result.status})`,
+            ));
+          }
+        } finally {
+          this.#serving--;
         }
-        const result = await this.#using(r.end, () =>
-          serveFile(r.end, share, {
-            approve: async (file) => {
-              name = v(file.name);
-              this.#d.show(question(`${from} wants ${name} (${size(file.size)}): send? [y/n]`));
-              const answer = await this.#d.questions.ask(ask.sender);
-              if (answer === "no") this.#d.show(system(`not sending ${name} to ${from}`));
-              if (answer === "expired") {
-                this.#d.show(system(`${from}'s request for ${name} expired: not sent`));
-              }
-              return answer === "yes";
-            },
-          }));
-        if (result.status === 200) {
-          this.#d.show(system(`sent ${name} to ${from} (${size(result.bytes)})`));
-        } else if (result.status === 0) {
-          this.#d.show(system(`${from} closed the private connection without asking for a file`));
-        } else if (result.refusal !== "declined") {
-          this.#d.show(system(
-            `${from} asked for ${v(decodeTarget(result.target))}: refused, ${
-              result.refusal ?? "a malformed request"
-            } (${result.status})`,
-          ));
-        }
-      } finally {
-        this.#serving--;
-      }
-    }, (e) => `private connection with ${from}: ${e}`);
+      },
+      (e) =>
+        `could not send ${name || "the file"} to ${from}: the private connection broke (${e}); ` +
+        `${from} can ask again`,
+    );
   }
 
   /** The peer accepted our ask: join the link and fetch the file. */
@@ -129,10 +146,9 @@ export class Transfers {
           password: ask.password,
         });
         if (!r.ok) {
-          return this.#d.show(this.#linkFailed(
-            r,
-            to,
-            `private connection to ${to} failed: ${codeName(r.code ?? -1)}`,
+          return this.#d.show(error(
+            `could not fetch ${file} from ${to}: ${linkFailure(r)}. ` +
+              `Try again: /get ${to} ${file}; if it keeps failing, tell the server's operator`,
           ));
         }
         this.#d.show(
@@ -159,16 +175,7 @@ export class Transfers {
       } finally {
         requests.finished(ask);
       }
-    }, (e) => `fetching ${file} from ${to} failed: ${e}`);
-  }
-
-  #linkFailed(r: Exclude<LinkResult, { ok: true }>, who: string, refused: string): Line {
-    if (r.code !== null) return error(refused);
-    return error(
-      r.stage === "open"
-        ? `cannot open a private connection with ${who}: ${r.error}`
-        : `private connection with ${who}: ${r.error}`,
-    );
+    }, (e) => `could not fetch ${file} from ${to}: ${e}. Try again: /get ${to} ${file}`);
   }
 
   /** Runs `fn` with `end` registered for closing on leave; closes it after. */

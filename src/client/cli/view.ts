@@ -7,8 +7,16 @@
 
 import { ErrorCode, errorCodeName } from "../../protocol/mod.ts";
 import { visible } from "../../lib/visible.ts";
-import { describeFrame } from "../client.ts";
+import {
+  badCharacter,
+  PSEUDO_RULES,
+  pseudoKeys,
+  type PseudoRefusal,
+  REFUSAL_TEXT,
+} from "../../protocol/pseudonym.ts";
+import { describeFrame, type EndKind } from "../client.ts";
 import type { ChatEvent } from "../requests.ts";
+import { LINK_WAIT_MS, type LinkResult } from "../private_link.ts";
 
 export type Style = "own" | "public" | "private" | "system" | "error" | "question";
 export interface Line {
@@ -24,14 +32,19 @@ export const question = (text: string): Line => ({ style: "question", text });
 export const v = visible;
 
 export const USAGE =
-  `usage: deno task client <pseudo> [host] [port] [--share DIR] [--downloads DIR] [--max-bytes N]
+  `usage: deno task client <pseudo> [host] [port] [--share DIR] [--downloads DIR] [--max-bytes N] [--no-bell]
 
+  pseudo       the name others see you as: 1 to 32 letters, digits or combining marks
+               of any script, with ".", "-" or "_" only between them (no spaces);
+               names that differ only in case or lookalike letters (bob, Bob, b0b) are one
   host         server address (default 127.0.0.1)
   port         server port (default 7777)
   --share      folder others may fetch files from, after you say yes to each file
                (default: none, nothing is shared; hidden files are never shared)
   --downloads  folder fetched files are saved in (default: ./downloads)
   --max-bytes  longest message the server takes, in bytes (default 32767, the server's default)
+  --no-bell    on a terminal, no bell when a private message arrives (it is still shown in bold)
+  On a terminal, Tab completes the names you have seen (@bo → @bob) and the commands.
   Relative paths are taken from where you ran the command.`;
 
 export const HELP = `commands:
@@ -42,6 +55,7 @@ export const HELP = `commands:
   /accept [name]       yes to the oldest question (from name)
   /decline [name]      no to the oldest question (from name)
   /say text            send any text to everyone, even "y" or "/x" (also: //x)
+  Tab                  complete a name you have seen (@bo → @bob) or a command
   /help                this help
   /quit                leave (also Ctrl-D)`;
 
@@ -52,12 +66,12 @@ export function codeName(code: number): string {
   return errorCodeName[code] ?? `unknown error ${code}`;
 }
 
-/** "28 B", "3.1 KB", "4.0 MB". */
+/** "28 B", "3.1 KiB", "4.0 MiB": binary units, named as such. */
 export function size(bytes: number): string {
   if (bytes < 1024) return `${bytes} B`;
-  if (bytes < 1024 * 1024) return `${(bytes / 1024).toFixed(1)} KB`;
-  if (bytes < 1024 ** 3) return `${(bytes / 1024 / 1024).toFixed(1)} MB`;
-  return `${(bytes / 1024 ** 3).toFixed(1)} GB`;
+  if (bytes < 1024 * 1024) return `${(bytes / 1024).toFixed(1)} KiB`;
+  if (bytes < 1024 ** 3) return `${(bytes / 1024 / 1024).toFixed(1)} MiB`;
+  return `${(bytes / 1024 ** 3).toFixed(1)} GiB`;
 }
 
 export function ownLine(text: string, to?: string): Line {
@@ -84,7 +98,8 @@ export function eventLine(e: ChatEvent, me: string): Line | null {
     case "ask-ended":
       // A decline and an expiry are the same TCPAbort; clients answer at once,
       // so one that comes after EXPIRED_AFTER_MS is the server's deadline.
-      if (e.accepted) return error(`private connection with ${v(e.to)} aborted`);
+      // Accepted: the fetch that began then says how it ended, in words of its own.
+      if (e.accepted) return null;
       return system(
         e.afterMs < EXPIRED_AFTER_MS
           ? `${v(e.to)} declined`
@@ -133,12 +148,88 @@ function replyLine({ request: r, code }: Extract<ChatEvent, { kind: "reply" }>):
   }
 }
 
+/** Why a private connection did not open, as a clause; never the frames, nor the password. */
+export function linkFailure(r: Exclude<LinkResult, { ok: true }>): string {
+  if (r.code !== null) {
+    return r.code === ErrorCode.TcpNotInProtocol
+      ? "the server could not connect you (the request expired or was cancelled, or the " +
+        "servers could not reach each other)"
+      : `the server refused the private connection (${codeName(r.code)})`;
+  }
+  switch (r.trouble) {
+    case "unreachable":
+      return `cannot reach the server (${r.detail})`;
+    case "aborted":
+      return "the request was cancelled before the private connection opened";
+    case "timeout":
+      return `the private connection did not open within ${LINK_WAIT_MS / 1000} s`;
+    case "closed":
+      return "the server closed the private connection before opening it";
+    case "socket":
+      return `the private connection broke (${r.detail})`;
+    case "malformed":
+      return "the server answered with something that is not ChatOS";
+  }
+}
+
+/** Why `pseudo` cannot be a name, with the rule, for a name refused before it is sent. */
+export function invalidPseudoText(pseudo: string, reason: PseudoRefusal): string {
+  const ch = reason === "character" || reason === "invisible" ? badCharacter(pseudo) : null;
+  const code = `U+${(ch?.codePointAt(0) ?? 0).toString(16).toUpperCase().padStart(4, "0")}`;
+  const why = ch === null
+    ? REFUSAL_TEXT[reason]
+    : ch === " "
+    ? "contains a space"
+    : reason === "invisible"
+    ? `contains an invisible or filler character (${code})`
+    : `contains "${v(ch)}" (${code})`;
+  return `"${v(pseudo)}" is not a valid pseudonym: it ${why}. ${PSEUDO_RULES}`;
+}
+
+/**
+ * ERROR 2: the name, or one that reads the same, is held. Which of the two the
+ * server does not say; the names this one reads as, it can be told.
+ */
+function takenLine(pseudo: string): string {
+  const readsAs = pseudoKeys(pseudo).map((k) => k.normalize("NFC")).filter((k) => k !== pseudo);
+  if (readsAs.length === 0) {
+    return `login failed: "${v(pseudo)}" is in use, by that name or one that looks the same. ` +
+      "Choose another pseudo";
+  }
+  return `login failed: "${v(pseudo)}" reads the same as ` +
+    `${readsAs.map((k) => `"${v(k)}"`).join(" or ")} (case and lookalike letters do not make ` +
+    `a new name), and someone holds ${readsAs.length > 1 ? "one of those names" : "that name"}. ` +
+    "Choose another pseudo";
+}
+
+/**
+ * The login got no ERROR frame. A peer that answers a CR with anything else,
+ * or not at all, is most often not a ChatOS server: say so, and what to check.
+ */
+export function noLoginAnswer(where: string, ended: EndKind | null, waitedMs: number): string {
+  const check =
+    `Is ${where} a ChatOS server? Check the host and port (deno task client NAME HOST PORT)`;
+  switch (ended) {
+    case "malformed":
+      return `login failed: ${where} answered with something that is not ChatOS. ${check}`;
+    case "closed":
+      return `login failed: ${where} closed the connection without answering the login ` +
+        `(a ChatOS server that is full or stopping does that too). ${check}, or try again later`;
+    case "error":
+      return `login failed: the connection to ${where} broke before the login was answered; ` +
+        "try again";
+    default:
+      return `login failed: ${where} accepted the connection but did not answer the login ` +
+        `within ${waitedMs / 1000} s. ${check}`;
+  }
+}
+
 export function loginFailedLine(pseudo: string, code: number): string {
   switch (code) {
     case ErrorCode.PseudoUnavailable:
-      return `login failed: the pseudo "${v(pseudo)}" is already taken (Pseudo Unavailable)`;
+      return takenLine(pseudo);
     case ErrorCode.InvalidPseudonym:
-      return `login failed: "${v(pseudo)}" is not a valid pseudonym (Invalid Pseudonym)`;
+      return `login failed: the server refuses "${v(pseudo)}" as a pseudonym. ${PSEUDO_RULES}`;
     case ErrorCode.ServiceUnavailable:
       return "login failed: the server cannot take logins now (Service Unavailable)";
     default:

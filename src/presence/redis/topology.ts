@@ -2,7 +2,7 @@
  * What RedisPresence needs from Redis, per topology: a single Redis (or a
  * Sentinel-managed primary), where one Lua script may touch any key, or a
  * Redis Cluster, where each atomic step stays inside one hash slot. The local
- * bookkeeping (reservations.ts, lease.ts, relay.ts) is the same for both.
+ * bookkeeping (directory.ts, heartbeat.ts, relay.ts) is the same for both.
  */
 import type { Buffer } from "node:buffer";
 import type { Claim } from "../presence.ts";

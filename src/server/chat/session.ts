@@ -34,7 +34,7 @@ import { Mailbox } from "./mailbox.ts";
 import { OrderedReplies } from "./replies.ts";
 import type { OutboundQueue } from "./outbound.ts";
 import { type AskLimits, HandshakeBook } from "./handshake_book.ts";
-import { checkPseudo, REFUSAL_TEXT } from "./pseudonym.ts";
+import { checkPseudo, REFUSAL_TEXT } from "../../protocol/pseudonym.ts";
 import { clientKey } from "../links/guard_policy.ts";
 import type { LoginTicket } from "../limits/admission.ts";
 import type { LocalUser, LocalUsers } from "../local_users.ts";

@@ -5,10 +5,19 @@
  * an event.
  */
 import { encode, type HandshakeKey, Op, readHandshakeKey } from "../../protocol/mod.ts";
-import type { HandshakeRegistry, Relay } from "../../presence/presence.ts";
+import {
+  type HandshakeRegistry,
+  PresenceUnavailable,
+  type Relay,
+} from "../../presence/presence.ts";
 import type { Logger } from "../../lib/log.ts";
 import { errorMessage } from "../../lib/errors.ts";
 import type { LocalUsers } from "../local_users.ts";
+
+/** The store refused because this node closed it (stopping), not because Redis is away. */
+function stopped(e: unknown): boolean {
+  return e instanceof PresenceUnavailable && e.message === "presence closed";
+}
 
 export function abortFrame(k: HandshakeKey): Uint8Array {
   return encode({ op: Op.TCPAbort, sender: k.a, recipient: k.b, password: k.password });
@@ -66,7 +75,10 @@ export class HandshakeAborts {
       was = await this.#registry.cancel(k);
       if (was) await this.tellAborted([k], tell);
     } catch (e) {
-      this.#log.warn("could not abort handshake", { reason, error: errorMessage(e) });
+      // A node stopping closes presence before its sessions end: nothing is wrong, and the
+      // handshake lapses with its ttl.
+      const level = stopped(e) ? "debug" : "warn";
+      this.#log.log(level, "could not abort handshake", { reason, error: errorMessage(e) });
       return false;
     }
     if (was) this.#log.debug("handshake aborted", { a: k.a, b: k.b, reason });
@@ -82,7 +94,9 @@ export class HandshakeAborts {
         if (k.b !== k.a && k.b !== tell.except) await this.#tell(k.b, frame);
       }
     } catch (e) {
-      this.#log.warn("could not tell users of an aborted handshake", { error: errorMessage(e) });
+      this.#log.log(stopped(e) ? "debug" : "warn", "could not tell users of an aborted handshake", {
+        error: errorMessage(e),
+      });
     }
   }
 

@@ -8,6 +8,10 @@
  *
  *   greeting: u16 token length | token (UTF-8) | 32-byte HMAC-SHA256(secret, token)
  *   answer:   1 byte, 1 = joined (opaque bytes follow), 0 = no such end
+ *
+ * A refused greeting is closed without an answer, so each side logs what it
+ * can know: the receiving node why it refused (a bad HMAC most often means the
+ * nodes' secrets differ), the dialing node that the other closed unanswered.
  */
 import type { LinkEndpoint } from "../../presence/presence.ts";
 import { concatBytes } from "../../lib/bytes.ts";
@@ -60,13 +64,18 @@ export async function encodeGreeting(token: string, secret: string): Promise<Uin
  * Reads until at least `n` bytes are held (counting those already in `held`)
  * and returns them all: bytes past `n` are the link's opaque data, not lost.
  */
+/** The peer closed the bridge before its part of the greeting was whole. */
+class GreetingCut extends Error {
+  override name = "GreetingCut";
+}
+
 async function readAtLeast(conn: BridgeConn, n: number, held: Uint8Array[]): Promise<Uint8Array> {
   let got = 0;
   for (const b of held) got += b.length;
   const chunk = new Uint8Array(Math.max(n, 4096));
   while (got < n) {
     const r = await conn.read(chunk);
-    if (r === null) throw new Error("bridge closed during greeting");
+    if (r === null) throw new GreetingCut("bridge closed during greeting");
     held.push(chunk.slice(0, r));
     got += r;
   }
@@ -95,8 +104,14 @@ export async function dialBridge(
   const conn = await Deno.connect(splitHostPort(endpoint.bridge));
   try {
     await writeAll(conn, await encodeGreeting(endpoint.token, secret));
-    const answer = await readAtLeastBy(conn, 1, [], timeoutMs);
-    if (answer[0] !== 1) throw new Error("remote node has no such parked end");
+    const answer = await readAtLeastBy(conn, 1, [], timeoutMs).catch((e) => {
+      if (!(e instanceof GreetingCut)) throw e;
+      throw new Error(
+        `${endpoint.node} closed the bridge without answering: it refused the greeting ` +
+          "(cluster secret mismatch?)",
+      );
+    });
+    if (answer[0] !== 1) throw new Error(`${endpoint.node} has no such parked end`);
     return { conn, initial: answer.subarray(1) };
   } catch (e) {
     closeQuietly(conn);
@@ -104,26 +119,35 @@ export async function dialBridge(
   }
 }
 
+/** A greeting read: the token and the bytes after it, or why it was refused. */
+export type Greeting = { token: string; initial: Uint8Array } | { refused: string };
+
+/** What a receiving node logs for a greeting whose HMAC does not check. */
+export const BAD_HMAC = "bad HMAC: cluster secret mismatch?";
+
 /**
  * Reads and checks a greeting within `timeoutMs`. Returns the token and any
- * bytes that followed it, or null (bad MAC, malformed) after which the caller
- * closes the socket. Rejects if the peer closes or the deadline passes.
+ * bytes that followed it, or why it is refused (bad MAC, malformed), after
+ * which the caller closes the socket. Rejects if the peer closes or the
+ * deadline passes.
  */
 export async function readGreeting(
   conn: BridgeConn,
   secret: string,
   timeoutMs = GREETING_TIMEOUT_MS,
-): Promise<{ token: string; initial: Uint8Array } | null> {
+): Promise<Greeting> {
   const deadline = Date.now() + timeoutMs;
   const head = await readAtLeastBy(conn, 2, [], timeoutMs);
   const len = (head[0] << 8) | head[1];
-  if (len === 0 || len > MAX_TOKEN_BYTES) return null;
+  if (len === 0 || len > MAX_TOKEN_BYTES) {
+    return { refused: `malformed greeting: a token of ${len} bytes (not a ChatOS node?)` };
+  }
   const all = await readAtLeastBy(conn, 2 + len + MAC_BYTES, [head], deadline - Date.now());
   const token = new TextDecoder().decode(all.subarray(2, 2 + len));
   const mac = all.subarray(2 + len, 2 + len + MAC_BYTES);
   const expected = await hmac(secret, token);
   let diff = 0; // constant time: a timing side channel must not reveal a valid MAC's prefix
   for (let i = 0; i < MAC_BYTES; i++) diff |= mac[i] ^ expected[i];
-  if (diff !== 0) return null;
+  if (diff !== 0) return { refused: BAD_HMAC };
   return { token, initial: all.subarray(2 + len + MAC_BYTES) };
 }

@@ -265,7 +265,10 @@ export class LinkBroker {
     end.start();
     const peer = endpoint.node === nodeId ? this.#take(endpoint.token) : await this.#dial(endpoint);
     if (!peer || peer.isClosed) {
-      log.info("private link failed: accepting end is gone", { a: key.a, b: key.b });
+      log.info("private link failed: the accepting end is gone or unreachable", {
+        a: key.a,
+        b: key.b,
+      });
       await end.refuse(refusal);
       // The claim consumed the handshake, so there is nothing left to cancel: just tell A and B.
       await aborts.tellAborted([key]);
@@ -335,7 +338,7 @@ export class LinkBroker {
     } catch (e) {
       slot.release();
       this.#d.log.warn("bridge dial failed", {
-        node: endpoint.node,
+        peer: endpoint.node, // `node` is this node's, in every line
         bridge: endpoint.bridge,
         error: errorMessage(e),
       });
@@ -363,14 +366,15 @@ export class LinkBroker {
     this.#greeting++;
     let greeting;
     try {
-      // Timed out, closed or forged: refused alike.
-      greeting = await readGreeting(conn, bridge.secret, limits.bridgeGreetingMs).catch(() => null);
+      // Timed out, closed or forged: refused alike, each with its reason.
+      greeting = await readGreeting(conn, bridge.secret, limits.bridgeGreetingMs)
+        .catch((e) => ({ refused: errorMessage(e) }));
     } finally {
       this.#greeting--;
     }
-    if (!greeting) {
+    if ("refused" in greeting) {
       metrics.refuse("bad_bridge_greeting");
-      warn.warn("bridge greeting refused", { address });
+      warn.warn("bridge greeting refused", { from: address, reason: greeting.refused });
       return refuse();
     }
     const parked = this.#take(greeting.token);

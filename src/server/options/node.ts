@@ -193,8 +193,9 @@ export const NODE_OPTIONS: readonly OptionSpec[] = [
     env: "CHATOS_CLUSTER_SECRET",
     kind: "string",
     default: "",
-    help: "shared secret authenticating node-to-node bridges (required in redis mode; " +
-      "a flag is visible in ps: prefer the variable or --cluster-secret-file)",
+    help: "shared secret authenticating node-to-node bridges (required in redis mode: at least " +
+      "32 random bytes, e.g. openssl rand -hex 32; a flag is visible in ps: prefer the variable " +
+      "or --cluster-secret-file)",
   },
   {
     key: "clusterSecretFile",

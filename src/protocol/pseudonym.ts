@@ -49,17 +49,36 @@ export type PseudoCheck =
   }
   | { ok: false; reason: PseudoRefusal };
 
-/** Why a name was refused, for a log line (the client only gets ERROR 3). */
+/**
+ * Why a name was refused, as what the name does ("it …"): for the server's log
+ * line (the client only gets ERROR 3) and for the client, which checks a name
+ * before sending it.
+ */
 export const REFUSAL_TEXT: Readonly<Record<PseudoRefusal, string>> = {
-  "empty": "empty",
-  "too-long": `longer than ${MAX_PSEUDO_CODE_POINTS} characters`,
+  "empty": "is empty",
+  "too-long": `is longer than ${MAX_PSEUDO_CODE_POINTS} characters`,
   "invisible": "contains an invisible or filler character",
   "character": "contains a character that is not a letter, digit, mark, '.', '-' or '_'",
   "separator-at-edge": "starts or ends with '.', '-' or '_'",
   "separator-run": "has two of '.', '-', '_' in a row",
-  "mark-without-base": "a combining mark that follows no letter or digit",
-  "too-many-marks": `more than ${MAX_MARKS_PER_BASE} combining marks on one character`,
+  "mark-without-base": "has a combining mark that follows no letter or digit",
+  "too-many-marks": `has more than ${MAX_MARKS_PER_BASE} combining marks on one character`,
 };
+
+/** The rule in a sentence, for people choosing a name. */
+export const PSEUDO_RULES =
+  `A pseudo is 1 to ${MAX_PSEUDO_CODE_POINTS} letters, digits or combining marks of any ` +
+  `script, with ".", "-" or "_" only between them (no spaces). Names that differ only in case ` +
+  `or by lookalike characters ("bob", "Bob", "b0b", fullwidth or Cyrillic letters) are one name.`;
+
+/** The first character of `name` that no pseudo may contain, or null. */
+export function badCharacter(name: string): string | null {
+  for (const ch of name.normalize("NFC")) {
+    if (INVISIBLE.test(ch)) return ch;
+    if (!BASE.test(ch) && !MARK.test(ch) && !SEPARATORS.has(ch)) return ch;
+  }
+  return null;
+}
 
 const INVISIBLE = /^\p{Default_Ignorable_Code_Point}$/u;
 const BASE = /^[\p{L}\p{N}]$/u;
