@@ -97,8 +97,12 @@ export class IrcScanner {
 /** One line at buf[start, nl): a PRIVMSG's text in place, anything else decoded. */
 function scanLine(buf: Uint8Array, start: number, nl: number, sink: IrcSink): void {
   let cmd = start;
-  if (buf[start] === COLON) cmd = buf.indexOf(SP, start) + 1;
-  if (cmd <= 0 || cmd >= nl) return;
+  if (buf[start] === COLON) {
+    const sp = buf.indexOf(SP, start);
+    if (sp < 0 || sp >= nl) return; // a prefix and nothing else
+    cmd = sp + 1;
+  }
+  if (cmd >= nl) return;
   // "PRIVMSG <target> :<text>": a nick or channel name holds no colon.
   if (buf[cmd] === 0x50 && buf[cmd + 1] === 0x52 && buf[cmd + 7] === SP) {
     const text = buf.indexOf(COLON, cmd + 9) + 1;
