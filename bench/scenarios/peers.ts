@@ -23,6 +23,7 @@ import type { GenConfig } from "../gen/config.ts";
 import type { Proc } from "../harness.ts";
 import { type LoadResult, runLoad } from "../measure.ts";
 import { type DaemonName, daemonVersion, startDaemon } from "../peers/daemons.ts";
+import type { Profile } from "../profiles.ts";
 import { latency, round } from "../report.ts";
 import { type RunContext, type Scenario, skipAll } from "../scenario.ts";
 import { connectRun } from "./connect.ts";
@@ -68,7 +69,7 @@ interface ServerFigures {
   missing?: string;
 }
 
-const medianIndex = (xs: number[]) => {
+export const medianIndex = (xs: number[]) => {
   const order = xs.map((x, i) => [x, i]).sort((a, b) => a[0] - b[0]);
   return order[Math.floor((order.length - 1) / 2)][1];
 };
@@ -95,8 +96,14 @@ async function startServers(ctx: RunContext, missing: Map<ServerName, string>) {
 /** The order of the servers in round `r`: rotated, so that none always runs first. */
 const rotated = <T>(xs: readonly T[], r: number) => xs.map((_, i) => xs[(i + r) % xs.length]);
 
-function genConfig(ctx: RunContext, shape: MsgShape, server: ServerName, port: number) {
-  const p = ctx.profile.peers;
+/** The generator's config for `server` at `shape` (bench/peers/ab.ts drives the same). */
+export function genConfig(
+  profile: Profile,
+  shape: MsgShape,
+  server: ServerName,
+  port: number,
+) {
+  const p = profile.peers;
   const base = {
     target: server === "chatos" ? "chatos" as const : "ircd" as const,
     ports: [port],
@@ -118,7 +125,7 @@ function genConfig(ctx: RunContext, shape: MsgShape, server: ServerName, port: n
   } satisfies Omit<GenConfig, "gen">;
 }
 
-const perMessageUs = (r: LoadResult) => (r.serverCpu / (r.rate * r.elapsed)) * 1e6;
+export const perMessageUs = (r: LoadResult) => (r.serverCpu / (r.rate * r.elapsed)) * 1e6;
 
 function figuresOf(runs: LoadResult[]): ServerFigures {
   const us = runs.map(perMessageUs);
@@ -182,7 +189,7 @@ function note(ctx: RunContext, shape: string, figs: Partial<Record<ServerName, S
   }
 }
 
-type MsgShape = "peers-pm" | "peers-room" | "peers-bigroom";
+export type MsgShape = "peers-pm" | "peers-room" | "peers-bigroom";
 
 function messageScenario(shape: MsgShape, text: string, max: number): Scenario {
   return {
@@ -201,7 +208,12 @@ function messageScenario(shape: MsgShape, text: string, max: number): Scenario {
           for (const s of rotated(order, r)) {
             const p = procs.get(s)!;
             const label = `${shape} round ${r + 1}/${ctx.profile.rounds}: ${s}`;
-            const res = await runLoad(ctx.h, [genConfig(ctx, shape, s, p.port)], [p], label);
+            const res = await runLoad(
+              ctx.h,
+              [genConfig(ctx.profile, shape, s, p.port)],
+              [p],
+              label,
+            );
             runs.set(s, [...runs.get(s) ?? [], res]);
           }
         }
@@ -211,7 +223,7 @@ function messageScenario(shape: MsgShape, text: string, max: number): Scenario {
           figs[s] = m ? { cpu_us: null, rounds_cpu_us: [], missing: m } : figuresOf(runs.get(s)!);
         }
         note(ctx, shape, figs);
-        const cfg = genConfig(ctx, shape, "chatos", 0);
+        const cfg = genConfig(ctx.profile, shape, "chatos", 0);
         ctx.emit({
           scenario: shape,
           unit: "µs CPU/msg",
