@@ -1,7 +1,8 @@
 /**
  * The load generator: one process, spawned by bench/run.ts, that opens raw
  * TCP connections to a ChatOS server (or to a ceiling: the forwarder or the
- * broadcaster) and drives one mode (bench/gen/*.ts).
+ * broadcaster; or, in the peer modes and connect, to an IRC daemon) and drives
+ * one mode (bench/gen/*.ts).
  *
  * Usage: deno run -A bench/loadgen.ts '<GenConfig as JSON>'
  *
@@ -17,6 +18,7 @@ import { errorMessage } from "../src/lib/errors.ts";
 import type { GenConfig } from "./gen/config.ts";
 import { type Held, runConnect } from "./gen/connect.ts";
 import { setupLink } from "./gen/link.ts";
+import { setupPeer } from "./gen/peer.ts";
 import { setupSma } from "./gen/sma.ts";
 import { setupSpm } from "./gen/spm.ts";
 import { GenState } from "./gen/state.ts";
@@ -59,6 +61,7 @@ async function main(cfg: GenConfig): Promise<void> {
     if (cfg.mode === "spm") start = await setupSpm(cfg, st);
     else if (cfg.mode === "sma") start = await setupSma(cfg, st);
     else if (cfg.mode === "link") start = await setupLink(cfg, st);
+    else if (cfg.mode.startsWith("peer-")) start = await setupPeer(cfg, st);
     else if (cfg.mode !== "connect") throw new Error(`unknown mode ${cfg.mode}`);
   } catch (e) {
     fail(e);

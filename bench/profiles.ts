@@ -44,6 +44,23 @@ export interface Profile {
    * Redis stopped for `stopMs`.
    */
   readonly redisStop: { pairs: number; window: number; msgSize: number; stopMs: number };
+  /**
+   * The peer scenarios' shapes (bench/scenarios/peers.ts): private messages, `pairs` ×
+   * `window`; a room of `room` users with `roomSenders` senders and one of `bigRoom` with
+   * `bigRoomSenders`, each sender `roomWindow` in flight; `logins` at `loginsAtOnce` at a time.
+   */
+  readonly peers: {
+    pairs: number;
+    window: number;
+    msgSize: number;
+    room: number;
+    roomSenders: number;
+    bigRoom: number;
+    bigRoomSenders: number;
+    roomWindow: number;
+    logins: number;
+    loginsAtOnce: number;
+  };
 }
 
 const FULL: Profile = {
@@ -68,6 +85,19 @@ const FULL: Profile = {
     smallMs: 20_000,
   },
   redisStop: { pairs: 8, window: 32, msgSize: 32_767, stopMs: 3000 },
+  // The shapes of the 2026-11-29 comparison (issue 21); only `--only peers` or a full run.
+  peers: {
+    pairs: 50,
+    window: 16,
+    msgSize: 64,
+    room: 200,
+    roomSenders: 1,
+    bigRoom: 1000,
+    bigRoomSenders: 4,
+    roomWindow: 4,
+    logins: 5000,
+    loginsAtOnce: 200,
+  },
 };
 
 const QUICK: Profile = {

@@ -12,6 +12,8 @@
  *   deno task bench --quick      smaller sizes, no hostile or Redis Cluster scenarios, ~30 s
  *                                (the tests run this)
  *   deno task bench --smoke      tiny sizes, no cluster, ~10 s
+ *   deno task bench --only peers InspIRCd and ngIRCd beside ours (bench/scenarios/peers.ts;
+ *                                Debian's inspircd and ngircd; full runs include them)
  *   --only spm,link              just these scenarios, groups or result lines (see --list);
  *                                quote names with brackets: --only 'spm-cluster[rc]'
  *   --list                       the scenarios, their groups and default profiles
@@ -27,6 +29,7 @@
 import { parseArgs } from "node:util";
 import { errorMessage } from "../src/lib/errors.ts";
 import { Fixtures } from "./fixtures.ts";
+import { peersTable } from "./peers/table.ts";
 import { Harness } from "./harness.ts";
 import { machineInfo, serverVersion } from "./machine.ts";
 import { PROFILES, withOverrides } from "./profiles.ts";
@@ -173,6 +176,8 @@ async function main(): Promise<number> {
   out.progress(`done in ${out.seconds} s`);
   out.note("");
   out.note(table(reporter.results));
+  const peers = peersTable(reporter.results);
+  if (peers) out.note(`\n${peers}`);
   const after = await serverVersion(serverRoot);
   if (after !== info.server) {
     const warning = `src/ changed during the run (${info.server} -> ${after}): ` +

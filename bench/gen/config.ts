@@ -1,9 +1,10 @@
 /** What bench/run.ts tells one load generator process to do (passed as JSON on its command line). */
 
-export type Target = "chatos" | "forwarder" | "broadcaster";
+/** "ircd": an IRC daemon (the peer scenarios), driven over IRC. */
+export type Target = "chatos" | "forwarder" | "broadcaster" | "ircd";
 
 export interface GenConfig {
-  mode: "connect" | "spm" | "sma" | "link";
+  mode: "connect" | "spm" | "sma" | "link" | "peer-pm" | "peer-room";
   target: Target;
   /** One port per server node; clients are spread over them. */
   ports: number[];
@@ -32,6 +33,8 @@ export interface GenConfig {
   receivers?: number;
   senders?: number;
   inflight?: number;
+  /** peer modes on an IRC daemon: every session OPERs and sets user mode +F (bench/gen/peer.ts). */
+  oper?: boolean;
   /** link: bytes per write. */
   chunk?: number;
 }

@@ -1,8 +1,12 @@
-/** connect mode: log in `count` sessions, `concurrency` at a time, and keep them idle. */
+/**
+ * connect mode: log in `count` sessions, `concurrency` at a time, and keep them
+ * idle; over IRC (registration to the end of the MOTD) for target "ircd".
+ */
 import net from "node:net";
 import { errorMessage } from "../../src/lib/errors.ts";
 import { frame, OP_CR, OP_ERROR } from "../wire.ts";
 import type { GenConfig } from "./config.ts";
+import { ircLoginFrom } from "./irc.ts";
 import { cpuSeconds, type GenState } from "./state.ts";
 
 /** The sessions held open; destroyed when the generator quits. */
@@ -46,6 +50,21 @@ function loginFrom(
   });
 }
 
+/** An IRC login from `local`, held open like loginFrom's. */
+function ircLogin(
+  st: GenState,
+  held: Held,
+  port: number,
+  local: string,
+  nick: string,
+): Promise<void> {
+  const { socket, done } = ircLoginFrom(port, local, nick, (loggedIn) => {
+    if (loggedIn && !st.stopping) st.noteError(`session ${nick} closed by the server`);
+  });
+  held.push(socket);
+  return done;
+}
+
 /** Logs everyone in, then reports {"ev":"done",...} through `emit`. */
 export async function runConnect(
   cfg: GenConfig,
@@ -56,6 +75,7 @@ export async function runConnect(
   const count = cfg.count ?? 1000;
   const conc = cfg.concurrency ?? 64;
   const k = cfg.ports.length;
+  const logIn = cfg.target === "ircd" ? ircLogin : loginFrom;
   let next = 0;
   let logins = 0;
   let failures = 0;
@@ -66,7 +86,7 @@ export async function runConnect(
       const i = next++;
       const local = `127.${100 + (cfg.gen % 100)}.${i & 63}.${1 + ((i >> 6) % 250)}`;
       try {
-        await loginFrom(st, held, cfg.ports[i % k], local, `g${cfg.gen}c${i}`);
+        await logIn(st, held, cfg.ports[i % k], local, `g${cfg.gen}c${i}`);
         logins++;
       } catch (e) {
         failures++;

@@ -32,12 +32,14 @@ export class Sender implements FrameSink {
     template: Uint8Array,
     window: number,
     gate: () => number,
+    /** Where the template's timestamp is (an IRC line's text); a ChatOS frame's text by default. */
+    tsOff = lastStringOffset(template, 0),
   ) {
     this.#st = st;
     this.conn = conn;
     this.credits = window;
     this.#frameLen = template.length;
-    this.#tsOff = lastStringOffset(template, 0);
+    this.#tsOff = tsOff;
     this.#batch = new Uint8Array(template.length * window);
     for (let i = 0; i < window; i++) this.#batch.set(template, i * template.length);
     this.#gate = gate;

@@ -4,11 +4,12 @@
  * the server's idle read size) holding as many.
  */
 import { sleep } from "../../src/lib/async.ts";
+import type { Target } from "../gen/config.ts";
 import type { Proc } from "../harness.ts";
 import { cpuOf, machineCpu, rssKbOf } from "../procs.ts";
 import type { RunContext, Scenario } from "../scenario.ts";
 
-interface ConnectRun {
+export interface ConnectRun {
   rate: number;
   logins: number;
   failures: number;
@@ -20,14 +21,15 @@ interface ConnectRun {
   rss1: number;
 }
 
-/** Logs in the profile's sessions, idle, then reads the target's RSS. */
-async function connectRun(
+/** Logs in the profile's sessions (or `sizes`), idle, then reads the target's RSS. */
+export async function connectRun(
   ctx: RunContext,
   target: Proc,
-  kind: "chatos" | "broadcaster",
+  kind: Target,
+  sizes = ctx.profile.connect,
 ): Promise<ConnectRun> {
   const { h } = ctx;
-  const { sessions, gens: nGens, concurrency } = ctx.profile.connect;
+  const { sessions, gens: nGens, concurrency } = sizes;
   await sleep(300);
   const rss0 = rssKbOf(target.child.pid);
   const per = Math.ceil(sessions / nGens);

@@ -6,6 +6,7 @@ import { connect } from "./connect.ts";
 import { floodBig } from "./flood_big.ts";
 import { floodSma } from "./flood_sma.ts";
 import { link } from "./link.ts";
+import { peersBigRoom, peersLogin, peersPm, peersRoom } from "./peers.ts";
 import { slowReaders } from "./slow_readers.ts";
 import { sma } from "./sma.ts";
 import { redisStop } from "./redis_stop.ts";
@@ -27,4 +28,9 @@ export const SCENARIOS: readonly Scenario[] = [
   floodBig,
   slowReaders,
   redisStop,
+  // Last: the IRC daemons beside ours (full runs and --only peers).
+  peersPm,
+  peersRoom,
+  peersBigRoom,
+  peersLogin,
 ];
