@@ -16,7 +16,7 @@ import { parseArgs } from "node:util";
 import { Harness } from "../harness.ts";
 import { runLoad } from "../measure.ts";
 import { PROFILES, withOverrides } from "../profiles.ts";
-import { Console } from "../report.ts";
+import { Console } from "../console.ts";
 import { connectRun } from "../scenarios/connect.ts";
 import { genConfig, medianIndex, type MsgShape, perMessageUs } from "../scenarios/peers.ts";
 import type { RunContext } from "../scenario.ts";
