@@ -39,6 +39,11 @@ export interface Profile {
     smallMs: number;
   };
   /**
+   * cross-node (issue 20): `pairs` × `window` SPMs of `msgSize`, latency-bound, first all on one
+   * node, then each pair split over two of three nodes; then paced at `rate` msgs/s.
+   */
+  readonly crossNode: { pairs: number; window: number; msgSize: number; rate: number };
+  /**
    * redis-stop: `pairs` senders flooding `msgSize` SPMs cross-node, and as many (from the
    * stop on) at one local user whose session waits on Redis, each with `window` un-acked;
    * Redis stopped for `stopMs`.
@@ -85,6 +90,7 @@ const FULL: Profile = {
     smallMs: 20_000,
   },
   redisStop: { pairs: 8, window: 32, msgSize: 32_767, stopMs: 3000 },
+  crossNode: { pairs: 20, window: 1, msgSize: 32, rate: 10_000 },
   // The shapes of the 2026-11-29 comparison (issue 21); only `--only peers` or a full run.
   peers: {
     pairs: 50,

@@ -3,6 +3,7 @@ import type { Scenario } from "../scenario.ts";
 import { smaClusterOn } from "./cluster_sma.ts";
 import { spmClusterOn } from "./cluster_spm.ts";
 import { connect } from "./connect.ts";
+import { crossNodeOn } from "./cross_node.ts";
 import { floodBig } from "./flood_big.ts";
 import { floodSma } from "./flood_sma.ts";
 import { link } from "./link.ts";
@@ -21,9 +22,11 @@ export const SCENARIOS: readonly Scenario[] = [
   link,
   spmClusterOn("single"),
   smaClusterOn("single"),
+  crossNodeOn("single"),
   // After the standalone ones: the shared cluster is switched to a Redis Cluster once.
   spmClusterOn("cluster"),
   smaClusterOn("cluster"),
+  crossNodeOn("cluster"),
   floodSma,
   floodBig,
   slowReaders,
