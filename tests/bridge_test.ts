@@ -131,9 +131,9 @@ Deno.test("bridge: a token joins once; the same greeting replayed is answered 0"
   });
   const key = { a: "alice", b: "bob", password: 7 };
   const nobody = { deliver() {}, evict() {} };
-  await users.login("alice", bareClaim("alice"), nobody, directory);
+  await users.login("alice", bareClaim("alice"), nobody, presence);
   // B is logged in from the address its private end comes from (else the end is foreign).
-  await users.login("bob", { keys: ["bob"], client: "127.0.0.1" }, nobody, directory);
+  await users.login("bob", { keys: ["bob"], client: "127.0.0.1" }, nobody, presence);
   assert.ok(await handshakes.open(key, 60_000));
   // B's accepting end, parked on this node.
   const [bServer, bClient] = await socketPair();

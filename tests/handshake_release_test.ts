@@ -116,7 +116,7 @@ Deno.test("an ask from another node for a user no longer here is aborted, and A 
   const users = new LocalUsers<RecordingInbox>(silentLogger);
   new HandshakeAborts(presence.handshakes, users, presence.relay, silentLogger);
   const alice = new RecordingInbox();
-  assert.equal(await users.login("alice", bareClaim("alice"), alice, presence.directory), "ok");
+  assert.equal(await users.login("alice", bareClaim("alice"), alice, presence), "ok");
   const key = { a: "alice", b: "bob", password: 3 };
   assert.equal(await presence.handshakes.open(key, 60_000), true);
   const askFrame = encode({ op: Op.TCPAsk, sender: "alice", recipient: "bob", password: 3 });
@@ -138,6 +138,9 @@ Deno.test("an ask whose relay failed is not left pending: ERROR 9 and TCPAbort t
       send: () => Promise.reject(new PresenceUnavailable("relay down")),
       broadcast: () => {},
       remoteUsers: 0,
+      available: true,
+      listen: () => {},
+      unlisten: () => {},
     },
   });
   const server = await startServer({ host: "127.0.0.1", port: 0 }, { presence: () => presence });

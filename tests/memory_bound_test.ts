@@ -20,6 +20,9 @@ function stuckSend(inner: MemoryPresence, gate: Promise<void>): Presence {
     send: (to, f) => to === "slowpoke" ? gate.then(() => send(to, f)) : send(to, f),
     broadcast,
     remoteUsers: 0,
+    available: true,
+    listen: () => {},
+    unlisten: () => {},
   };
   return Object.assign(inner, { relay });
 }

@@ -218,15 +218,15 @@ test("a dead holder's pseudo is taken over exactly once by racing nodes", async 
   }
 });
 
-test("a value naming a live node with another fence receives nothing", async () => {
+test("a value naming a live node that does not hold the user is unreachable", async () => {
   const t = await target();
   const [p, q] = await Promise.all([node(t), node(t)]);
   const raw = await rawCluster();
   try {
     const ghost = uniq("ghost");
     await raw.set(keys.user(ghost), `${p.nodeId}|not-the-fence`);
-    assert.equal(await q.send(ghost, bytes(2, 1)), false);
-    assert.equal(p.stats.receives, 0, "nothing reached p");
+    assert.equal(await q.send(ghost, bytes(2, 1)), false, "p answers: not here");
+    assert.equal(q.stats.routeStale, 1, "q dropped the route it had looked up");
   } finally {
     raw.disconnect();
     await Promise.all([p.close(), q.close()]);

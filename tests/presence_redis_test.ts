@@ -9,7 +9,8 @@ import { Redis } from "ioredis";
 import { PresenceUnavailable } from "../src/presence/presence.ts";
 import { keys, pairTag } from "../src/presence/redis/schema.ts";
 import { leaseCases } from "./helpers/lease_cases.ts";
-import { encodeBatch, encodeEntry } from "../src/presence/redis/envelope.ts";
+import { encodeFrame } from "../src/presence/redis/envelope.ts";
+import { channels } from "../src/presence/redis/schema.ts";
 import { presenceContract } from "./contract/mod.ts";
 import { RecordingInbox } from "./helpers/presence_node.ts";
 import type { BreakableRedisNode } from "./helpers/redis_presence_probe.ts";
@@ -109,11 +110,17 @@ test("a frame that overtakes the reserve's reply is not lost", async () => {
     for (let i = 0; i < 20; i++) {
       const u = uniq("early");
       const inbox = new RecordingInbox();
-      const payload = encodeBatch([encodeEntry(u, bytes(2, i))]);
-      // Redis may run this publish before or after the reserve: before, the frame reaches a
-      // pseudo that is only pending on p; either way it must not be lost.
+      const origin = new TextEncoder().encode("sender");
+      const payload = encodeFrame(origin, i, Date.now() + 60_000, u, bytes(2, i));
+      // Published as soon as p listens for u, which may be before its login completes: the
+      // frame then reaches a pseudo that is only pending on p; either way it must not be lost.
       const reserved = p.login(u, inbox);
-      await raw.publish(`chatos:to:{${p.nodeId}}`, payload);
+      const channel = channels.user(p.nodeId, u);
+      await until("p listens for u", 2000, async () => {
+        const [, subscribers] = await raw.pubsub("NUMSUB", channel) as [string, number];
+        return subscribers > 0;
+      });
+      assert.equal(await raw.publish(channel, payload), 1, "p's subscriber received it");
       assert.equal(await reserved, "ok");
       await inbox.waitFor(1);
       assert.deepEqual(inbox.frames, [bytes(2, i)]);

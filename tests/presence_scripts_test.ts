@@ -84,7 +84,6 @@ Deno.test("lua scripts: includes are spliced once each, nested ones too", () => 
     "t",
     "-- KEYS[1]: x\n--#include a\n--#include b\nreturn KEYS[1]",
     (n) => libs[n],
-    {},
   );
   assert.equal(def.numberOfKeys, 1);
   assert.equal(def.lua.match(/local k = 0/g)?.length, 1, def.lua);

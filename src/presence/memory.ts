@@ -135,6 +135,9 @@ const NO_OTHER_NODES: Relay = {
   send: () => false,
   broadcast: () => {},
   remoteUsers: 0,
+  available: true,
+  listen: () => {},
+  unlisten: () => {},
 };
 
 /** Presence for one process. */

@@ -12,6 +12,7 @@
  */
 
 import type { HandshakeKey } from "../protocol/frames.ts";
+import { Histogram } from "../lib/histogram.ts";
 
 /** A result that may be available at once. Await it, or test `instanceof Promise` on a hot path. */
 export type MaybePromise<T> = T | Promise<T>;
@@ -97,8 +98,23 @@ export interface Relay {
    * received it. Synchronous where the answer is known at once (one node: always false).
    */
   send(to: string, frame: Uint8Array): MaybePromise<boolean>;
-  /** Delivers `frame` once to every user of every other node except `except`. */
+  /**
+   * Delivers `frame` once to every user of every other node except `except`. Rejects only when it
+   * reached no other node (their users got nothing).
+   */
   broadcast(frame: Uint8Array, except: string): MaybePromise<void>;
+  /**
+   * `pseudo` is logging in on this node: frames for it from other nodes come here once this
+   * resolves (before the login is answered). One node: nothing to do.
+   */
+  listen(pseudo: string): MaybePromise<void>;
+  /** `pseudo` logged out of this node: frames for it stop coming here. */
+  unlisten(pseudo: string): void;
+  /**
+   * Whether frames can leave this node now. While false, `send` and `broadcast` reject at once
+   * and the caller delivers nothing locally either: an SMA answered ERROR 9 reached nobody.
+   */
+  readonly available: boolean;
   /**
    * The users of the other nodes: what a broadcast reaches beyond this node (flood control
    * charges an SMA for each, so it is asked on every SMA and must be a field, never a round
@@ -115,6 +131,50 @@ export interface RelayStats {
   reconnects: number;
   /** The last round trip of the liveness ping through pub/sub. */
   lastRttMs: number;
+  /** Frames sent to users of other nodes, and how each ended. */
+  sent: number;
+  /** Answered delivered (or reached their node in time, the answer lost). */
+  delivered: number;
+  /** The user is on no other node (ERROR 4). */
+  unreachable: number;
+  /** Not delivered: Redis unreachable, or no answer in time (ERROR 9). */
+  failed: number;
+  /** From send to answer, for frames that ended delivered or unreachable (ms). */
+  sendLatency: Histogram;
+  /** Frames and broadcasts that arrived after their deadline, dropped (their sender was told). */
+  expired: number;
+  /** Frames that found their user gone when they arrived (it left after the publish). */
+  notHere: number;
+  /** Frames held while this node could not vouch for its users, dropped past the bound. */
+  heldDropped: number;
+  /** Redis Cluster broadcasts that reached some nodes and not others (a shard down). */
+  broadcastsPartial: number;
+  /** The route cache: sends that knew their node, sends that looked it up, routes found wrong. */
+  routeHits: number;
+  routeMisses: number;
+  routeStale: number;
+}
+
+/** Stats of a relay that has sent nothing yet. */
+export function newRelayStats(): RelayStats {
+  return {
+    publishes: 0,
+    receives: 0,
+    reconnects: 0,
+    lastRttMs: 0,
+    sent: 0,
+    delivered: 0,
+    unreachable: 0,
+    failed: 0,
+    sendLatency: new Histogram(),
+    expired: 0,
+    notHere: 0,
+    heldDropped: 0,
+    broadcastsPartial: 0,
+    routeHits: 0,
+    routeMisses: 0,
+    routeStale: 0,
+  };
 }
 
 /**

@@ -19,7 +19,14 @@
  * Redis may have come back empty.
  */
 import type { LogFn } from "../lib/log.ts";
-import type { NodeUsers, Presence, RelayStats, StoreHealth } from "./presence.ts";
+import {
+  newRelayStats,
+  type NodeUsers,
+  type Presence,
+  type RelayStats,
+  type StoreHealth,
+} from "./presence.ts";
+import { Routes } from "./redis/routes.ts";
 import { Connections, unavailable } from "./redis/connections.ts";
 import type { RedisTarget } from "./redis/target.ts";
 import { RedisHandshakeRegistry } from "./redis/handshake_registry.ts";
@@ -65,6 +72,8 @@ export interface RedisPresenceSettings {
   probeIntervalMs?: number;
   /** A subscriber that received no ping for this long is reconnected. Default 3000. */
   probeTimeoutMs?: number;
+  /** Remote users whose node this node remembers, at most (routes.ts). Default 100,000. */
+  maxRoutes?: number;
   log?: LogFn;
 }
 
@@ -100,7 +109,7 @@ export function assembleRedisPresence(opts: RedisPresenceOptions, users: NodeUse
   }
   const { nodeId, bridge } = opts;
   const log = opts.log ?? defaultLog;
-  const stats: RelayStats = { publishes: 0, receives: 0, reconnects: 0, lastRttMs: 0 };
+  const stats = newRelayStats();
   const conns = new Connections({
     target: opts.target ?? { mode: "single", url: opts.url! },
     nodeId,
@@ -152,7 +161,19 @@ export function assembleRedisPresence(opts: RedisPresenceOptions, users: NodeUse
     users,
     log,
   });
-  const relay = new RedisRelay({ nodeId, conns, topology, users, census, probe, stats, log });
+  const relay = new RedisRelay({
+    nodeId,
+    conns,
+    topology,
+    users,
+    voucher: heartbeat,
+    routes: new Routes(opts.maxRoutes ?? 100_000, stats),
+    census,
+    probe,
+    stats,
+    commandTimeoutMs: opts.commandTimeoutMs ?? 1000,
+    log,
+  });
   return {
     nodeId,
     bridge,

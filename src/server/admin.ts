@@ -13,6 +13,7 @@ import type { StoreHealth } from "../presence/presence.ts";
 import { withDeadline, writeAll } from "../lib/async.ts";
 import { closeQuietly } from "../lib/errors.ts";
 import type { Metrics } from "./metrics.ts";
+import { renderRelayStats } from "./relay_metrics.ts";
 import type { FdBudget } from "./limits/fd_budget.ts";
 import { type AcceptDeps, acceptEach } from "./listen.ts";
 
@@ -53,23 +54,7 @@ function renderMetrics(view: AdminView): string {
   };
   const stats = view.health()?.stats;
   let text = view.metrics.render(extra);
-  if (stats) {
-    text += [
-      "# HELP chatos_redis_publishes_total frames published to Redis",
-      "# TYPE chatos_redis_publishes_total counter",
-      `chatos_redis_publishes_total ${stats.publishes}`,
-      "# HELP chatos_redis_receives_total frames received from Redis",
-      "# TYPE chatos_redis_receives_total counter",
-      `chatos_redis_receives_total ${stats.receives}`,
-      "# HELP chatos_redis_reconnects_total Redis connections re-established",
-      "# TYPE chatos_redis_reconnects_total counter",
-      `chatos_redis_reconnects_total ${stats.reconnects}`,
-      "# HELP chatos_redis_rtt_seconds last pub/sub round trip of the liveness ping",
-      "# TYPE chatos_redis_rtt_seconds gauge",
-      `chatos_redis_rtt_seconds ${stats.lastRttMs / 1000}`,
-      "",
-    ].join("\n");
-  }
+  if (stats) text += renderRelayStats(stats).join("\n") + "\n";
   return text;
 }
 

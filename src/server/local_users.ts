@@ -6,7 +6,10 @@
  */
 import type { Logger } from "../lib/log.ts";
 import { ClaimTable } from "../presence/claims.ts";
-import type { Claim, Directory, NodeUsers, ReserveResult } from "../presence/presence.ts";
+import type { Claim, NodeUsers, Presence, ReserveResult } from "../presence/presence.ts";
+
+/** What a login and a logout touch of the presence store. */
+export type Store = Pick<Presence, "directory" | "relay">;
 
 /** What the registry needs of a session. */
 export interface LocalUser {
@@ -72,14 +75,16 @@ export class LocalUsers<U extends LocalUser = LocalUser> implements NodeUsers {
 
   /**
    * Logs `user` in as `pseudo`: held here at once (so no second login of it, or of a lookalike,
-   * starts on this node), then reserved in `directory` for every node. Rejects as the directory
-   * does (PresenceUnavailable), with nothing held.
+   * starts on this node), then reserved in the directory for every node, then listened for by
+   * the relay (frames from other nodes reach it from then on). Rejects as the store does
+   * (PresenceUnavailable), with nothing held.
    */
-  async login(pseudo: string, claim: Claim, user: U, directory: Directory): Promise<ReserveResult> {
+  async login(pseudo: string, claim: Claim, user: U, store: Store): Promise<ReserveResult> {
     if (!this.#claims.hold(pseudo, claim)) return "taken";
     let result: ReserveResult;
     try {
-      result = await directory.reserve(pseudo, claim);
+      result = await store.directory.reserve(pseudo, claim);
+      if (result === "ok") await this.#listen(pseudo, store);
     } catch (e) {
       this.#abandon(pseudo);
       throw e;
@@ -96,15 +101,26 @@ export class LocalUsers<U extends LocalUser = LocalUser> implements NodeUsers {
   }
 
   /**
-   * Logs `user` out of `pseudo` if it still holds it: gone from here and, in the same turn,
-   * released in `directory` (a login of the same pseudo that starts after this is ordered behind
-   * the release, on the same Redis connection).
+   * Logs `user` out of `pseudo` if it still holds it: gone from here, no longer listened for, and,
+   * in the same turn, released in the directory (a login of the same pseudo that starts after
+   * this is ordered behind the release, on the same Redis connection).
    */
-  logout(pseudo: string, user: U, directory: Directory): Promise<void> {
+  logout(pseudo: string, user: U, store: Store): Promise<void> {
     if (this.#users.get(pseudo) !== user) return Promise.resolve();
     this.#users.delete(pseudo);
     this.#claims.drop(pseudo);
-    return directory.release(pseudo);
+    store.relay.unlisten(pseudo);
+    return store.directory.release(pseudo);
+  }
+
+  /** The relay listens for `pseudo`; if it cannot, the reservation just made is given back. */
+  async #listen(pseudo: string, store: Store): Promise<void> {
+    try {
+      await store.relay.listen(pseudo);
+    } catch (e) {
+      await store.directory.release(pseudo).catch(() => {}); // retried by the heartbeat
+      throw e;
+    }
   }
 
   #abandon(pseudo: string): void {

@@ -35,6 +35,8 @@ export class Metrics {
   acceptErrors = 0;
   /** Private links closed for being idle. */
   linksIdleClosed = 0;
+  /** SMAs this node's users got and the other nodes' did not (Redis failed on the way). */
+  broadcastsLost = 0;
 
   /** Gauges read at scrape time. */
   gauges: Record<string, () => number> = {};
@@ -98,6 +100,11 @@ export class Metrics {
       ],
       ["accept_errors_total", "failed accepts (the listener backs off)", this.acceptErrors],
       ["links_idle_closed_total", "private links closed for being idle", this.linksIdleClosed],
+      [
+        "broadcasts_lost_total",
+        "SMAs this node's users got and other nodes' did not (Redis failed on the way)",
+        this.broadcastsLost,
+      ],
       [
         "link_foreign_frames_total",
         "private-end frames not from the named user's address",

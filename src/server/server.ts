@@ -157,6 +157,7 @@ export async function startServer(
     relay,
     aborts,
     log,
+    warn,
     metrics,
     limits: config,
     draining: () => draining,

@@ -92,11 +92,11 @@ export class TestNode<P extends Presence = Presence> {
     inbox = new RecordingInbox(),
     claim: Claim = bareClaim(pseudo),
   ): Promise<ReserveResult> {
-    return this.users.login(pseudo, claim, inbox, this.presence.directory);
+    return this.users.login(pseudo, claim, inbox, this.presence);
   }
 
   logout(pseudo: string, inbox: RecordingInbox): Promise<void> {
-    return this.users.logout(pseudo, inbox, this.presence.directory);
+    return this.users.logout(pseudo, inbox, this.presence);
   }
 
   /** As a session sends: to a user of this node, else through the relay. */

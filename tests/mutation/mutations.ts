@@ -115,12 +115,12 @@ export const MUTATIONS: Mutation[] = [
       "    }\n" +
       "    try {\n" +
       "      // While draining, the store was closed and released everyone already: this is local only.\n" +
-      "      await users.logout(pseudo, this, directory);\n" +
+      "      await users.logout(pseudo, this, this.#d);\n" +
       "    } catch (e) {\n" +
       '      log.warn("could not release pseudo", { pseudo, error: errorMessage(e) });\n' +
       "    }",
     replace: "try {\n" +
-      "      await users.logout(pseudo, this, directory);\n" +
+      "      await users.logout(pseudo, this, this.#d);\n" +
       "    } catch (e) {\n" +
       '      log.warn("could not release pseudo", { pseudo, error: errorMessage(e) });\n' +
       "    }\n" +

@@ -17,12 +17,17 @@ import type { LogFn } from "../../lib/log.ts";
 import type { Client } from "./connections.ts";
 import type { NodeList } from "./nodes.ts";
 import { keys } from "./schema.ts";
+import { RELAY_PROTOCOL } from "./envelope.ts";
 
 export class Census {
   readonly #cmd: Client;
   readonly #nodes: NodeList;
   readonly #log: LogFn;
   #others = 0;
+  /** The other live nodes that speak this node's relay protocol, as of the last refresh. */
+  #peers: string[] = [];
+  /** Live nodes of another release: frames are not exchanged with them. */
+  #foreign = new Set<string>();
 
   constructor(cmd: Client, nodes: NodeList, log: LogFn) {
     this.#cmd = cmd;
@@ -35,17 +40,53 @@ export class Census {
     return this.#others;
   }
 
-  /** Reads the other nodes' counts; on failure keeps the last figure (never rejects). */
+  /**
+   * The other live nodes of this release: a Redis Cluster broadcast goes to each. A node that
+   * started since the last heartbeat is among them from the next one (at most one period).
+   */
+  get peers(): readonly string[] {
+    return this.#peers;
+  }
+
+  /** Whether `nodeId` is a live node of another release (frames to its users are refused). */
+  foreign(nodeId: string): boolean {
+    return this.#foreign.has(nodeId);
+  }
+
+  /** Reads the other nodes' counts and releases; on failure keeps the last figures (never rejects). */
   async refresh(): Promise<void> {
     try {
       const ids = await this.#nodes.others();
-      const counts = await Promise.all(ids.map((id) => this.#cmd.hget(keys.lease(id), "users")));
+      const leases = await Promise.all(
+        ids.map((id) => this.#cmd.hmget(keys.lease(id), "users", "proto")),
+      );
       let sum = 0;
-      for (const c of counts) {
-        const n = Number(c); // null (no lease) is 0; a malformed field counts 0 too
+      const peers: string[] = [], foreign = new Set<string>();
+      leases.forEach(([users, proto], i) => {
+        if (users === null) return; // no lease: a dead node, counted 0
+        if (proto !== RELAY_PROTOCOL) {
+          foreign.add(ids[i]);
+          if (!this.#foreign.has(ids[i])) {
+            this.#log(
+              "error",
+              "a node of another release shares this cluster: no frames are " +
+                "exchanged with it; upgrade every node (docs/REDIS.md, rolling upgrades)",
+              {
+                node: ids[i],
+                protocol: proto ?? "1",
+                ours: RELAY_PROTOCOL,
+              },
+            );
+          }
+          return;
+        }
+        peers.push(ids[i]);
+        const n = Number(users); // a malformed field counts 0
         if (Number.isSafeInteger(n) && n > 0) sum += n;
-      }
+      });
       this.#others = sum;
+      this.#peers = peers;
+      this.#foreign = foreign;
     } catch (e) {
       // The heartbeat that just ran reports an outage; this is only a stale estimate.
       this.#log("debug", "census failed; keeping the last user count", { error: errorMessage(e) });

@@ -11,8 +11,8 @@
  *   compare-and-set on the value read (`userCas`): of two nodes racing for it
  *   one wins, and a node that came back re-writes its keys only by the same
  *   compare-and-set, so it cannot win a key someone took meanwhile;
- * - a send checks the fence atomically with the SPUBLISH, in a script on the
- *   destination node's slot (its lease and channel share the tag {<node id>}).
+ * - frames to a node's users are plain SPUBLISHes to its channel (relay.ts): the node that
+ *   receives them checks its own users and its own lease, and answers.
  *
  * A name key (a canonical form of a pseudo) is taken the same way, with the
  * same value, after the user key; if any cannot be taken, the keys taken are
@@ -30,28 +30,17 @@
  *   value, so its old reservation's steps could not tell its new one apart):
  *   each waits for those of the other kind begun before it.
  */
-import type { Buffer } from "node:buffer";
 import type { Claim } from "../presence.ts";
 import type { Connections } from "./connections.ts";
 import type { Fence } from "./lease.ts";
 import type { NodeList } from "./nodes.ts";
 import { channels, holderNode, holderValue, keys, parseHolder } from "./schema.ts";
-import {
-  chunks,
-  NO_LEASE,
-  type Outgoing,
-  PRUNE_BATCH,
-  PRUNE_ROUNDS,
-  type RedisTopology,
-} from "./topology.ts";
+import { chunks, NO_LEASE, PRUNE_BATCH, PRUNE_ROUNDS, type RedisTopology } from "./topology.ts";
 
 /** Compare-and-set rounds before a contended pseudo counts as taken. */
 const TAKEOVER_TRIES = 4;
 
-type Send = Extract<Outgoing, { kind: "send" }>;
-
 export class ClusterTopology implements RedisTopology {
-  readonly batchesBroadcasts = true;
   readonly #conns: Connections;
   readonly #nodeId: string;
   readonly #instance: string;
@@ -59,8 +48,6 @@ export class ClusterTopology implements RedisTopology {
   readonly #nodes: NodeList;
   readonly #leaseKey: string;
   readonly #ownUsers: string;
-  /** Resolves once the previous publish batch was issued: batches leave in order. */
-  #issued: Promise<void> = Promise.resolve();
   /** Reserves (and reasserts) in flight, and releases: neither kind overlaps the other. */
   readonly #reserving = new Set<Promise<unknown>>();
   readonly #releasing = new Set<Promise<unknown>>();
@@ -183,89 +170,8 @@ export class ClusterTopology implements RedisTopology {
     return false;
   }
 
-  /**
-   * Per destination node, one script per batch with the turn's frames in order; sends and
-   * broadcasts share the node's channel, so a later broadcast never overtakes an earlier send.
-   * A broadcast goes to every other node on the list (each checks its lease in the script).
-   */
-  publish(items: readonly Outgoing[]): void {
-    const { pub } = this.#conns;
-    const sends = items.filter((x): x is Send => x.kind === "send");
-    const lookups = Promise.all(sends.map((s) => pub.get(keys.user(s.to))));
-    const nodes = items.some((x) => x.kind === "broadcast")
-      ? this.#nodes.others()
-      : Promise.resolve([]);
-    const prev = this.#issued;
-    this.#issued = Promise.all([lookups, nodes, prev]).then(
-      ([values, ids]) => this.#issue(items, sends, values, ids),
-      (e) => {
-        this.#conns.redirected(e);
-        for (const x of items) x.settle.reject(e);
-      },
-    );
-  }
-
   subscribe(): Promise<unknown> {
     return this.#conns.subscribe(channels.to(this.#nodeId), channels.all);
-  }
-
-  #issue(
-    items: readonly Outgoing[],
-    sends: readonly Send[],
-    values: (string | null)[],
-    nodeIds: string[],
-  ): void {
-    const groups = new Map<string, { args: Array<string | Buffer>; sends: (Send | null)[] }>();
-    const group = (node: string) => {
-      let g = groups.get(node);
-      if (!g) groups.set(node, g = { args: [], sends: [] });
-      return g;
-    };
-    const broadcasts: Extract<Outgoing, { kind: "broadcast" }>[] = [];
-    const valueOf = new Map(sends.map((s, i) => [s, values[i]]));
-    for (const item of items) {
-      if (item.kind === "send") {
-        const v = valueOf.get(item) ?? null;
-        const holder = v === null ? null : parseHolder(v);
-        if (holder?.fence == null || holder.node === this.#nodeId) {
-          item.settle.resolve(false); // absent, or bound here but not local
-          continue;
-        }
-        const g = group(holder.node);
-        g.args.push(holder.fence, item.entry);
-        g.sends.push(item);
-      } else {
-        broadcasts.push(item);
-        for (const id of nodeIds) {
-          if (id === this.#nodeId) continue;
-          const g = group(id);
-          g.args.push("", item.payload);
-          g.sends.push(null);
-        }
-      }
-    }
-    const calls: Promise<unknown>[] = [];
-    for (const [node, g] of groups) {
-      const call = this.#conns.script("nodePublish", keys.lease(node), channels.to(node), ...g.args)
-        .then(
-          (r) => {
-            const counts = r as number[];
-            g.sends.forEach((s, i) => s?.settle.resolve(counts[i] > 0));
-          },
-          (e) => {
-            this.#conns.redirected(e);
-            for (const s of g.sends) s?.settle.reject(e);
-            throw e;
-          },
-        );
-      calls.push(call);
-    }
-    if (broadcasts.length) {
-      Promise.all(calls).then(
-        () => broadcasts.forEach((b) => b.settle.resolve()),
-        (e) => broadcasts.forEach((b) => b.settle.reject(e)),
-      );
-    } else calls.forEach((c) => c.catch(() => {})); // rejections were passed to the senders
   }
 
   /** Whether a user key's value names a live lease with that fence. */

@@ -43,9 +43,6 @@ type ScriptFn = (...args: ScriptArg[]) => Promise<unknown>;
 /** One Redis, or a Redis Cluster: ioredis gives both the same command methods. */
 export type Client = Redis | Cluster;
 
-/** Scripts that publish run on `pub`, auto-pipelined behind the other publishes. */
-const ON_PUB: ReadonlySet<ScriptName> = new Set(["sendBatch", "nodePublish"]);
-
 /** Wraps any failure as the error the Presence interface promises. */
 export function unavailable(e: unknown): PresenceUnavailable {
   if (e instanceof PresenceUnavailable) return e;
@@ -99,15 +96,13 @@ export class Connections {
           sentinelRetryStrategy: (times: number) => Math.min(100 * times, 1000),
         });
     this.cmd = open({ connectionName: name("cmd") });
-    this.pub = open({ enableAutoPipelining: true, connectionName: name("pub") });
+    this.pub = open({ commandTimeout: undefined, connectionName: name("pub") });
     this.sub = open({
       autoResubscribe: true,
       shardedSubscribers: true,
       connectionName: name("sub"),
     });
-    for (const [script, def] of Object.entries(scripts)) {
-      (ON_PUB.has(script as ScriptName) ? this.pub : this.cmd).defineCommand(script, def);
-    }
+    for (const [script, def] of Object.entries(scripts)) this.cmd.defineCommand(script, def);
     this.#shards = this.cmd instanceof Cluster && this.pub instanceof Cluster
       ? new ShardRoutes([this.cmd, this.pub], opts.log)
       : null;
@@ -177,10 +172,9 @@ export class Connections {
     return this.#lost[kind];
   }
 
-  /** Runs a script on `cmd` (or `sendBatch` on `pub`); rejects with what ioredis rejects. */
+  /** Runs a script on `cmd`; rejects with what ioredis rejects. */
   script(name: ScriptName, ...args: ScriptArg[]): Promise<unknown> {
-    const conn = ON_PUB.has(name) ? this.pub : this.cmd;
-    return (conn as unknown as Record<ScriptName, ScriptFn>)[name](...args);
+    return (this.cmd as unknown as Record<ScriptName, ScriptFn>)[name](...args);
   }
 
   /** Publishes on a node's channel: sharded on Redis Cluster. */
@@ -193,6 +187,16 @@ export class Connections {
   /** Subscribes `sub` to these channels: per-node channels sharded on Redis Cluster. */
   subscribe(own: string, broadcast: string): Promise<unknown> {
     return this.cluster ? this.sub.ssubscribe(own) : this.sub.subscribe(own, broadcast);
+  }
+
+  /** Subscribes `sub` to per-user channels (sharded on Redis Cluster). */
+  listen(channels: string[]): Promise<unknown> {
+    return this.cluster ? this.sub.ssubscribe(...channels) : this.sub.subscribe(...channels);
+  }
+
+  /** Unsubscribes `sub` from per-user channels. */
+  unlisten(channels: string[]): Promise<unknown> {
+    return this.cluster ? this.sub.sunsubscribe(...channels) : this.sub.unsubscribe(...channels);
   }
 
   /**

@@ -65,6 +65,16 @@ export class Heartbeat {
     return this.#d.lease.held && !this.#needResync;
   }
 
+  /**
+   * This node may vouch for its users now: synced, and its lease alive in Redis by this
+   * process' clock. Frames from other nodes are delivered only then: a node that stalled past
+   * its lease may have had users taken over, and evicts them only once it has written its
+   * reservations again.
+   */
+  get vouching(): boolean {
+    return this.synced && this.#d.lease.valid;
+  }
+
   /** At start-up, after the lease is acquired: where the cluster's epoch stands now. */
   async begin(): Promise<void> {
     this.#epoch = await this.#d.conns.clusterEpoch();

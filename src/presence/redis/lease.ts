@@ -9,6 +9,7 @@ import { PresenceUnavailable } from "../presence.ts";
 import type { Connections } from "./connections.ts";
 import type { NodeList } from "./nodes.ts";
 import { keys } from "./schema.ts";
+import { RELAY_PROTOCOL } from "./envelope.ts";
 
 /** Heartbeat script answers. */
 const HELD_ELSEWHERE = 0, CREATED = 2;
@@ -38,6 +39,11 @@ export class Lease implements Fence {
   readonly #key: string;
   readonly #started = Date.now();
   #held = false;
+  /**
+   * Until when (this process' clock) the lease is surely alive in Redis: a renewal that succeeded
+   * was sent no earlier than this minus leaseMs. Past it the node cannot vouch for its users.
+   */
+  #validUntil = 0;
   /** The fence of the lease this process holds (see heartbeat.lua), null before the first. */
   #fence: string | null = null;
   readonly #lapsedListeners: Array<() => void> = [];
@@ -59,6 +65,14 @@ export class Lease implements Fence {
   }
 
   /**
+   * The lease is alive in Redis now, by this process' clock: a node delivers frames from other
+   * nodes only then (a node that stalled past its lease may have had its users taken over).
+   */
+  get valid(): boolean {
+    return Date.now() < this.#validUntil;
+  }
+
+  /**
    * Takes the lease at start-up. A crashed process with this node id leaves a lease that lapses
    * within leaseMs (a quick restart under the same id just waits); a live one keeps it, and this
    * rejects by `deadline` (or the lease's own lapse, if later).
@@ -76,6 +90,7 @@ export class Lease implements Fence {
   /** Refreshes the lease (writing this node's user count into it), or creates it anew. */
   async renew(users: number): Promise<Renewal> {
     const o = this.#o;
+    const sentAt = Date.now();
     const [r, fence] = await this.#conns.script(
       "heartbeat",
       this.#key,
@@ -85,11 +100,14 @@ export class Lease implements Fence {
       String(this.#started),
       String(users),
       String(Math.max(1, Math.ceil(o.leaseMs))),
+      RELAY_PROTOCOL,
     ) as [number, string?];
     if (r === HELD_ELSEWHERE) {
       this.#held = false;
+      this.#validUntil = 0;
       return "held-elsewhere";
     }
+    this.#validUntil = sentAt + o.leaseMs;
     this.#fence = fence ?? null;
     // Listed for pruning and broadcasts; a separate key, so not in the script (Redis Cluster).
     await this.#nodes.join();
@@ -105,6 +123,7 @@ export class Lease implements Fence {
   /** Redis refused a call because the lease is gone: not held, and whoever listens renews it now. */
   lapsed(): void {
     this.#held = false;
+    this.#validUntil = 0;
     for (const l of this.#lapsedListeners) l();
   }
 

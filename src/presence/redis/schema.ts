@@ -70,8 +70,14 @@ export function holderNode(value: string): string {
 
 /** Payloads: envelope.ts. */
 export const channels = {
-  /** Batches of frames for users on that node, its own liveness pings, and (Cluster) broadcasts. */
+  /** That node's own liveness pings, answers to frames it sent, and (Cluster) broadcasts. */
   to: (nodeId: string) => `${PREFIX}to:{${nodeId}}`,
+  /**
+   * Frames for `pseudo` while it is logged in on that node: the node subscribes on login and
+   * unsubscribes on logout, so a publish's receiver count says whether it holds the user. Same
+   * hash tag as the node's channel and lease: one shard serves a node's users.
+   */
+  user: (nodeId: string, pseudo: string) => `${PREFIX}to:{${nodeId}}:u:${pseudo}`,
   /** Broadcasts, with their origin node and the pseudo they skip (single Redis and Sentinel). */
   all: `${PREFIX}all`,
 } as const;

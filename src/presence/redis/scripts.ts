@@ -5,17 +5,16 @@
  *
  * A script's header comment states its KEYS and ARGV; the number of `KEYS[n]`
  * lines there is the key count given to Redis, so header and call cannot
- * disagree. Three things are composed here rather than pasted into the files:
+ * disagree. Two things are composed here rather than pasted into the files:
  * `--#include NAME` splices in ./lua/lib/NAME.lua (once per script, includes
- * nested), `--#include keys` the Lua functions that build the keys a script
+ * nested), and `--#include keys` the Lua functions that build the keys a script
  * derives from values it read (generated from schema.ts, so a key's shape is
- * written only there), and `{{NAME}}` is replaced by a constant of the pub/sub
- * envelope (envelope.ts).
+ * written only there). Nothing on the path of a message runs a script: frames
+ * between nodes are plain publishes (relay.ts).
  *
  * Files are read when this module loads (`--allow-read`, which `deno task
  * serve` and the Dockerfile's command grant).
  */
-import { luaConstants } from "./envelope.ts";
 import { channels, keys } from "./schema.ts";
 
 export interface ScriptDef {
@@ -28,7 +27,6 @@ const files = {
   reserve: "reserve",
   reassert: "reassert",
   release: "release",
-  sendBatch: "send_batch",
   close: "close",
   prune: "prune",
   hsOpen: "hs_open",
@@ -41,7 +39,6 @@ const files = {
   userClaim: "user_claim",
   userCas: "user_cas",
   userRelease: "user_release",
-  nodePublish: "node_publish",
   leaseClose: "lease_close",
   prunePop: "prune_pop",
 } as const;
@@ -109,7 +106,6 @@ export function compose(
   file: string,
   text: string,
   include: (name: string) => string,
-  constants: Readonly<Record<string, string>>,
 ): ScriptDef {
   const included = new Set<string>();
   const splice = (lua: string): string =>
@@ -118,12 +114,7 @@ export function compose(
       included.add(name);
       return splice(include(name)).trimEnd();
     });
-  const lua = splice(text)
-    .replace(/\{\{(\w+)\}\}/g, (_, name: string) => {
-      const v = constants[name];
-      if (v === undefined) throw new Error(`${file}.lua: unknown constant {{${name}}}`);
-      return v;
-    });
+  const lua = splice(text);
   const header = text.match(/^(?:--.*\n)+/)?.[0] ?? "";
   const declared = [...header.matchAll(/^-- KEYS\[(\d+)\]/gm)].map((m) => Number(m[1]));
   declared.forEach((n, i) => {
@@ -137,7 +128,7 @@ function load(): Record<ScriptName, ScriptDef> {
   const include = (name: string) => name === "keys" ? generated : read(`lib/${name}.lua`);
   const out = {} as Record<ScriptName, ScriptDef>;
   for (const [name, file] of Object.entries(files) as [ScriptName, string][]) {
-    out[name] = compose(file, read(`${file}.lua`), include, luaConstants);
+    out[name] = compose(file, read(`${file}.lua`), include);
   }
   return out;
 }

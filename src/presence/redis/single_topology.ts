@@ -3,20 +3,12 @@
  * Sentinel): every operation is one Lua script that may read any key, e.g.
  * the lease of the node a user points to. User keys hold the node id.
  */
-import type { Buffer } from "node:buffer";
 import type { Claim } from "../presence.ts";
 import type { Connections } from "./connections.ts";
 import { channels, keys } from "./schema.ts";
-import {
-  chunks,
-  type Outgoing,
-  PRUNE_BATCH,
-  PRUNE_ROUNDS,
-  type RedisTopology,
-} from "./topology.ts";
+import { chunks, PRUNE_BATCH, PRUNE_ROUNDS, type RedisTopology } from "./topology.ts";
 
 export class SingleTopology implements RedisTopology {
-  readonly batchesBroadcasts = false;
   readonly #conns: Connections;
   readonly #nodeId: string;
   readonly #instance: string;
@@ -106,43 +98,7 @@ export class SingleTopology implements RedisTopology {
     return false;
   }
 
-  /**
-   * Runs of sends leave in one `sendBatch` script call each (one PUBLISH per destination node),
-   * broadcasts as one PUBLISH to the broadcast channel; all on `pub`, so in this order.
-   */
-  publish(items: readonly Outgoing[]): void {
-    let run: Extract<Outgoing, { kind: "send" }>[] = [];
-    for (const item of items) {
-      if (item.kind === "send") {
-        run.push(item);
-        continue;
-      }
-      this.#sendBatch(run);
-      run = [];
-      this.#conns.pub.publish(channels.all, item.payload).then(
-        () => item.settle.resolve(),
-        (e) => item.settle.reject(e),
-      );
-    }
-    this.#sendBatch(run);
-  }
-
   subscribe(): Promise<unknown> {
     return this.#conns.subscribe(channels.to(this.#nodeId), channels.all);
-  }
-
-  #sendBatch(batch: Extract<Outgoing, { kind: "send" }>[]): void {
-    if (batch.length === 0) return;
-    const args: Array<string | Buffer> = [this.#nodeId];
-    for (const m of batch) args.push(m.to, m.entry);
-    this.#conns.script("sendBatch", ...args).then(
-      (r) => {
-        const counts = r as number[];
-        for (let i = 0; i < batch.length; i++) batch[i].settle.resolve(counts[i] > 0);
-      },
-      (e) => {
-        for (const m of batch) m.settle.reject(e);
-      },
-    );
   }
 }

@@ -2,20 +2,10 @@
  * What RedisPresence needs from Redis, per topology: a single Redis (or a
  * Sentinel-managed primary), where one Lua script may touch any key, or a
  * Redis Cluster, where each atomic step stays inside one hash slot. The local
- * bookkeeping (directory.ts, heartbeat.ts, relay.ts) is the same for both.
+ * bookkeeping (directory.ts, heartbeat.ts) is the same for both, and so are frames between
+ * nodes: plain publishes (relay.ts, outbox.ts), no script.
  */
-import type { Buffer } from "node:buffer";
 import type { Claim } from "../presence.ts";
-
-export interface Settle<T> {
-  resolve(value: T): void;
-  reject(e: unknown): void;
-}
-
-/** A frame leaving this node: for one user (an envelope entry) or for everyone (a broadcast). */
-export type Outgoing =
-  | { kind: "send"; to: string; entry: Buffer; settle: Settle<boolean> }
-  | { kind: "broadcast"; payload: Buffer; settle: Settle<void> };
 
 /** Pseudos per batch of Redis calls when many are written or released at once. */
 const CHUNK = 500;
@@ -36,11 +26,6 @@ export const NO_LEASE = "NOLEASE node lease missing";
 
 export interface RedisTopology {
   /**
-   * Broadcasts wait for the end of the turn like sends (Redis Cluster: they share each node's
-   * per-turn script call), rather than leaving at once (single Redis: one PUBLISH each).
-   */
-  readonly batchesBroadcasts: boolean;
-  /**
    * True: `pseudo` and every name key of `claim` are now bound to this node, and its profile
    * (client key, name keys) written; false: a live node holds the pseudo or a key (nothing taken).
    */
@@ -58,8 +43,6 @@ export interface RedisTopology {
   close(): Promise<void>;
   /** Housekeeping for another node: true if its lease was gone and its leftovers are removed. */
   prune(nodeId: string): Promise<boolean>;
-  /** Publishes, in this order, and settles each item (sends: whether a node received it). */
-  publish(items: readonly Outgoing[]): void;
   /** Subscribes (again) to this node's channel, and where broadcasts arrive. */
   subscribe(): Promise<unknown>;
 }

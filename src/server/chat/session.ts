@@ -26,6 +26,7 @@ import {
   type Relay,
 } from "../../presence/presence.ts";
 import type { Logger } from "../../lib/log.ts";
+import type { WarnThrottle } from "../../lib/rate.ts";
 import { errorMessage } from "../../lib/errors.ts";
 import type { Metrics } from "../metrics.ts";
 import { abortFrame, type HandshakeAborts } from "../links/aborts.ts";
@@ -63,6 +64,8 @@ export interface SessionDeps {
   relay: Relay;
   aborts: HandshakeAborts;
   log: Logger;
+  /** Warnings a client can cause at will: rate limited. */
+  warn: WarnThrottle;
   metrics: Metrics;
   limits: AskLimits;
   /** True once shutdown began: new work is refused. */
@@ -242,11 +245,11 @@ export class ChatSession implements LocalUser {
     }
     // Others see the name as typed (NFC); uniqueness is on its keys.
     const pseudo = name.display;
-    const { users, directory } = this.#d;
+    const { users } = this.#d;
     const claim = { keys: name.keys, client: clientKey(this.address) };
     let result;
     try {
-      result = await users.login(pseudo, claim, this, directory);
+      result = await users.login(pseudo, claim, this, this.#d);
     } catch (e) {
       this.#ticket.dropSession();
       return this.#unavailable("CR", e);
@@ -257,7 +260,7 @@ export class ChatSession implements LocalUser {
     }
     if (this.#closed) {
       // The socket went away while we waited: give the pseudo straight back.
-      await users.logout(pseudo, this, directory).catch((e) =>
+      await users.logout(pseudo, this, this.#d).catch((e) =>
         this.#d.log.warn("could not release pseudo", { pseudo, error: errorMessage(e) })
       );
       return;
@@ -305,19 +308,37 @@ export class ChatSession implements LocalUser {
   }
 
   #onSMA(me: string, bytes: Uint8Array): void | Promise<void> {
+    const { users, relay } = this.#d;
+    // ERROR 9 means nobody got it: while frames cannot leave this node, not even its own users.
+    if (!relay.available) {
+      return this.#unavailable("SMA", new PresenceUnavailable("redis unreachable"));
+    }
     // This node's users at once; the relay takes it to the other nodes'.
-    this.#d.users.fanOut(bytes, me);
+    const here = users.fanOut(bytes, me);
     let done;
     try {
-      done = this.#d.relay.broadcast(bytes, me);
+      done = relay.broadcast(bytes, me);
     } catch (e) {
-      return this.#unavailable("SMA", e);
+      return here > 0 ? this.#reply(this.#lostOnTheWay(e)) : this.#unavailable("SMA", e);
     }
     if (!(done instanceof Promise)) return this.#ok();
     return this.#replies.later(done.then(
       () => [OK_FRAME],
-      (e) => [encodeError(this.#unavailableCode("SMA", e))],
+      (e) =>
+        here > 0
+          ? [encodeError(this.#lostOnTheWay(e))]
+          : [encodeError(this.#unavailableCode("SMA", e))],
     ));
+  }
+
+  /**
+   * A broadcast this node's users got and the other nodes' did not (Redis failed on the way):
+   * answered OK, for it was delivered, and the loss counted and logged (rate-limited).
+   */
+  #lostOnTheWay(e: unknown): number {
+    this.#d.metrics.broadcastsLost++;
+    this.#d.warn.warn("a broadcast reached this node's users only", { error: errorMessage(e) });
+    return ErrorCode.OK;
   }
 
   async #onAsk(frame: AnyTcpFrame, bytes: Uint8Array): Promise<void> {
@@ -363,7 +384,7 @@ export class ChatSession implements LocalUser {
     this.#closed = true;
     const pseudo = this.#pseudo;
     if (pseudo === null) return;
-    const { users, directory, aborts, log } = this.#d;
+    const { users, aborts, log } = this.#d;
     // Abort this user's handshakes while the pseudo is still ours, and tell
     // only the other side: once it is released, a TCPAbort addressed to it
     // would reach its next holder.
@@ -372,7 +393,7 @@ export class ChatSession implements LocalUser {
     }
     try {
       // While draining, the store was closed and released everyone already: this is local only.
-      await users.logout(pseudo, this, directory);
+      await users.logout(pseudo, this, this.#d);
     } catch (e) {
       log.warn("could not release pseudo", { pseudo, error: errorMessage(e) });
     }
