@@ -5,7 +5,7 @@
  * redis-server, or a Redis Cluster); the cost is the CPU of all nodes together per message, and
  * Redis' CPU per message. Then the split load paced at 10k msgs/s, for its latency.
  */
-import { type BenchRedis, clusterGroups, clusterProfiles, lineName } from "../fixtures.ts";
+import { type BenchRedis, clusterGroups, lineName } from "../fixtures.ts";
 import { type LoadResult, runLoad } from "../measure.ts";
 import { cpuFields, latency, round } from "../report.ts";
 import { type Scenario, skipAll } from "../scenario.ts";
@@ -20,7 +20,8 @@ export function crossNodeOn(redis: BenchRedis): Scenario {
   const scenario: Scenario = {
     name: main,
     groups: [...clusterGroups(redis), "cross"],
-    profiles: clusterProfiles(redis),
+    // Full runs only: the figures need the whole warm-up and window (and --quick stays short).
+    profiles: ["full"],
     targets: {
       [main]: {
         text: "node CPU/msg ≤ 2.5× one node's; Redis ≤ 5 µs/msg; p99 ≤ 3 ms",
