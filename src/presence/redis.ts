@@ -94,6 +94,7 @@ export interface RedisParts {
   readonly lease: Lease;
   readonly heartbeat: Heartbeat;
   readonly probe: Probe;
+  readonly census: Census;
   readonly topology: RedisTopology;
   readonly directory: RedisDirectory;
   readonly handshakes: RedisHandshakeRegistry;
@@ -184,6 +185,7 @@ export function assembleRedisPresence(opts: RedisPresenceOptions, users: NodeUse
     lease,
     heartbeat,
     probe,
+    census,
     topology,
     directory,
     handshakes,
@@ -240,7 +242,7 @@ export class RedisPresence implements Presence, StoreHealth {
 
   /** Connects, takes the lease, subscribes, proves pub/sub with one ping. */
   async start(): Promise<void> {
-    const { conns, lease, heartbeat, directory, relay, probe, log } = this.#p;
+    const { conns, lease, heartbeat, directory, relay, probe, census, log } = this.#p;
     const deadline = Date.now() + this.#p.connectTimeoutMs;
     const left = () => Math.max(1, deadline - Date.now());
     try {
@@ -251,6 +253,8 @@ export class RedisPresence implements Presence, StoreHealth {
       await directory.reconcile(); // forget what a previous process with this id left
       await relay.subscribe();
       await probe.first(left());
+      await census.refresh();
+      await relay.announce();
     } catch (e) {
       this.#closeParts();
       conns.disconnect();

@@ -406,4 +406,35 @@ export const MUTATIONS: Mutation[] = [
     replace: "",
     tests: ["tests/handshake_release_test.ts"],
   },
+  // ---- issue 20: what a sender is told about a frame for another node is true
+  {
+    name: "relay-late-frames-delivered",
+    why:
+      "a frame that reaches its node past its deadline (its sender was told ERROR 9) is delivered",
+    find: "if (now > e.deadline) {",
+    replace: "if (false) {",
+    tests: ["tests/relay_truth_test.ts"],
+  },
+  {
+    name: "relay-late-broadcasts-delivered",
+    why:
+      "a broadcast that reaches a node past its deadline (its sender was told ERROR 9) is delivered",
+    find: "if (m.deadline + MARGIN_MS < Date.now()) {",
+    replace: "if (false) {",
+    tests: ["tests/relay_truth_test.ts"],
+  },
+  {
+    name: "relay-receiver-count-ignored",
+    why: "a frame nobody received on the user's channel (the user left) is acked OK",
+    find: "if (receivers === 0) {",
+    replace: "if (false) {",
+    tests: ["tests/presence_redis_test.ts"],
+  },
+  {
+    name: "relay-delivers-without-vouching",
+    why: "a node past its lease delivers frames to users another node may have taken over",
+    find: "if (!voucher.vouching) return this.#hold(e);",
+    replace: "",
+    tests: ["tests/presence_redis_test.ts"],
+  },
 ];

@@ -48,6 +48,16 @@ export class Census {
     return this.#peers;
   }
 
+  /**
+   * `nodeId` spoke to this node in this release's envelope (it announced itself when it started,
+   * or answered): a peer from now on, not only from the next heartbeat.
+   */
+  learn(nodeId: string): void {
+    if (!this.#peers.includes(nodeId) && !this.#foreign.has(nodeId)) {
+      this.#peers = [...this.#peers, nodeId];
+    }
+  }
+
   /** Whether `nodeId` is a live node of another release (frames to its users are refused). */
   foreign(nodeId: string): boolean {
     return this.#foreign.has(nodeId);

@@ -54,10 +54,17 @@ interface Pending {
   reject(e: unknown): void;
 }
 
+/** A broadcast not answered yet: by its publish replies, or failed at its deadline. */
+interface PendingBroadcast {
+  payload: Buffer;
+  deadline: number;
+  done: boolean;
+  resolve(): void;
+  reject(e: unknown): void;
+}
+
 /** A turn's work, in the order it was asked for. */
-type Item =
-  | { kind: "send"; p: Pending }
-  | { kind: "broadcast"; payload: Buffer; settle: { resolve(): void; reject(e: unknown): void } };
+type Item = { kind: "send"; p: Pending } | { kind: "broadcast"; b: PendingBroadcast };
 
 export interface OutboxDeps {
   nodeId: string;
@@ -79,6 +86,8 @@ export class Outbox {
   #seq = 0;
   /** Frames not settled yet, by seq; insertion order is deadline order (a retry keeps both). */
   readonly #pending = new Map<number, Pending>();
+  /** Broadcasts not settled yet, in deadline order. */
+  #broadcasts: PendingBroadcast[] = [];
   #turn: Item[] = [];
   /** The previous turn, while it waits for lookups: a later turn is issued after it. */
   #issuing: Promise<void> | null = null;
@@ -113,10 +122,13 @@ export class Outbox {
     return promise;
   }
 
-  /** Queues a broadcast payload behind this turn's frames. */
-  broadcast(payload: Buffer): Promise<void> {
+  /** Queues a broadcast payload (whose deadline it carries) behind this turn's frames. */
+  broadcast(payload: Buffer, deadline: number): Promise<void> {
     const { promise, resolve, reject } = Promise.withResolvers<void>();
-    this.#enqueue({ kind: "broadcast", payload, settle: { resolve, reject } });
+    const b: PendingBroadcast = { payload, deadline, done: false, resolve, reject };
+    this.#broadcasts.push(b);
+    this.#watch();
+    this.#enqueue({ kind: "broadcast", b });
     return promise;
   }
 
@@ -203,7 +215,7 @@ export class Outbox {
     };
     for (const item of items) {
       if (item.kind === "broadcast") {
-        this.#publishBroadcast(item, publish);
+        this.#publishBroadcast(item.b, publish);
         continue;
       }
       const p = item.p;
@@ -238,34 +250,38 @@ export class Outbox {
   }
 
   #publishBroadcast(
-    item: Extract<Item, { kind: "broadcast" }>,
+    b: PendingBroadcast,
     publish: (channel: string, payload: Buffer) => Promise<number>,
   ): void {
     const { conns, census, stats } = this.#d;
     stats.publishes++;
+    // Its receivers take it until deadline + margin: a reply by the deadline means they had it
+    // in time. A later one (Redis stalled) is answered failed: then they most likely dropped it.
+    const settle = (e: unknown | null) => {
+      if (b.done) return;
+      b.done = true;
+      if (e === null && Date.now() <= b.deadline) b.resolve();
+      else b.reject(unavailable(e ?? new Error("Redis relayed the broadcast after its deadline")));
+    };
     if (!conns.cluster) {
-      publish(channels.all, item.payload).then(
-        () => item.settle.resolve(),
-        (e) => item.settle.reject(unavailable(e)),
-      );
+      publish(channels.all, b.payload).then(() => settle(null), (e) => settle(e));
       return;
     }
     // Redis Cluster: to every other node's sharded channel, behind the frames queued for it.
     const targets = census.peers;
-    if (targets.length === 0) return item.settle.resolve();
+    if (targets.length === 0) return settle(null);
     let reached = 0, failed = 0;
     let firstError: unknown = null;
     const done = () => {
       if (reached + failed < targets.length) return;
-      if (reached > 0) item.settle.resolve();
-      else item.settle.reject(unavailable(firstError));
+      settle(reached > 0 ? null : firstError);
       if (failed > 0 && reached > 0) {
         stats.broadcastsPartial++;
         this.#d.log("warn", "a broadcast missed the nodes whose Redis shard is down", { failed });
       }
     };
     for (const node of targets) {
-      publish(channels.to(node), item.payload).then(
+      publish(channels.to(node), b.payload).then(
         () => {
           reached++;
           done();
@@ -318,12 +334,22 @@ export class Outbox {
     if (this.#sweep !== undefined) return;
     this.#sweep = unrefInterval(() => {
       const now = Date.now();
+      const late = 2 * this.#d.marginMs;
       for (const p of this.#pending.values()) {
-        if (p.deadline + 2 * this.#d.marginMs > now) break;
+        if (p.deadline + late > now) break;
         if (p.reached) this.#settle(p, true);
         else this.#fail(p, new PresenceUnavailable("no answer from Redis in time"));
       }
-      if (this.#pending.size === 0) {
+      while (this.#broadcasts.length > 0) {
+        const b = this.#broadcasts[0];
+        if (!b.done && b.deadline + late > now) break;
+        this.#broadcasts.shift();
+        if (!b.done) {
+          b.done = true;
+          b.reject(new PresenceUnavailable("no answer from Redis in time"));
+        }
+      }
+      if (this.#pending.size === 0 && this.#broadcasts.length === 0) {
         clearTimer(this.#sweep);
         this.#sweep = undefined;
       }

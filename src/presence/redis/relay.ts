@@ -127,6 +127,19 @@ export class RedisRelay implements Relay {
     }
   }
 
+  /**
+   * Tells the other nodes this one is up (Redis Cluster: they address broadcasts to the nodes they
+   * know, read on each heartbeat; a node that started since would miss them for up to one
+   * period). An empty answers message: proof of life in this release's envelope.
+   */
+  async announce(): Promise<void> {
+    if (!this.#d.conns.cluster) return; // one Redis: broadcasts go through chatos:all
+    const hello = encodeAnswers(this.#nodeIdBytes, [], []);
+    await Promise.all(
+      this.#d.census.peers.map((id) => this.#d.conns.publishTo(channels.to(id), hello)),
+    );
+  }
+
   /** `pseudo` is logging in here: frames for it are relayed here once this resolves. */
   listen(pseudo: string): Promise<void> {
     if (!this.available) return Promise.reject(this.#why());
@@ -158,13 +171,14 @@ export class RedisRelay implements Relay {
   /** To the other nodes (the caller fanned out locally already), after the frames queued before. */
   broadcast(frame: Uint8Array, except: string): Promise<void> {
     if (!this.available) return Promise.reject(this.#why());
+    const deadline = Date.now() + this.#deadlineMs;
     let payload: Buffer;
     try {
-      payload = encodeBroadcast(this.#nodeIdBytes, Date.now() + this.#deadlineMs, except, frame);
+      payload = encodeBroadcast(this.#nodeIdBytes, deadline, except, frame);
     } catch (e) {
       return Promise.reject(unavailable(e));
     }
-    return this.#outbox.broadcast(payload);
+    return this.#outbox.broadcast(payload, deadline);
   }
 
   #why(): PresenceUnavailable {
@@ -182,6 +196,7 @@ export class RedisRelay implements Relay {
         this.#receive(m);
         return;
       case "answers":
+        this.#d.census.learn(m.origin);
         this.#outbox.answered(m.origin, m.seqs, m.statuses);
         return;
       case "ping":
@@ -289,8 +304,8 @@ export class RedisRelay implements Relay {
     const { nodeId, stats, users } = this.#d;
     if (m.origin === nodeId) return; // the origin fanned out locally already
     stats.receives++;
-    if (m.deadline < Date.now()) {
-      stats.expired++; // its sender was told it failed, or will be
+    if (m.deadline + MARGIN_MS < Date.now()) {
+      stats.expired++; // its sender was told it failed (outbox.ts)
       return;
     }
     users.fanOut(m.frame, m.except);
