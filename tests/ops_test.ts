@@ -81,6 +81,36 @@ t("/readyz fails while Redis is down and recovers; Redis metrics move", async ()
   }
 });
 
+t("/metrics shows cross-node sends, their latency and the route cache", async () => {
+  const cluster = await startCluster({ nodes: 2, haproxy: false });
+  const clients: ChatClient[] = [];
+  try {
+    const on = async (i: number, who: string) => {
+      const c = await ChatClient.connect({ port: cluster.nodes[i].port });
+      clients.push(c);
+      assert.equal(await c.login(who), ErrorCode.OK);
+      return c;
+    };
+    const alice = await on(0, "alice");
+    await on(1, "bob");
+    for (let i = 0; i < 5; i++) {
+      alice.send({ op: Op.SPM, sender: "alice", recipient: "bob", message: `m${i}` });
+      assert.equal(await alice.nextError(), ErrorCode.OK);
+    }
+    alice.send({ op: Op.SPM, sender: "alice", recipient: "nobody", message: "?" });
+    assert.equal(await alice.nextError(), ErrorCode.UnreachableUser);
+    const m = await scrape(cluster.nodes[0].adminPort);
+    assert.equal(m.get('chatos_relay_sends_total{result="delivered"}'), 5);
+    assert.equal(m.get('chatos_relay_sends_total{result="unreachable"}'), 1);
+    assert.equal(m.get("chatos_relay_send_seconds_count"), 6, "each answered send is timed");
+    assert.equal(m.get('chatos_relay_routes_total{result="miss"}'), 2, "bob once, nobody once");
+    assert.equal(m.get('chatos_relay_routes_total{result="hit"}'), 4, "bob's route then known");
+  } finally {
+    for (const c of clients) c.close();
+    await cluster.stop();
+  }
+});
+
 /** What the drain scenario needs of a node: where it listens and how to stop it. */
 interface Drainable {
   port: number;

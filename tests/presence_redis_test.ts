@@ -7,6 +7,7 @@
 import assert from "node:assert/strict";
 import { Redis } from "ioredis";
 import { PresenceUnavailable } from "../src/presence/presence.ts";
+import { sleep } from "../src/lib/async.ts";
 import { keys, pairTag } from "../src/presence/redis/schema.ts";
 import { leaseCases } from "./helpers/lease_cases.ts";
 import { encodeFrame } from "../src/presence/redis/envelope.ts";
@@ -454,4 +455,42 @@ test("ops tool lists nodes, users and handshakes", async () => {
 test("stop the shared redis-server", async () => {
   await shared?.stop();
   shared = null;
+});
+
+test("a node of another release is refused, said once in the log, never sent frames", async () => {
+  const r = await sharedRedis();
+  const raw = new Redis(r.url, { lazyConnect: true });
+  const p = await node(r.url, { heartbeatMs: 100 });
+  const old = uniq("old"), carol = uniq("carol");
+  try {
+    await raw.connect();
+    // What a node of the previous release leaves in Redis: a lease without `proto`, a user on it.
+    await raw.hset(keys.lease(old), {
+      instance: "x",
+      fence: "f",
+      users: "1",
+      bridge: "",
+      client: "",
+    });
+    await raw.pexpire(keys.lease(old), 60_000);
+    await raw.sadd(keys.nodes, old);
+    await raw.set(keys.user(carol), old);
+    await until(
+      "p to read the old node's lease",
+      3000,
+      () => logLines.some((l) => l.includes("a node of another release") && l.includes(old)),
+    );
+    await rejectsUnavailable(p.send(carol, bytes(2, 1)), 2000, "a send to its user");
+    assert.equal(p.relay.remoteUsers, 0, "its users are not counted as reachable");
+    await sleep(300); // a few more heartbeats: still one line for it
+    assert.equal(
+      logLines.filter((l) => l.includes("another release") && l.includes(old)).length,
+      1,
+    );
+  } finally {
+    await raw.del(keys.lease(old), keys.user(carol));
+    await raw.srem(keys.nodes, old);
+    raw.disconnect();
+    await p.close();
+  }
 });
